@@ -1,0 +1,927 @@
+"""Regex AST -> minimal byte-level DFA (``ByteDFA``): the lexer automaton of every terminal.
+
+Construction (see docs/automata.md):
+1. Each character class is expanded into UTF-8 byte-range sequences (1-4 bytes, no surrogates, no
+   overlong forms); sequences sharing a tail are merged so a class needs few positions.
+2. A Glushkov (position) automaton over bytes: one position per byte-set leaf, ``first``/``last``/
+   ``follow`` as Python int bitsets. Bounded repeats are unrolled (``x{0,n}`` nested so the follow
+   relation stays linear).
+3. Subset construction over *byte classes* (bytes no leaf distinguishes), with bitset state keys;
+   a state or time budget raises ``CompileBudgetError`` instead of blowing up.
+4. Trim states that cannot reach acceptance, minimize (Hopcroft), renumber in BFS order so the
+   start is 0, and expand byte classes back to a 256-column table.
+
+``regex_to_dfa`` is memoized by AST node (nodes are hashable and structurally compared).
+"""
+from __future__ import annotations
+
+import gc
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
+from threading import Lock
+
+import numpy as np
+
+from corral.errors import CompileBudgetError
+from corral.grammars import regex_ast as rx
+
+__all__ = ["ByteDFA", "regex_to_dfa", "utf8_sequences", "DEFAULT_MAX_STATES", "DEFAULT_TIME_BUDGET_S"]
+
+DEFAULT_MAX_STATES = 20000
+DEFAULT_TIME_BUDGET_S = 2.0
+_SPARSE_ABOVE_POSITIONS = 1024
+_ALL_BYTES = (1 << 256) - 1
+
+
+@dataclass(frozen=True, eq=False)
+class ByteDFA:
+    """A minimal, trimmed DFA over bytes. Start state 0; ``-1`` is the (implicit) dead state."""
+
+    transitions: np.ndarray  # int32 [n_states, 256]
+    accepting: np.ndarray  # bool [n_states]
+
+    @property
+    def n_states(self) -> int:
+        return int(self.transitions.shape[0])
+
+    @cached_property
+    def live_bytes(self) -> np.ndarray:
+        """bool [n_states, 256]: the byte keeps the text extendable to a match."""
+        return self.transitions >= 0
+
+    def run(self, data: bytes, state: int = 0) -> int:
+        """The state after reading ``data`` from ``state`` (-1 once dead)."""
+        table = self.transitions
+        for b in data:
+            if state < 0:
+                return -1
+            state = int(table[state, b])
+        return state
+
+    def matches(self, data: bytes) -> bool:
+        if self.n_states == 0:
+            return False
+        s = self.run(data)
+        return s >= 0 and bool(self.accepting[s])
+
+    def is_prefix(self, data: bytes) -> bool:
+        """``data`` can be extended (possibly by nothing) to a match (every state is live)."""
+        return self.n_states > 0 and self.run(data) >= 0
+
+    def __repr__(self) -> str:
+        return f"ByteDFA(n_states={self.n_states}, accepting={int(self.accepting.sum())})"
+
+
+# --------------------------------------------------------------------------------------------
+# UTF-8 expansion
+# --------------------------------------------------------------------------------------------
+
+_UTF8_BOUNDS = ((0, 0x7F, 1), (0x80, 0x7FF, 2), (0x800, 0xFFFF, 3), (0x10000, 0x10FFFF, 4))
+
+
+def _split_same_length(lo: int, hi: int, n: int, out: list) -> None:
+    for i in range(1, n):
+        m = (1 << (6 * i)) - 1
+        if (lo & ~m) != (hi & ~m):
+            if lo & m:
+                _split_same_length(lo, lo | m, n, out)
+                _split_same_length((lo | m) + 1, hi, n, out)
+                return
+            if (hi & m) != m:
+                _split_same_length(lo, (hi & ~m) - 1, n, out)
+                _split_same_length(hi & ~m, hi, n, out)
+                return
+    a, b = chr(lo).encode("utf-8"), chr(hi).encode("utf-8")
+    out.append(tuple(zip(a, b)))
+
+
+def _mask(lo: int, hi: int) -> int:
+    return ((1 << (hi - lo + 1)) - 1) << lo
+
+
+@lru_cache(maxsize=8192)
+def utf8_sequences(ranges: tuple[tuple[int, int], ...]) -> tuple[tuple[int, ...], ...]:
+    """Byte-set sequences (each byte set a 256-bit int) whose union of concatenations is exactly
+    the UTF-8 encodings of the code points in ``ranges`` (surrogate-free, as ``Chars`` guarantees)."""
+    raw: list[tuple[tuple[int, int], ...]] = []
+    for lo, hi in ranges:
+        for blo, bhi, n in _UTF8_BOUNDS:
+            a, b = max(lo, blo), min(hi, bhi)
+            if a > b:
+                continue
+            # surrogates are excluded by Chars, but be defensive: never encode them
+            if n == 3 and a <= 0xDFFF and b >= 0xD800:
+                if a < 0xD800:
+                    _split_same_length(a, 0xD7FF, 3, raw)
+                if b > 0xDFFF:
+                    _split_same_length(0xE000, b, 3, raw)
+                continue
+            _split_same_length(a, b, n, raw)
+    # merge sequences that differ only in their first byte range: one lead byte set per tail
+    by_tail: OrderedDict[tuple, int] = OrderedDict()
+    for seq in raw:
+        tail = tuple(_mask(l, h) for l, h in seq[1:])
+        by_tail[tail] = by_tail.get(tail, 0) | _mask(*seq[0])
+    return tuple((lead,) + tail for tail, lead in by_tail.items())
+
+
+# --------------------------------------------------------------------------------------------
+# Glushkov position automaton over code points
+# --------------------------------------------------------------------------------------------
+
+def _bits(x: int):
+    """Indices of the set bits of ``x`` (ascending)."""
+    if x.bit_length() > 2048 and x.bit_count() > 32:  # big dense-ish sets: one C-level pass
+        raw = np.frombuffer(x.to_bytes((x.bit_length() + 7) // 8, "little"), dtype=np.uint8)
+        return np.flatnonzero(np.unpackbits(raw, bitorder="little")).tolist()
+    return _few_bits(x)
+
+
+def _bitset(items) -> int:
+    """The int bitset of the given indices (built in one C-level pass)."""
+    idx = np.fromiter(items, dtype=np.int64)
+    if len(idx) == 0:
+        return 0
+    mask = np.zeros(int(idx.max()) + 1, dtype=np.uint8)
+    mask[idx] = 1
+    return int.from_bytes(np.packbits(mask, bitorder="little").tobytes(), "little")
+
+
+def _few_bits(x: int):
+    while x:
+        low = x & -x
+        yield low.bit_length() - 1
+        x ^= low
+
+
+class _Positions:
+    """Glushkov positions: one per character-class leaf (after unrolling bounded repeats).
+    ``first``/``last``/``follow`` are sets of position ids; position 0 is the virtual start."""
+
+    def __init__(self, max_positions: int):
+        self.classes: list[tuple[tuple[int, int], ...] | None] = [None]
+        self.follow: list[set[int]] = [set()]
+        self.max_positions = max_positions
+
+    def new(self, ranges: tuple[tuple[int, int], ...]) -> int:
+        p = len(self.classes)
+        if p >= self.max_positions:
+            raise CompileBudgetError(
+                f"regex needs more than {self.max_positions} automaton positions (bounded repeats too large)")
+        self.classes.append(ranges)
+        self.follow.append(set())
+        return p
+
+    def link(self, last: set[int], first: set[int]) -> None:
+        if first:
+            follow = self.follow
+            for p in last:
+                follow[p].update(first)
+
+    def build(self, node: rx.Regex) -> tuple[set[int], set[int], bool]:
+        """(first, last, nullable) of a fresh copy of ``node``'s positions."""
+        if isinstance(node, rx.Chars):
+            p = self.new(node.ranges)
+            return {p}, {p}, False
+        if isinstance(node, rx.Seq):
+            first, last, nullable = set(), set(), True
+            for item in node.items:
+                f, l, n = self.build(item)
+                self.link(last, f)
+                if nullable:
+                    first |= f
+                last = (last | l) if n else l
+                nullable = nullable and n
+            return first, last, nullable
+        if isinstance(node, rx.Alt):
+            first, last, nullable = set(), set(), False
+            for item in node.items:
+                f, l, n = self.build(item)
+                first |= f
+                last |= l
+                nullable = nullable or n
+            return first, last, nullable
+        if isinstance(node, rx.Repeat):
+            return self.build_repeat(node.item, node.min, node.max)
+        raise TypeError(f"not a regex node: {node!r}")
+
+    def build_repeat(self, item: rx.Regex, lo: int, hi: int | None) -> tuple[set[int], set[int], bool]:
+        first, last, nullable = set(), set(), True
+        for _ in range(lo):
+            f, l, n = self.build(item)
+            self.link(last, f)
+            if nullable:
+                first |= f
+            last = (last | l) if n else l
+            nullable = nullable and n
+        if hi is None:
+            f, l, n = self.build(item)
+            self.link(l, f)  # the loop
+            self.link(last, f)
+            if nullable:
+                first |= f
+            return first, last | l, nullable
+        extra = hi - lo
+        if extra <= 0:
+            return first, last, nullable
+        # x{0,k} as (x(x(x)?)?)?: each copy's last links only to the next copy's first (linear size)
+        tf, tl, _ = self.build(item)
+        for _ in range(extra - 1):
+            f, l, _n = self.build(item)
+            self.link(l, tf)
+            tf, tl = f, l | tl
+        self.link(last, tf)
+        if nullable:
+            first |= tf
+        return first, last | tl, nullable
+
+
+@lru_cache(maxsize=65536)
+def _max_length(node: rx.Regex) -> int | None:
+    """Longest string length in code points (None when unbounded)."""
+    if isinstance(node, rx.Chars):
+        return 1
+    if isinstance(node, rx.Seq):
+        total = 0
+        for i in node.items:
+            m = _max_length(i)
+            if m is None:
+                return None
+            total += m
+        return total
+    if isinstance(node, rx.Alt):
+        best = 0
+        for i in node.items:
+            m = _max_length(i)
+            if m is None:
+                return None
+            best = max(best, m)
+        return best
+    if isinstance(node, rx.Repeat):
+        m = _max_length(node.item)
+        if m == 0:
+            return 0
+        if node.max is None or m is None:
+            return None
+        return node.max * m
+    raise TypeError(node)
+
+
+@lru_cache(maxsize=65536)
+def _position_count(node: rx.Regex) -> int:
+    """Number of Glushkov positions ``node`` unrolls to (to refuse huge expansions up front)."""
+    if isinstance(node, rx.Chars):
+        return 1
+    if isinstance(node, (rx.Seq, rx.Alt)):
+        return sum(_position_count(i) for i in node.items)
+    if isinstance(node, rx.Repeat):
+        copies = node.min + 1 if node.max is None else max(node.max, 1)
+        return copies * _position_count(node.item)
+    raise TypeError(node)
+
+
+# --------------------------------------------------------------------------------------------
+# Code point DFA: subset construction over alphabet classes
+# --------------------------------------------------------------------------------------------
+
+def _alphabet_classes(pos: _Positions) -> tuple[list[int], list[list[tuple[int, int]]]]:
+    """Partition the code points by the set of positions that accept them.
+
+    Returns, per class, the bitset of positions covering it and its code point ranges; code points
+    no position accepts belong to no class.
+    """
+    grouped: dict[tuple, list[int]] = {}
+    for p, ranges in enumerate(pos.classes):
+        if ranges is not None:
+            grouped.setdefault(ranges, []).append(p)
+    members = {ranges: _bitset(ps) for ranges, ps in grouped.items()}
+    sets = list(members.items())
+    events: dict[int, int] = {}  # code point -> xor of set-ids starting or ending there
+    for sid, (ranges, _) in enumerate(sets):
+        for lo, hi in ranges:
+            events[lo] = events.get(lo, 0) ^ (1 << sid)
+            events[hi + 1] = events.get(hi + 1, 0) ^ (1 << sid)
+    cover_of_key: dict[int, int] = {}
+    class_of_key: dict[int, int] = {}
+    covers: list[int] = []
+    class_ranges: list[list[tuple[int, int]]] = []
+    active = 0
+    points = sorted(events)
+    for i, cp in enumerate(points[:-1]):
+        active ^= events[cp]
+        if not active:
+            continue
+        ci = class_of_key.get(active)
+        if ci is None:
+            cover = 0
+            for sid in _bits(active):
+                cover |= sets[sid][1]
+            ci = class_of_key[active] = len(covers)
+            covers.append(cover)
+            class_ranges.append([])
+        rs = class_ranges[ci]
+        hi = points[i + 1] - 1
+        if rs and rs[-1][1] == cp - 1:
+            rs[-1] = (rs[-1][0], hi)
+        else:
+            rs.append((cp, hi))
+    return covers, class_ranges
+
+
+def _subset_construction(pos: _Positions, last: set[int], nullable: bool, covers: list[int],
+                         max_states: int, deadline: float) -> tuple[np.ndarray, np.ndarray]:
+    k = len(covers)
+    follow = [_bitset(f) for f in pos.follow]
+    accept_mask = _bitset(last) | (1 if nullable else 0)
+    ids: dict[int, int] = {1: 0}
+    order = [1]
+    rows: list[list[int]] = []
+    cand_cache: dict[int, int] = {}
+    i = 0
+    while i < len(order):
+        state = order[i]
+        i += 1
+        cand = 0
+        for p in _bits(state):
+            cand |= follow[p]
+        row = [-1] * k
+        if cand:
+            row = cand_cache.get(cand)
+            if row is None:
+                row = [-1] * k
+                for ci in range(k):
+                    t = cand & covers[ci]
+                    if t:
+                        j = ids.get(t)
+                        if j is None:
+                            j = len(order)
+                            if j >= max_states:
+                                raise CompileBudgetError(f"regex DFA exceeds {max_states} states")
+                            ids[t] = j
+                            order.append(t)
+                        row[ci] = j
+                cand_cache[cand] = row
+        rows.append(row)
+        if (i & 127) == 0 and time.perf_counter() > deadline:
+            raise CompileBudgetError(
+                f"regex DFA construction exceeded its time budget ({len(order)} states so far)")
+    trans = np.array(rows, dtype=np.int64).reshape(len(rows), k)
+    accepting = np.array([(s & accept_mask) != 0 for s in order], dtype=bool)
+    return trans, accepting
+
+
+def _subset_construction_sparse(pos: _Positions, last: set[int], nullable: bool, covers: list[int],
+                                max_states: int, deadline: float) -> tuple[np.ndarray, np.ndarray]:
+    """Same result as ``_subset_construction`` with states as frozensets of positions: faster when
+    there are many positions but each state holds few (big alternations such as long enums)."""
+    k = len(covers)
+    n_pos = len(pos.classes)
+    classes_of: list[list[int]] = [[] for _ in range(n_pos)]
+    for ci, cover in enumerate(covers):
+        for p in _bits(cover):
+            classes_of[p].append(ci)
+    follow = pos.follow
+    is_last = [False] * n_pos
+    for p in last:
+        is_last[p] = True
+    start = frozenset((0,))
+    ids: dict[frozenset, int] = {start: 0}
+    order = [start]
+    rows: list[list[int]] = []
+    i = 0
+    while i < len(order):
+        state = order[i]
+        i += 1
+        buckets: dict[int, list[int]] = {}
+        for p in state:
+            for q in follow[p]:
+                for ci in classes_of[q]:
+                    b = buckets.get(ci)
+                    if b is None:
+                        buckets[ci] = [q]
+                    else:
+                        b.append(q)
+        row = [-1] * k
+        for ci, qs in buckets.items():
+            t = frozenset(qs)
+            j = ids.get(t)
+            if j is None:
+                j = len(order)
+                if j >= max_states:
+                    raise CompileBudgetError(f"regex DFA exceeds {max_states} states")
+                ids[t] = j
+                order.append(t)
+            row[ci] = j
+        rows.append(row)
+        if (i & 127) == 0 and time.perf_counter() > deadline:
+            raise CompileBudgetError(
+                f"regex DFA construction exceeded its time budget ({len(order)} states so far)")
+    trans = np.array(rows, dtype=np.int64).reshape(len(rows), k)
+    accepting = np.array([any(is_last[p] for p in st) for st in order], dtype=bool)
+    accepting[0] = nullable
+    return trans, accepting
+
+
+# --------------------------------------------------------------------------------------------
+# Trim and minimize (code point level)
+# --------------------------------------------------------------------------------------------
+
+def _predecessors(trans: np.ndarray):
+    """CSR of incoming edges: for target t, sources[starts[t]:starts[t+1]] with classes alongside."""
+    n, k = trans.shape
+    src = np.repeat(np.arange(n, dtype=np.int64), k)
+    cls = np.tile(np.arange(k, dtype=np.int64), n)
+    dst = trans.reshape(-1)
+    keep = dst >= 0
+    src, cls, dst = src[keep], cls[keep], dst[keep]
+    order = np.lexsort((cls, dst))
+    starts = np.searchsorted(dst[order], np.arange(n + 1))
+    return starts, src[order], cls[order]
+
+
+def _coreachable(trans: np.ndarray, accepting: np.ndarray) -> np.ndarray:
+    """States from which an accepting state is reachable."""
+    starts, preds, _ = _predecessors(trans)
+    live = accepting.copy()
+    stack = np.flatnonzero(accepting).tolist()
+    while stack:
+        s = stack.pop()
+        for p in preds[starts[s]:starts[s + 1]].tolist():
+            if not live[p]:
+                live[p] = True
+                stack.append(p)
+    return live
+
+
+def _trim(trans: np.ndarray, accepting: np.ndarray):
+    live = _coreachable(trans, accepting)
+    if not live[0]:
+        return None
+    new_id = np.full(len(live), -1, dtype=np.int64)
+    idx = np.flatnonzero(live)
+    new_id[idx] = np.arange(len(idx))
+    t = trans[idx]
+    return np.where(t >= 0, new_id[np.maximum(t, 0)], -1), accepting[idx]
+
+
+def _row_ids(sig: np.ndarray) -> tuple[np.ndarray, int]:
+    """Dense ids of the distinct rows of an int matrix (lexsort + neighbor compare: much faster than
+    ``np.unique(axis=0)``)."""
+    order = np.lexsort(sig.T[::-1])
+    srt = sig[order]
+    new_group = np.empty(len(sig), dtype=bool)
+    new_group[0] = True
+    new_group[1:] = (srt[1:] != srt[:-1]).any(axis=1)
+    ids = np.empty(len(sig), dtype=np.int64)
+    ids[order] = np.cumsum(new_group) - 1
+    return ids, int(new_group.sum())
+
+
+def _moore_rounds(trans: np.ndarray, accepting: np.ndarray, max_rounds: int, early_stop: bool = True):
+    """Vectorized Moore refinement (the dead state -1 is its own block). Returns (block ids,
+    converged). Each round groups the rows of [block, blocks of the successors]. Stops early when
+    rounds split little (a deep chain needs one round per level: Hopcroft's job)."""
+    n = len(trans)
+    block = accepting.astype(np.int64)
+    n_blocks = len(np.unique(block))
+    for r in range(max_rounds):
+        nxt = np.where(trans >= 0, block[np.maximum(trans, 0)], -1)
+        new_block, new_n = _row_ids(np.concatenate([block[:, None], nxt], axis=1))
+        if new_n == n_blocks:
+            return new_block, True
+        slow = early_stop and r >= 24 and new_n - n_blocks < max(4, n // 64)
+        block, n_blocks = new_block, new_n
+        if slow:
+            break
+    return block, False
+
+
+def _hopcroft(trans: np.ndarray, initial: np.ndarray) -> np.ndarray:
+    """Coarsest refinement of the partition ``initial`` (block ids, already separating accepting
+    states) that is stable under the transitions: Hopcroft's algorithm with a block worklist,
+    starting with every block in the worklist. The dead state is an extra sink in its own block."""
+    n, k = trans.shape
+    sink = n
+    total = np.vstack([np.where(trans >= 0, trans, sink), np.full((1, k), sink, dtype=np.int64)])
+    starts, srcs, clss = _predecessors(total)
+    starts = starts.tolist()
+    srcs = srcs.tolist()
+    clss = clss.tolist()
+    n_initial = int(initial.max()) + 1
+    block_of = initial.tolist() + [n_initial]
+    blocks: list[set[int]] = [set() for _ in range(n_initial + 1)]
+    for st, b in enumerate(block_of):
+        blocks[b].add(st)
+    work = list(range(len(blocks)))
+    in_work = set(work)
+    while work:
+        b = work.pop()
+        in_work.discard(b)
+        by_class: dict[int, list[int]] = {}
+        for t in blocks[b]:
+            for e in range(starts[t], starts[t + 1]):
+                by_class.setdefault(clss[e], []).append(srcs[e])
+        for xs in by_class.values():
+            touched: dict[int, list[int]] = {}
+            for st in xs:
+                touched.setdefault(block_of[st], []).append(st)
+            for y, hit in touched.items():
+                hit_set = set(hit)
+                if len(hit_set) == len(blocks[y]):
+                    continue
+                nb = len(blocks)
+                blocks[y] -= hit_set
+                blocks.append(hit_set)
+                for st in hit_set:
+                    block_of[st] = nb
+                if y in in_work:
+                    work.append(nb)
+                    in_work.add(nb)
+                else:
+                    add = nb if len(hit_set) <= len(blocks[y]) else y
+                    work.append(add)
+                    in_work.add(add)
+    _, dense = np.unique(np.array(block_of[:n], dtype=np.int64), return_inverse=True)
+    return dense.reshape(-1)
+
+
+def _minimize(trans: np.ndarray, accepting: np.ndarray) -> np.ndarray:
+    """Block id per state of the Myhill-Nerode partition of a trimmed DFA. A few vectorized Moore
+    rounds finish most DFAs; deep ones (long chains need one round per level) go on with Hopcroft."""
+    block, converged = _moore_rounds(trans, accepting, max_rounds=64)
+    return block if converged else _hopcroft(trans, block)
+
+
+def _quotient(trans: np.ndarray, accepting: np.ndarray, block: np.ndarray):
+    nb = int(block.max()) + 1
+    rep = np.zeros(nb, dtype=np.int64)
+    rep[block[::-1]] = np.arange(len(block))[::-1]  # first state of each block
+    bt = trans[rep]
+    bt = np.where(bt >= 0, block[np.maximum(bt, 0)], -1)
+    return bt, accepting[rep], int(block[0])
+
+
+# --------------------------------------------------------------------------------------------
+# Byte expansion: a code point DFA -> byte DFA, with hash-consed multi-byte trie nodes
+# --------------------------------------------------------------------------------------------
+
+def _raw_sequences(ranges: tuple[tuple[int, int], ...]) -> list[tuple[tuple[int, int], ...]]:
+    raw: list[tuple[tuple[int, int], ...]] = []
+    for lo, hi in ranges:
+        for blo, bhi, n in _UTF8_BOUNDS:
+            a, b = max(lo, blo), min(hi, bhi)
+            if a > b:
+                continue
+            if n == 3 and a <= 0xDFFF and b >= 0xD800:
+                if a < 0xD800:
+                    _split_same_length(a, 0xD7FF, 3, raw)
+                if b > 0xDFFF:
+                    _split_same_length(0xE000, b, 3, raw)
+                continue
+            _split_same_length(a, b, n, raw)
+    return raw
+
+
+def _group_row(items, node_of) -> list[tuple[int, int, int]]:
+    """Byte intervals for ``items`` = [(byte range sequence, ref)]: a one-byte sequence goes to its
+    ref, longer ones to ``node_of(sorted continuation items)``. Refs of complete characters are
+    distinct per interval (the code points are disjoint), so the result is deterministic."""
+    groups: dict[tuple[int, int], list] = {}
+    for seq, ref in items:
+        groups.setdefault(seq[0], []).append((seq, ref))
+    keys = sorted(groups)
+    disjoint = all(keys[i][1] < keys[i + 1][0] for i in range(len(keys) - 1))
+    if disjoint:
+        pieces = [(lo, hi, groups[(lo, hi)]) for lo, hi in keys]
+    else:  # overlapping lead ranges: split into elementary intervals
+        bounds = sorted({lo for lo, _ in keys} | {hi + 1 for _, hi in keys})
+        pieces = []
+        for x, y in zip(bounds, bounds[1:]):
+            covering = [it for (lo, hi) in keys if lo <= x and y - 1 <= hi for it in groups[(lo, hi)]]
+            if covering:
+                pieces.append((x, y - 1, covering))
+    out: list[tuple[int, int, int]] = []
+    for lo, hi, group in pieces:
+        direct = None
+        rest = []
+        for seq, ref in group:
+            if len(seq) == 1:
+                direct = ref
+            else:
+                rest.append((seq[1:], ref))
+        target = direct if direct is not None else node_of(tuple(sorted(rest)))
+        if out and out[-1][2] == target and out[-1][1] == lo - 1:
+            out[-1] = (out[-1][0], hi, target)
+        else:
+            out.append((lo, hi, target))
+    return out
+
+
+class _Template:
+    """The byte trie of one code point state, with its targets abstracted to local indices.
+
+    Refs: ``r < 0`` is local target ``-r - 1``; ``r >= 0`` is trie node ``r`` (children first)."""
+
+    def __init__(self, target_ranges: tuple[tuple[tuple[int, int], ...], ...]):
+        self.nodes: list[list[tuple[int, int, int]]] = []
+        node_ids: dict[tuple, int] = {}
+        row_ids: dict[tuple, int] = {}
+
+        def node_of(items: tuple) -> int:
+            hit = node_ids.get(items)
+            if hit is None:
+                row = _group_row(items, node_of)
+                key = tuple(row)
+                hit = row_ids.get(key)
+                if hit is None:
+                    hit = row_ids[key] = len(self.nodes)
+                    self.nodes.append(row)
+                node_ids[items] = hit
+            return hit
+
+        items = [(seq, -j - 1) for j, ranges in enumerate(target_ranges) for seq in _raw_sequences(ranges)]
+        self.top = _group_row(items, node_of)
+
+
+@lru_cache(maxsize=4096)
+def _template(target_ranges: tuple[tuple[tuple[int, int], ...], ...]) -> _Template:
+    return _Template(target_ranges)
+
+
+class _ByteExpander:
+    """Byte rows of the whole DFA. Code point states keep ids 0..n-1; trie nodes (inside a multi-byte
+    character) are appended and hash-consed by their row, so equal continuations are one node. With
+    a minimal code point DFA this yields the minimal byte DFA (see docs/automata.md)."""
+
+    def __init__(self, n_cp_states: int, max_states: int):
+        self.rows: list[list[tuple[int, int, int]]] = [[] for _ in range(n_cp_states)]
+        self.node_of_row: dict[tuple, int] = {}
+        self.max_states = max_states
+
+    def instantiate(self, template: _Template, targets: list[int]) -> list[tuple[int, int, int]]:
+        actual: list[int] = []
+        rows, node_of_row = self.rows, self.node_of_row
+        for row in template.nodes:
+            key = tuple((lo, hi, targets[-r - 1] if r < 0 else actual[r]) for lo, hi, r in row)
+            nid = node_of_row.get(key)
+            if nid is None:
+                nid = len(rows)
+                if nid >= self.max_states:
+                    raise CompileBudgetError(f"byte DFA exceeds {self.max_states} states")
+                rows.append(list(key))
+                node_of_row[key] = nid
+            actual.append(nid)
+        return [(lo, hi, targets[-r - 1] if r < 0 else actual[r]) for lo, hi, r in template.top]
+
+
+def _expand_to_bytes(trans: np.ndarray, accepting: np.ndarray, class_ranges, start: int,
+                     max_states: int) -> ByteDFA:
+    """Byte table of a minimal code point DFA: ASCII columns by one vectorized gather, multi-byte
+    characters through (cached) trie templates; then the start state is swapped to id 0."""
+    n, k = trans.shape
+    ascii_class = np.full(128, k, dtype=np.int64)  # column k: no class (dead)
+    high_ranges: list[tuple[tuple[int, int], ...]] = []
+    for c, ranges in enumerate(class_ranges):
+        high = []
+        for lo, hi in ranges:
+            if lo < 0x80:
+                ascii_class[lo:min(hi, 0x7F) + 1] = c
+            if hi >= 0x80:
+                high.append((max(lo, 0x80), hi))
+        high_ranges.append(tuple(high))
+    ex = _ByteExpander(n, max_states)
+    high_classes = [c for c in range(k) if high_ranges[c]]
+    if high_classes:
+        key_of_groups: dict[tuple, tuple] = {}
+        for s, trow in enumerate(trans[:, high_classes].tolist()):
+            # group the classes by target: the trie depends only on each target's code point set
+            by_target: dict[int, list[int]] = {}
+            for c, t in zip(high_classes, trow):
+                if t >= 0:
+                    by_target.setdefault(t, []).append(c)
+            if not by_target:
+                continue
+            targets = sorted(by_target, key=lambda t: by_target[t][0])
+            groups = tuple(tuple(by_target[t]) for t in targets)
+            key = key_of_groups.get(groups)
+            if key is None:
+                key = key_of_groups[groups] = tuple(
+                    rx.normalize_ranges([r for c in g for r in high_ranges[c]]) for g in groups)
+            ex.rows[s] = ex.instantiate(_template(key), targets)
+    rows = ex.rows
+    m = len(rows)
+    table = np.full((m, 256), -1, dtype=np.int32)
+    padded = np.concatenate([trans, np.full((n, 1), -1, dtype=trans.dtype)], axis=1)
+    table[:n, :0x80] = padded[:, ascii_class]
+    flat = [(i, lo, hi, t) for i, row in enumerate(rows) for lo, hi, t in row]
+    if flat:  # scatter every (row, byte interval, target) at once
+        iv = np.array(flat, dtype=np.int64)
+        lengths = iv[:, 2] - iv[:, 1] + 1
+        starts = np.repeat(iv[:, 0] * 256 + iv[:, 1] - np.cumsum(lengths) + lengths, lengths)
+        table.reshape(-1)[starts + np.arange(int(lengths.sum()))] = np.repeat(iv[:, 3], lengths)
+    acc = np.zeros(m, dtype=bool)
+    acc[:n] = accepting
+    if start != 0:  # swap ids so that the start state is 0
+        perm = np.arange(m)
+        perm[0], perm[start] = start, 0
+        table = table[perm]
+        table = np.where(table >= 0, perm[np.maximum(table, 0)], -1).astype(np.int32)
+        acc = acc[perm]
+    return ByteDFA(np.ascontiguousarray(table), acc)
+
+
+# --------------------------------------------------------------------------------------------
+# Finite languages (enums, literals): minimal acyclic DFA straight from the sorted word list
+# --------------------------------------------------------------------------------------------
+
+_FINITE_LIMIT = 50_000  # strings; above this the general construction takes over
+
+
+def _finite_strings(node: rx.Regex, limit: int = _FINITE_LIMIT) -> list[str] | None:
+    """All strings of a finite language with at most ``limit`` members and small classes, or None."""
+    if isinstance(node, rx.Chars):
+        if sum(hi - lo + 1 for lo, hi in node.ranges) > 64:
+            return None
+        return [chr(c) for lo, hi in node.ranges for c in range(lo, hi + 1)]
+    if isinstance(node, rx.Seq):
+        out = [""]
+        for item in node.items:
+            part = _finite_strings(item, limit)
+            if part is None or len(out) * len(part) > limit:
+                return None
+            out = [a + b for a in out for b in part]
+        return out
+    if isinstance(node, rx.Alt):
+        out: list[str] = []
+        for item in node.items:
+            part = _finite_strings(item, limit)
+            if part is None:
+                return None
+            out.extend(part)
+            if len(out) > limit:
+                return None
+        return out
+    if isinstance(node, rx.Repeat):
+        if node.max is None or node.max > 64:
+            return None
+        part = _finite_strings(node.item, limit)
+        if part is None:
+            return None
+        out, power = [], [""]
+        for count in range(node.max + 1):
+            if count >= node.min:
+                out.extend(power)
+            if count < node.max:
+                if len(power) * len(part) > limit:
+                    return None
+                power = [a + b for a in power for b in part]
+            if len(out) > limit:
+                return None
+        return out
+    raise TypeError(node)
+
+
+def _finite_dfa(words: list[bytes], max_states: int) -> ByteDFA:
+    """Minimal DFA of a finite set of byte strings (Daciuk et al.'s incremental construction over
+    sorted input: each finished suffix is merged with an equal registered state)."""
+    trans: list[dict[int, int]] = [{}]
+    final = [False]
+    register: dict[tuple, int] = {}
+
+    def replace_or_register(state: int) -> None:
+        # iterative form of the recursion down the most recently added path
+        path = [state]
+        while True:
+            children = trans[path[-1]]
+            if not children:
+                break
+            path.append(children[max(children)])
+        path.pop()  # the deepest node has no children: registered with its parent's step below
+        for parent in reversed(path):
+            last_byte = max(trans[parent])
+            child = trans[parent][last_byte]
+            sig = (final[child], tuple(sorted(trans[child].items())))
+            existing = register.get(sig)
+            if existing is not None and existing != child:
+                trans[parent][last_byte] = existing
+            elif existing is None:
+                register[sig] = child
+
+    previous = b""
+    for word in words:
+        common = 0
+        limit = min(len(word), len(previous))
+        while common < limit and word[common] == previous[common]:
+            common += 1
+        state = 0
+        for b in word[:common]:
+            state = trans[state][b]
+        if trans[state]:
+            replace_or_register(state)
+        for b in word[common:]:
+            if len(trans) >= 4 * max_states:
+                raise CompileBudgetError(f"regex DFA exceeds {max_states} states")
+            trans.append({})
+            final.append(False)
+            trans[state][b] = len(trans) - 1
+            state = len(trans) - 1
+        final[state] = True
+        previous = word
+    replace_or_register(0)
+    # keep the states reachable from the root (replaced suffixes are garbage), numbered by BFS
+    new_id = {0: 0}
+    order = [0]
+    i = 0
+    while i < len(order):
+        for _, t in sorted(trans[order[i]].items()):
+            if t not in new_id:
+                new_id[t] = len(order)
+                order.append(t)
+        i += 1
+    if len(order) > max_states:
+        raise CompileBudgetError(f"regex DFA exceeds {max_states} states")
+    table = np.full((len(order), 256), -1, dtype=np.int32)
+    for i, old in enumerate(order):
+        for b, t in trans[old].items():
+            table[i, b] = new_id[t]
+    return ByteDFA(table, np.array([final[o] for o in order], dtype=bool))
+
+
+# --------------------------------------------------------------------------------------------
+# Public entry point
+# --------------------------------------------------------------------------------------------
+
+_cache: OrderedDict = OrderedDict()
+_cache_lock = Lock()
+_CACHE_ENTRIES = 4096
+_CACHE_BYTES = 512 << 20  # tables are n_states KiB each: bound the memory, not just the count
+_cache_bytes = 0
+
+
+def regex_to_dfa(node: rx.Regex, max_states: int = DEFAULT_MAX_STATES,
+                 time_budget_s: float = DEFAULT_TIME_BUDGET_S) -> ByteDFA:
+    """The minimal byte DFA of ``node`` (memoized by structure). Raises CompileBudgetError when the
+    DFA would exceed ``max_states`` states or construction exceeds ``time_budget_s`` seconds."""
+    global _cache_bytes
+    key = (node, max_states)
+    with _cache_lock:
+        hit = _cache.get(key)
+        if hit is not None:
+            _cache.move_to_end(key)
+            return hit
+    dfa = _build(node, max_states, time_budget_s)
+    with _cache_lock:
+        if key not in _cache:
+            _cache[key] = dfa
+            _cache_bytes += dfa.transitions.nbytes
+            while len(_cache) > _CACHE_ENTRIES or (_cache_bytes > _CACHE_BYTES and len(_cache) > 1):
+                _, old = _cache.popitem(last=False)
+                _cache_bytes -= old.transitions.nbytes
+        return _cache[key]
+
+
+def _build(node: rx.Regex, max_states: int, time_budget_s: float) -> ByteDFA:
+    # construction allocates many small containers and frees none of them in cycles: pausing the
+    # cyclic GC avoids repeated full-heap scans (several x faster on large DFAs)
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _build_unpaused(node, max_states, time_budget_s)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _build_unpaused(node: rx.Regex, max_states: int, time_budget_s: float) -> ByteDFA:
+    deadline = time.perf_counter() + time_budget_s
+    # cheap refusals before any work: the positions to unroll, and lower bounds on the state count
+    # (a DFA needs more states than its shortest match has characters, and than its longest one)
+    max_positions = 4 * max_states
+    if _position_count(node) >= max_positions:
+        raise CompileBudgetError(f"regex unrolls to more than {max_positions} automaton positions")
+    shortest, longest = rx.min_length(node), _max_length(node)
+    if shortest < (1 << 30) and shortest >= max_states or (longest is not None and longest >= max_states):
+        raise CompileBudgetError(f"regex DFA needs more than {max_states} states (match length bound)")
+    if longest is not None:  # finite language: enums, keys, literals
+        # worth it when the strings are about as many as the Glushkov positions (enums), not for
+        # cross products such as [a-z]{3}
+        words = _finite_strings(node, min(_FINITE_LIMIT, 64 + 2 * _position_count(node)))
+        if words is not None:
+            if not words:
+                return ByteDFA(np.zeros((0, 256), dtype=np.int32), np.zeros(0, dtype=bool))
+            return _finite_dfa(sorted({w.encode("utf-8") for w in words}), max_states)
+    pos = _Positions(max_positions)
+    first, last, nullable = pos.build(node)
+    pos.follow[0] = first
+    covers, class_ranges = _alphabet_classes(pos)
+    # dense bitset states for few positions, sparse sets for many (see the two functions)
+    subset = _subset_construction_sparse if len(pos.classes) > _SPARSE_ABOVE_POSITIONS else _subset_construction
+    trans, accepting = subset(pos, last, nullable, covers, max_states, deadline)
+    trimmed = _trim(trans, accepting)
+    if trimmed is None:
+        return ByteDFA(np.zeros((0, 256), dtype=np.int32), np.zeros(0, dtype=bool))
+    trans, accepting = trimmed
+    trans, accepting, start = _quotient(trans, accepting, _minimize(trans, accepting))
+    return _expand_to_bytes(trans, accepting, class_ranges, start, max_states)

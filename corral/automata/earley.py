@@ -1,0 +1,301 @@
+"""Byte-level Earley recognizer over regex terminals, with hash-consed parser states.
+
+Owns the parser half of the engine: it turns an IR ``Grammar`` into ``ParserTables`` (dotted rule
+positions, prediction closures, nullable sets, per-terminal byte DFAs) and steps a parser *state*
+one byte at a time.
+
+A state is an Earley set: ``items`` (dotted position, origin state) plus ``scans`` (a terminal being
+lexed: terminal, DFA state, the state where its lexeme began). Origins are references to other
+states, not chart indices, and states are hash-consed, so the same parse situation reached at two
+positions (the second element of an array, a key seen in a second object) is the same state id.
+That is what lets the mask layer memoize masks per state. Lexing is non-deterministic (a terminal
+may end wherever its DFA accepts, or go on), which is exactly the IR's semantics.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from corral.automata.dfa import ByteDFA, regex_to_dfa
+from corral.errors import CompileBudgetError, GrammarError
+from corral.grammars import regex_ast as rx
+from corral.grammars.ir import Grammar
+
+SELF = -1  # origin marker: "the state this item lives in"
+DEAD = -1  # state id of the empty (rejecting) state
+ACCEPT_SYMBOL = "$corral_start"
+TAIL_TERMINAL = "$corral_ignore_tail"
+
+
+@dataclass(frozen=True, eq=False)
+class ParserState:
+    """One hash-consed Earley set. ``entries`` = scans plus terminals expected here (DFA state 0)."""
+
+    id: int
+    items: frozenset  # of (pos, origin_id or SELF)
+    scans: frozenset  # of (terminal, dfa_state, start_state_id)
+    entries: tuple  # ((terminal, dfa_state, start_state_id), ...) sorted, all lexing branches
+    accepting: bool
+
+
+class ParserTables:
+    """Immutable tables for one grammar (shared by every state and matcher of it)."""
+
+    def __init__(self, grammar: Grammar, max_items_per_state: int = 200_000):
+        self.grammar = grammar
+        self.max_items_per_state = max_items_per_state
+        ignore = [grammar.terminals[t] for t in grammar.ignore]
+        ignore_re = rx.star(rx.alt(*ignore)) if ignore else None
+
+        # Terminals: %ignore folds into each terminal as an optional prefix, plus a nullable tail
+        # terminal after the start symbol, so ignored text is allowed between and around lexemes.
+        term_names = sorted(grammar.terminals)
+        regexes = [grammar.terminals[t] for t in term_names]
+        if ignore_re is not None:
+            regexes = [rx.seq(ignore_re, r) for r in regexes]
+            term_names.append(TAIL_TERMINAL)
+            regexes.append(ignore_re)
+        self.terminal_names = term_names
+        self.terminal_regexes = regexes
+        self.terminal_index = {n: i for i, n in enumerate(term_names)}
+        self.terminal_nullable = [rx.min_length(r) == 0 for r in regexes]
+        term_empty = [rx.min_length(r) >= (1 << 30) for r in regexes]
+
+        # Nonterminals and rules (augmented start rule first).
+        nt_names = [ACCEPT_SYMBOL] + sorted(grammar.rules)
+        self.nonterminal_names = nt_names
+        nt_index = {n: i for i, n in enumerate(nt_names)}
+        start_rhs = (grammar.start, TAIL_TERMINAL) if ignore_re is not None else (grammar.start,)
+        raw_rules: list[tuple[int, tuple[int, ...]]] = []
+
+        def enc(sym: str) -> int:  # terminals are encoded as negative numbers
+            if sym in self.terminal_index:
+                return -1 - self.terminal_index[sym]
+            return nt_index[sym]
+
+        raw_rules.append((0, tuple(enc(s) for s in start_rhs)))
+        for name in sorted(grammar.rules):
+            for alt in grammar.rules[name]:
+                raw_rules.append((nt_index[name], tuple(enc(s) for s in alt)))
+
+        rules = self._prune_unproductive(raw_rules, len(nt_names), term_empty)
+        if not any(lhs == 0 for lhs, _ in rules):
+            raise GrammarError("the grammar's language is empty (no derivation reaches only terminals)")
+        self.rules = rules
+
+        # Dotted positions: pos = rule_first_pos[r] + dot.
+        next_sym: list[int | None] = []
+        pos_lhs: list[int] = []
+        pos_rule: list[int] = []
+        self.rule_first_pos: list[int] = []
+        for r, (lhs, rhs) in enumerate(rules):
+            self.rule_first_pos.append(len(next_sym))
+            for d in range(len(rhs) + 1):
+                next_sym.append(rhs[d] if d < len(rhs) else None)
+                pos_lhs.append(lhs)
+                pos_rule.append(r)
+        self.next_sym = next_sym
+        self.pos_lhs = pos_lhs
+        self.accept_pos = self.rule_first_pos[0] + len(rules[0][1])
+        self.rules_of: list[list[int]] = [[] for _ in nt_names]
+        for r, (lhs, _) in enumerate(rules):
+            self.rules_of[lhs].append(self.rule_first_pos[r])
+        self.nullable_nt = self._nullable(rules, len(nt_names))
+        self._dfas: list[ByteDFA | None] = [None] * len(term_names)
+        self._dfa_lock = threading.Lock()
+        self._has_out: list[np.ndarray | None] = [None] * len(term_names)
+
+    @staticmethod
+    def _prune_unproductive(rules, n_nt, term_empty):
+        productive = [False] * n_nt
+        changed = True
+        while changed:
+            changed = False
+            for lhs, rhs in rules:
+                if productive[lhs]:
+                    continue
+                if all((s < 0 and not term_empty[-1 - s]) or (s >= 0 and productive[s]) for s in rhs):
+                    productive[lhs] = True
+                    changed = True
+        return [
+            (lhs, rhs)
+            for lhs, rhs in rules
+            if productive[lhs] and all((s < 0 and not term_empty[-1 - s]) or (s >= 0 and productive[s]) for s in rhs)
+        ]
+
+    def _nullable(self, rules, n_nt):
+        nullable = [False] * n_nt
+        changed = True
+        while changed:
+            changed = False
+            for lhs, rhs in rules:
+                if not nullable[lhs] and all(
+                    (s < 0 and self.terminal_nullable[-1 - s]) or (s >= 0 and nullable[s]) for s in rhs
+                ):
+                    nullable[lhs] = True
+                    changed = True
+        return nullable
+
+    def dfa(self, t: int) -> ByteDFA:
+        d = self._dfas[t]
+        if d is None:
+            with self._dfa_lock:
+                d = self._dfas[t]
+                if d is None:
+                    try:
+                        d = regex_to_dfa(self.terminal_regexes[t])
+                    except CompileBudgetError as e:
+                        raise CompileBudgetError(f"terminal {self.terminal_names[t]!r}: {e}") from e
+                    self._dfas[t] = d
+        return d
+
+    def has_out(self, t: int) -> np.ndarray:
+        """bool[n_states] of terminal ``t``'s DFA: the state has at least one outgoing byte."""
+        h = self._has_out[t]
+        if h is None:
+            h = (self.dfa(t).transitions >= 0).any(axis=1)
+            self._has_out[t] = h
+        return h
+
+    def symbol_nullable(self, s: int) -> bool:
+        return self.terminal_nullable[-1 - s] if s < 0 else self.nullable_nt[s]
+
+
+class ParserStates:
+    """The hash-consing table of states for one grammar, with memoized transitions.
+
+    Thread-safe: state creation takes a lock; lookups are plain dict reads.
+    """
+
+    def __init__(self, tables: ParserTables):
+        self.t = tables
+        self._by_key: dict = {}
+        self.states: list[ParserState] = []
+        self._lock = threading.RLock()
+        self._step_memo: dict[tuple[int, int], int] = {}
+        self._waiting_t: dict[tuple[int, int], tuple] = {}
+        self._waiting_nt: dict[tuple[int, int], tuple] = {}
+        self._after_terminal: dict[tuple[int, int], int] = {}
+        self.initial = self._closure_state({(self.t.rule_first_pos[0], SELF)}, frozenset(), initial=True)
+
+    # -- state construction -------------------------------------------------------------------
+    def _intern(self, items: frozenset, scans: frozenset, initial: bool = False) -> int:
+        key = (items, scans)
+        sid = self._by_key.get(key)
+        if sid is not None:
+            return sid
+        with self._lock:
+            sid = self._by_key.get(key)
+            if sid is not None:
+                return sid
+            sid = len(self.states)
+            t = self.t
+            expected = sorted({-1 - t.next_sym[p] for p, _ in items if t.next_sym[p] is not None and t.next_sym[p] < 0})
+            entries = tuple(sorted(scans)) + tuple((term, 0, sid) for term in expected)
+            accepting = any(p == t.accept_pos and (o == 0 or (o == SELF and initial)) for p, o in items)
+            self.states.append(ParserState(sid, items, scans, entries, accepting))
+            self._by_key[key] = sid
+            return sid
+
+    def _closure_state(self, kernel: set, scans: frozenset, initial: bool = False) -> int:
+        """Predict/complete closure of ``kernel`` items at a new position, then intern the state."""
+        t = self.t
+        items: set = set()
+        agenda = list(kernel)
+        next_sym, pos_lhs = t.next_sym, t.pos_lhs
+        while agenda:
+            it = agenda.pop()
+            if it in items:
+                continue
+            items.add(it)
+            p, o = it
+            s = next_sym[p]
+            if s is None:
+                # Completion. Items predicted in this same set complete through the nullable
+                # shortcut below (Aycock-Horspool), so only earlier origins are looked up.
+                if o != SELF:
+                    for w in self.waiting_nt(o, pos_lhs[p]):
+                        agenda.append((w[0] + 1, w[1]))
+            elif s >= 0:
+                for rp in t.rules_of[s]:
+                    agenda.append((rp, SELF))
+                if t.nullable_nt[s]:
+                    agenda.append((p + 1, o))
+            elif t.terminal_nullable[-1 - s]:
+                agenda.append((p + 1, o))
+            if len(items) > t.max_items_per_state:
+                raise CompileBudgetError(
+                    f"parser state exceeds {t.max_items_per_state} Earley items (highly ambiguous grammar)"
+                )
+        return self._intern(frozenset(items), scans, initial)
+
+    def waiting_nt(self, sid: int, nt: int) -> tuple:
+        key = (sid, nt)
+        w = self._waiting_nt.get(key)
+        if w is None:
+            st = self.states[sid]
+            ns = self.t.next_sym
+            w = tuple((p, sid if o == SELF else o) for p, o in st.items if ns[p] == nt)
+            self._waiting_nt[key] = w
+        return w
+
+    def waiting_t(self, sid: int, term: int) -> tuple:
+        return self.waiting_nt(sid, -1 - term)
+
+    def after_terminal(self, start_sid: int, term: int) -> int:
+        """The state reached when ``term``, begun in ``start_sid``, completes (no other branch)."""
+        key = (start_sid, term)
+        n = self._after_terminal.get(key)
+        if n is None:
+            kernel = {(p + 1, o) for p, o in self.waiting_t(start_sid, term)}
+            n = self._closure_state(kernel, frozenset()) if kernel else DEAD
+            self._after_terminal[key] = n
+        return n
+
+    # -- stepping -----------------------------------------------------------------------------
+    def step(self, sid: int, byte: int) -> int:
+        """The state after one more byte, or DEAD."""
+        key = (sid, byte)
+        n = self._step_memo.get(key)
+        if n is not None:
+            return n
+        st = self.states[sid]
+        t = self.t
+        new_scans = set()
+        kernel = set()
+        alive = False
+        for term, q, start in st.entries:
+            d = t.dfa(term)
+            q2 = int(d.transitions[q, byte])
+            if q2 < 0:
+                continue
+            alive = True
+            # A lexeme that can go no further is dropped from the scans (its completion is in the
+            # kernel): equal parse situations then hash to one state whatever the lexeme was.
+            if t.has_out(term)[q2]:
+                new_scans.add((term, q2, start))
+            if d.accepting[q2]:
+                for p, o in self.waiting_t(start, term):
+                    kernel.add((p + 1, o))
+        if not alive:
+            n = DEAD
+        else:
+            n = self._closure_state(kernel, frozenset(new_scans))
+        self._step_memo[key] = n
+        return n
+
+    def step_bytes(self, sid: int, data: bytes) -> int:
+        for b in data:
+            sid = self.step(sid, b)
+            if sid == DEAD:
+                return DEAD
+        return sid
+
+    def allowed_bytes(self, sid: int) -> np.ndarray:
+        """bool[256]: bytes that keep some lexing branch alive."""
+        out = np.zeros(256, dtype=bool)
+        for term, q, _ in self.states[sid].entries:
+            out |= self.t.dfa(term).transitions[q] >= 0
+        return out

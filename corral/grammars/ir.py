@@ -1,0 +1,126 @@
+"""The Grammar IR: one representation that every front-end targets.
+
+A grammar is a context-free grammar whose terminals are regexes (``regex_ast`` nodes over code
+points). Rules map a nonterminal name to alternatives; an alternative is a tuple of symbol names;
+a name is a terminal when it is a key of ``terminals``, else a nonterminal. ``ignore`` names
+terminals that may appear between any two terminals and at both ends (Lark's ``%ignore``).
+
+Semantics (what the matcher enforces): a text is in the language when it splits into lexemes
+w1..wn, each wi in its terminal's regex, whose terminal sequence (with ignored terminals removed)
+derives from ``start``. Lexing is non-deterministic: no longest-match rule, exactly as if every
+terminal were inlined as a sub-grammar.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from corral.errors import GrammarError
+from corral.grammars import regex_ast as rx
+
+
+@dataclass(frozen=True)
+class Grammar:
+    terminals: Mapping[str, rx.Regex]
+    rules: Mapping[str, tuple[tuple[str, ...], ...]]
+    start: str
+    ignore: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.start not in self.rules:
+            raise GrammarError(f"start symbol {self.start!r} has no rule")
+        for name in self.rules:
+            if name in self.terminals:
+                raise GrammarError(f"{name!r} is both a terminal and a nonterminal")
+        for name, alts in self.rules.items():
+            for alt in alts:
+                for sym in alt:
+                    if sym not in self.terminals and sym not in self.rules:
+                        raise GrammarError(f"rule {name!r} uses undefined symbol {sym!r}")
+        for t in self.ignore:
+            if t not in self.terminals:
+                raise GrammarError(f"ignored terminal {t!r} is not defined")
+
+    def is_terminal(self, name: str) -> bool:
+        return name in self.terminals
+
+    def fingerprint(self) -> str:
+        """A stable text form, used as a cache key."""
+        parts = [f"start={self.start}", f"ignore={','.join(self.ignore)}"]
+        for k in sorted(self.terminals):
+            parts.append(f"T {k} = {self.terminals[k]!r}")
+        for k in sorted(self.rules):
+            parts.append(f"R {k} = {self.rules[k]!r}")
+        return "\n".join(parts)
+
+
+@dataclass
+class GrammarBuilder:
+    """Mutable helper for front-ends: fresh names, terminal dedup by structure, then ``build()``."""
+
+    terminals: dict[str, rx.Regex] = field(default_factory=dict)
+    rules: dict[str, list[tuple[str, ...]]] = field(default_factory=dict)
+    ignore: list[str] = field(default_factory=list)
+    _by_regex: dict[rx.Regex, str] = field(default_factory=dict)
+    _counter: int = 0
+
+    def fresh(self, prefix: str) -> str:
+        self._counter += 1
+        base = re.sub(r"[^A-Za-z0-9_]", "_", prefix) or "n"
+        return f"{base}__{self._counter}"
+
+    def terminal(self, regex: rx.Regex, name: str | None = None) -> str:
+        """The name of a terminal for ``regex`` (reused when the same regex was added before)."""
+        if name is None and regex in self._by_regex:
+            return self._by_regex[regex]
+        name = name or self.fresh("T")
+        self.terminals[name] = regex
+        self._by_regex.setdefault(regex, name)
+        return name
+
+    def rule(self, name: str, alternatives: list[tuple[str, ...]] | tuple[tuple[str, ...], ...]) -> str:
+        self.rules.setdefault(name, [])
+        for a in alternatives:
+            a = tuple(a)
+            if a not in self.rules[name]:
+                self.rules[name].append(a)
+        return name
+
+    def build(self, start: str) -> Grammar:
+        return Grammar(
+            terminals=dict(self.terminals),
+            rules={k: tuple(v) for k, v in self.rules.items()},
+            start=start,
+            ignore=tuple(self.ignore),
+        )
+
+
+def to_lark(grammar: Grammar) -> str:
+    """Export as Lark text (terminals as Python regexes) for lark's own parser, used as a test oracle.
+
+    Use with ``Lark(text, parser="earley", lexer="dynamic_complete")``, whose scanless semantics match
+    corral's non-deterministic lexing. Empty-matching terminals are inlined as optional rules.
+    """
+    tname = {t: f"T{i}" for i, t in enumerate(sorted(grammar.terminals))}
+    nname = {n: f"r{i}" for i, n in enumerate(sorted(grammar.rules))}
+    lines = [f"start: {nname[grammar.start]}"]
+    nullable_terms: set[str] = set()
+    for t, regex in grammar.terminals.items():
+        if rx.min_length(regex) == 0:  # lark rejects zero-width terminals: emit L-{""} and use T?
+            nullable_terms.add(t)
+            regex = rx.non_empty(regex)
+        pat = rx.to_python_regex(regex)
+        lines.append(f"{tname[t]}: /{pat.replace('/', chr(92) + '/')}/s")
+
+    def sym(s: str) -> str:
+        if s in grammar.terminals:
+            return f"{tname[s]}?" if s in nullable_terms else tname[s]
+        return nname[s]
+
+    for n, alts in grammar.rules.items():
+        body = " | ".join(" ".join(sym(s) for s in a) if a else "" for a in alts) if alts else ""
+        lines.append(f"{nname[n]}: {body}")
+    for t in grammar.ignore:
+        lines.append(f"%ignore {tname[t]}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,1667 @@
+"""JSON Schema -> Grammar IR: normalization to per-type constraints, then grammar emission.
+
+Pipeline. A schema position is a list of *refs* (every schema that applies to the instance there:
+``Loc`` = a schema object with its base-URI resolver and JSON pointer, or ``NegLoc`` = its negation).
+``normalize`` turns refs into a DNF: a list of ``Conj`` alternatives, each holding one constraint
+record per JSON type (allOf merges records; anyOf/oneOf/if-then-else distribute; ``$ref`` is
+inlined, or kept as a nonterminal when recursive). ``Emitter`` then writes the grammar: big
+regular terminals for scalars (digit automata for numeric bounds, encoded string regexes),
+nonterminals for objects (a key-set state machine: any order, required keys tracked, no
+duplicate tracked keys) and arrays (a position/contains-count state machine).
+
+Anything not enforced exactly is recorded with its JSON pointer and keyword: raised as
+``UnsupportedSchemaError`` or, with ``lenient=True``, returned in the report (the keyword is then
+ignored, so the grammar is looser, never stricter, than the schema).
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Any, Callable
+
+import referencing
+import referencing.exceptions
+import referencing.jsonschema as rj
+
+from corral.errors import CompileBudgetError, GrammarError, SchemaError, UnsupportedSchemaError
+from corral.grammars import ir
+from corral.grammars import regex_ast as rx
+from corral.grammars.json_schema import cpdfa, numbers as num, strings as st
+
+TYPES = ("null", "boolean", "number", "string", "array", "object")
+ANNOTATIONS = {
+    "title", "description", "default", "examples", "example", "$comment", "deprecated", "readOnly",
+    "writeOnly", "$schema", "$id", "id", "$anchor", "$defs", "definitions", "$vocabulary",
+    "contentEncoding", "contentMediaType", "contentSchema", "$dynamicAnchor", "$recursiveAnchor",
+}
+DRAFT_ORDER = {rj.DRAFT4: 4, rj.DRAFT6: 6, rj.DRAFT7: 7, rj.DRAFT201909: 2019, rj.DRAFT202012: 2020, rj.DRAFT3: 3}
+
+
+@dataclass(frozen=True)
+class Loc:
+    schema: Any
+    resolver: Any = field(compare=False, hash=False)
+    pointer: str
+    base: str
+
+    def key(self):
+        return ("loc", id(self.schema), self.base)
+
+
+@dataclass(frozen=True)
+class NegLoc:
+    loc: Loc
+
+    def key(self):
+        return ("not",) + self.loc.key()
+
+
+def refs_key(refs) -> tuple:
+    return tuple(sorted(r.key() for r in refs))
+
+
+# ------------------------------------------------------------------ per-type constraint records
+
+@dataclass
+class NumC:
+    integer: bool = False
+    lo: Decimal | None = None
+    lo_strict: bool = False
+    hi: Decimal | None = None
+    hi_strict: bool = False
+    multiple_of: tuple = ()
+    excluded: tuple = ()
+
+    def merge(self, o: "NumC") -> "NumC":
+        lo, ls = self.lo, self.lo_strict
+        if o.lo is not None and (lo is None or o.lo > lo or (o.lo == lo and o.lo_strict)):
+            lo, ls = o.lo, o.lo_strict
+        hi, hs = self.hi, self.hi_strict
+        if o.hi is not None and (hi is None or o.hi < hi or (o.hi == hi and o.hi_strict)):
+            hi, hs = o.hi, o.hi_strict
+        return NumC(self.integer or o.integer, lo, ls, hi, hs, self.multiple_of + o.multiple_of,
+                    self.excluded + o.excluded)
+
+
+@dataclass
+class StrC:
+    min_len: int = 0
+    max_len: int | None = None
+    patterns: tuple = ()  # (regex over decoded text, pointer)
+    negative: tuple = ()  # regexes the string must not match
+    excluded: tuple = ()
+    raw_only: bool = False  # a format applies: spelled raw (see docs: spelling policy)
+
+    def merge(self, o: "StrC") -> "StrC":
+        mx = self.max_len if o.max_len is None else o.max_len if self.max_len is None else min(self.max_len, o.max_len)
+        return StrC(max(self.min_len, o.min_len), mx, self.patterns + o.patterns, self.negative + o.negative,
+                    self.excluded + o.excluded, self.raw_only or o.raw_only)
+
+
+@dataclass
+class ArrC:
+    prefix: tuple = ()  # tuple of ref-lists, one per position
+    items: tuple | None = None  # ref-list for the rest (None: any)
+    groups: tuple = ()  # (prefix, items) per contributing schema, merged positionally at emit
+    min_items: int = 0
+    max_items: int | None = None
+    contains: tuple = ()  # (refs, min, max, pointer)
+    unique: bool = False
+    pointer: str = ""
+
+    def merge(self, o: "ArrC") -> "ArrC":
+        mx = self.max_items if o.max_items is None else o.max_items if self.max_items is None else min(self.max_items, o.max_items)
+        return ArrC(groups=self.groups + o.groups, min_items=max(self.min_items, o.min_items), max_items=mx,
+                    contains=self.contains + o.contains, unique=self.unique or o.unique, pointer=self.pointer or o.pointer)
+
+
+@dataclass
+class ObjGroup:
+    props: dict  # key -> ref list
+    patterns: tuple  # (decoded-key regex, ref list)
+    additional: tuple | None  # ref list; None = any value
+
+
+@dataclass
+class ObjC:
+    groups: tuple = ()
+    required: frozenset = frozenset()
+    forbidden: frozenset = frozenset()
+    names: tuple = ()  # propertyNames refs
+    min_props: int = 0
+    max_props: int | None = None
+    dep_required: tuple = ()  # (key, frozenset)
+    pointer: str = ""
+
+    def merge(self, o: "ObjC") -> "ObjC":
+        mx = self.max_props if o.max_props is None else o.max_props if self.max_props is None else min(self.max_props, o.max_props)
+        return ObjC(self.groups + o.groups, self.required | o.required, self.forbidden | o.forbidden,
+                    self.names + o.names, max(self.min_props, o.min_props), mx, self.dep_required + o.dep_required,
+                    self.pointer or o.pointer)
+
+
+@dataclass
+class Conj:
+    """One alternative: allowed types, a constraint record per type, an optional finite value set."""
+
+    types: frozenset = frozenset(TYPES)
+    num: NumC = field(default_factory=NumC)
+    str: StrC = field(default_factory=StrC)
+    arr: ArrC = field(default_factory=ArrC)
+    obj: ObjC = field(default_factory=ObjC)
+    enum: tuple | None = None  # candidate values (validated against ``origins`` at emission)
+    bools: frozenset = frozenset({True, False})
+    null_ok: bool = True
+    origins: tuple = ()
+    nt: str | None = None  # an opaque nonterminal (a recursive $ref), other fields unused
+    nt_refs: tuple = ()
+
+    def merge(self, o: "Conj") -> "Conj":
+        enum = self.enum if o.enum is None else o.enum if self.enum is None else tuple(
+            v for v in self.enum if any(json_equal(v, w) for w in o.enum))
+        return Conj(self.types & o.types, self.num.merge(o.num), self.str.merge(o.str), self.arr.merge(o.arr),
+                    self.obj.merge(o.obj), enum, self.bools & o.bools, self.null_ok and o.null_ok,
+                    self.origins + o.origins)
+
+
+def json_equal(a, b) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return to_decimal(a) == to_decimal(b)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
+    return type(a) is type(b) and a == b
+
+
+def to_decimal(v) -> Decimal:
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            raise SchemaError(f"non-finite number {v!r}")
+        return Decimal(repr(v))
+    return Decimal(v)
+
+
+def json_type(v) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, (int, float)):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, list):
+        return "array"
+    if isinstance(v, dict):
+        return "object"
+    raise SchemaError(f"not a JSON value: {v!r}")
+
+
+# ------------------------------------------------------------------ options
+
+@dataclass
+class Options:
+    whitespace: Any = "flexible"
+    max_whitespace: int = 64
+    lenient: bool = False
+    strict_properties: bool = False
+    property_order: str = "any"
+    format_assert: bool = True
+    exact_leap_seconds: bool = False  # time/date-time: leap seconds in any offset (a 1440-entry table)
+    max_tracked_keys: int = 8  # objects track at most 2**this key sets (any order, no duplicates)
+    max_dnf: int = 256  # alternatives after distributing anyOf/oneOf/allOf
+    max_rules: int = 200000
+    max_array_states: int = 20000
+    retrieve: Callable[[str], Any] | None = None  # uri -> schema document, for remote $refs
+    default_dialect: str = "https://json-schema.org/draft/2020-12/schema"
+
+
+LONG_STRING = 48  # length bounds above this use chunked strings (see Compiler._long_string)
+STRING_CHUNK = 16
+
+
+class Compiler:
+    def __init__(self, schema, options: Options):
+        self.opt = options
+        self.issues: list[tuple[str, str, str]] = []
+        self._seen_issues: set = set()
+        self.b = ir.GrammarBuilder()
+        self.root = schema
+        default_spec = rj.specification_with(options.default_dialect)
+        if isinstance(schema, dict) and isinstance(schema.get("$schema"), str):
+            uri = schema["$schema"]
+            for cand in (uri, uri + "#", uri.rstrip("#")):
+                try:
+                    default_spec = rj.specification_with(cand)
+                    break
+                except (referencing.exceptions.CannotDetermineSpecification, rj.UnknownDialect):
+                    continue
+            else:
+                # a custom meta-schema: its vocabularies are not known, keep the default dialect
+                self.unsupported("", "$schema", f"unknown dialect {uri!r}; compiled as {options.default_dialect}") \
+                    if False else None
+        self.spec = default_spec
+        self.draft = DRAFT_ORDER.get(default_spec, 2020)
+        retrieve = options.retrieve
+
+        def _retrieve(uri):
+            if retrieve is None:
+                raise referencing.exceptions.NoSuchResource(ref=uri)
+            doc = retrieve(uri)
+            if doc is None:
+                raise referencing.exceptions.NoSuchResource(ref=uri)
+            return referencing.Resource.from_contents(doc, default_specification=default_spec)
+
+        try:
+            resource = referencing.Resource.from_contents(schema, default_specification=default_spec)
+        except referencing.exceptions.CannotDetermineSpecification:
+            resource = default_spec.create_resource(schema)
+        self.registry = referencing.Registry(retrieve=_retrieve).with_resource("", resource)
+        if resource.id():
+            self.registry = self.registry.with_resource(resource.id(), resource)
+        self.registry = self.registry.crawl()
+        resolver = self.registry.resolver("")
+        if resource.id():
+            resolver = resolver.in_subresource(resource)
+        self.root_loc = Loc(schema, resolver, "", str(resolver._base_uri))
+        self._value_memo: dict = {}
+        self._norm_stack: list = []
+        self._norm_memo: dict = {}
+        self._emit_memo: dict = {}
+        self._validators: dict = {}
+        self._setup_punctuation()
+
+    # ---------------------------------------------------------------- issues
+    def unsupported(self, pointer: str, keyword: str, reason: str) -> None:
+        key = (pointer, keyword, reason)
+        if key not in self._seen_issues:
+            self._seen_issues.add(key)
+            self.issues.append(key)
+
+    # ---------------------------------------------------------------- punctuation & whitespace
+    def _setup_punctuation(self) -> None:
+        w = self.opt.whitespace
+        if w == "flexible":
+            ws = rx.repeat(rx.char_set(" \t\n\r"), 0, self.opt.max_whitespace)
+            item, key = rx.seq(ws, rx.literal(","), ws), rx.seq(ws, rx.literal(":"), ws)
+            lb, rb = rx.seq(rx.literal("{"), ws), rx.seq(ws, rx.literal("}"))
+            lk, rk = rx.seq(rx.literal("["), ws), rx.seq(ws, rx.literal("]"))
+        else:
+            if w == "compact":
+                w = (",", ":")
+            if not (isinstance(w, (tuple, list)) and len(w) == 2 and all(isinstance(s, str) for s in w)):
+                raise ValueError("whitespace must be 'flexible', 'compact' or (item_separator, key_separator)")
+            item, key = rx.literal(w[0]), rx.literal(w[1])
+            lb, rb, lk, rk = rx.literal("{"), rx.literal("}"), rx.literal("["), rx.literal("]")
+        self.colon_re = key
+        self.COMMA = self.b.terminal(item, "COMMA")
+        self.LBRACE = self.b.terminal(lb, "LBRACE")
+        self.RBRACE = self.b.terminal(rb, "RBRACE")
+        self.LBRACK = self.b.terminal(lk, "LBRACK")
+        self.RBRACK = self.b.terminal(rk, "RBRACK")
+        self.NEVER = self.b.terminal(rx.NOTHING, "NEVER")
+
+    # ---------------------------------------------------------------- public
+    def compile(self) -> ir.Grammar:
+        start = self.value_nt([self.root_loc])
+        self.b.rule("start", [(start,)])
+        self._check_budget()
+        return self.b.build("start")
+
+    def _check_budget(self):
+        n = sum(len(a) for a in self.b.rules.values())
+        if n > self.opt.max_rules:
+            raise CompileBudgetError(f"grammar exceeds {self.opt.max_rules} rule alternatives")
+
+    # ---------------------------------------------------------------- helpers on locs
+    def child(self, loc: Loc, schema, *path) -> Loc:
+        ptr = loc.pointer + "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)
+        resolver = loc.resolver
+        base = loc.base
+        if isinstance(schema, dict):
+            try:
+                resource = self.spec.create_resource(schema)
+                sub_id = resource.id()
+            except Exception:
+                sub_id = None
+            if sub_id is not None:
+                resolver = resolver.in_subresource(resource)
+                base = str(resolver._base_uri)
+        return Loc(schema, resolver, ptr, base)
+
+    def resolve_ref(self, loc: Loc, ref: str, keyword: str) -> Loc:
+        try:
+            resolved = loc.resolver.lookup(ref)
+        except referencing.exceptions.Unresolvable as e:
+            raise SchemaError(f"cannot resolve $ref {ref!r}: {e}", loc.pointer + "/" + keyword)
+        resolver = resolved.resolver  # already based at the target's own $id, if any
+        schema = resolved.contents
+        return Loc(schema, resolver, f"{loc.pointer}/{keyword}->{ref}", str(resolver._base_uri) + "#" + str(id(schema)))
+
+    # ---------------------------------------------------------------- values
+    def value_nt(self, refs) -> str:
+        """The nonterminal for an instance satisfying every schema in ``refs`` (memoized, recursion-safe)."""
+        key = refs_key(refs)
+        name = self._value_memo.get(key)
+        if name is not None:
+            return name
+        name = self.b.fresh("value")
+        self._value_memo[key] = name
+        dnf = self.normalize_refs(list(refs))
+        alts = []
+        for c in dnf:
+            alts.extend(self.emit_conj(c))
+        if not alts:
+            alts = [(self.NEVER,)]
+        self.b.rule(name, alts)
+        self._check_budget()
+        return name
+
+    def satisfiable_nt(self, refs) -> str | None:
+        name = self.value_nt(refs)
+        if self.b.rules.get(name) == [(self.NEVER,)]:
+            return None
+        return name
+
+    # ---------------------------------------------------------------- normalization
+    def normalize_refs(self, refs) -> list[Conj]:
+        dnf = [Conj()]
+        for r in refs:
+            dnf = self.product(dnf, self.normalize(r))
+            if not dnf:
+                break
+        return dnf
+
+    def product(self, a: list[Conj], b: list[Conj]) -> list[Conj]:
+        out = []
+        for x in a:
+            for y in b:
+                m = self.intersect(x, y)
+                if m is not None:
+                    out.append(m)
+        if len(out) > self.opt.max_dnf:
+            raise CompileBudgetError(f"schema combinators expand to more than {self.opt.max_dnf} alternatives")
+        return out
+
+    def intersect(self, x: Conj, y: Conj) -> Conj | None:
+        if x.nt is not None or y.nt is not None:
+            if x.nt is not None and _is_trivial(y):
+                return x
+            if y.nt is not None and _is_trivial(x):
+                return y
+            # inline the opaque side when possible
+            xs = self.inline(x)
+            ys = self.inline(y)
+            res = self.product(xs, ys)
+            return res[0] if len(res) == 1 else (None if not res else _Multi(res))
+        m = x.merge(y)
+        if not m.types:
+            return None
+        return m
+
+    def inline(self, c: Conj) -> list[Conj]:
+        if c.nt is None:
+            return [c]
+        key = refs_key(c.nt_refs)
+        if key in self._norm_stack:
+            loc = c.nt_refs[0].loc if isinstance(c.nt_refs[0], NegLoc) else c.nt_refs[0]
+            self.unsupported(loc.pointer, "$ref", "recursive reference combined with sibling constraints")
+            return [Conj()]
+        return self.normalize_refs(list(c.nt_refs))
+
+    def normalize(self, r) -> list[Conj]:
+        key = r.key()
+        if key in self._norm_memo:
+            return self._norm_memo[key]
+        if key in self._norm_stack:
+            # a cycle through $ref/allOf/anyOf without an intervening value: keep it opaque
+            return [Conj(nt=self.value_nt([r]), nt_refs=(r,))]
+        self._norm_stack.append(key)
+        try:
+            if isinstance(r, NegLoc):
+                res = self.negate(r.loc)
+            else:
+                res = self._normalize_loc(r)
+        finally:
+            self._norm_stack.pop()
+        res = _flatten(res)
+        self._norm_memo[key] = res
+        return res
+
+    def _normalize_loc(self, loc: Loc) -> list[Conj]:
+        s = loc.schema
+        if s is True:
+            return [Conj(origins=(loc,))]
+        if s is False:
+            return []
+        if not isinstance(s, dict):
+            raise SchemaError("a schema must be an object or a boolean", loc.pointer)
+        d = self.draft
+        if "$ref" in s and d <= 7:
+            target = self.resolve_ref(loc, s["$ref"], "$ref")
+            return self.normalize_pure_ref(target)
+        own = self.own_conj(loc)
+        dnf = [own]
+        for kw in ("$ref",):
+            if kw in s:
+                target = self.resolve_ref(loc, s[kw], kw)
+                dnf = self.product(dnf, self.normalize_pure_ref(target))
+        for kw in ("$dynamicRef", "$recursiveRef"):
+            if kw in s:
+                if kw == "$recursiveRef" and s[kw] == "#" and not self._has_recursive_anchor():
+                    target = self.resolve_ref(loc, "#", kw)
+                    dnf = self.product(dnf, self.normalize_pure_ref(target))
+                elif kw == "$dynamicRef" and not self._has_dynamic_anchor():
+                    target = self.resolve_ref(loc, s[kw], kw)
+                    dnf = self.product(dnf, self.normalize_pure_ref(target))
+                else:
+                    self.unsupported(loc.pointer, kw, "dynamic scoping is not compiled")
+        if "allOf" in s:
+            for i, sub in enumerate(_list(s["allOf"], loc, "allOf")):
+                dnf = self.product(dnf, self.normalize(self.child(loc, sub, "allOf", i)))
+        if "anyOf" in s:
+            alts = []
+            for i, sub in enumerate(_list(s["anyOf"], loc, "anyOf")):
+                alts.extend(self.normalize(self.child(loc, sub, "anyOf", i)))
+            dnf = self.product(dnf, alts)
+        if "oneOf" in s:
+            dnf = self.product(dnf, self.one_of(loc, _list(s["oneOf"], loc, "oneOf")))
+        if "not" in s:
+            dnf = self.product(dnf, self.normalize(NegLoc(self.child(loc, s["not"], "not"))))
+        if d >= 7 and "if" in s and ("then" in s or "else" in s):
+            cond = self.child(loc, s["if"], "if")
+            then = self.normalize(self.child(loc, s["then"], "then")) if "then" in s else [Conj()]
+            other = self.normalize(self.child(loc, s["else"], "else")) if "else" in s else [Conj()]
+            branch = self.product(self.normalize(cond), then) + self.product(self.normalize(NegLoc(cond)), other)
+            dnf = self.product(dnf, branch)
+        if d >= 2019 and "dependentSchemas" in s:
+            dnf = self._dependent_schemas(loc, dnf, s["dependentSchemas"], "dependentSchemas")
+        if isinstance(s.get("dependencies"), dict):  # draft <= 7; honored later too (compatibility)
+            schemas = {k: v for k, v in s["dependencies"].items() if not isinstance(v, list)}
+            if schemas:
+                dnf = self._dependent_schemas(loc, dnf, schemas, "dependencies")
+        return dnf
+
+    def _has_recursive_anchor(self) -> bool:
+        return _find_key(self.root, "$recursiveAnchor")
+
+    def _has_dynamic_anchor(self) -> bool:
+        return _find_key(self.root, "$dynamicAnchor")
+
+    def normalize_pure_ref(self, target: Loc) -> list[Conj]:
+        key = target.key()
+        if key in self._norm_stack:
+            return [Conj(nt=self.value_nt([target]), nt_refs=(target,))]
+        return self.normalize(target)
+
+    def _dependent_schemas(self, loc, dnf, deps, kw):
+        if not isinstance(deps, dict):
+            raise SchemaError(f"{kw} must be an object", loc.pointer)
+        for k, sub in deps.items():
+            absent = Conj(obj=ObjC(forbidden=frozenset([k])))
+            present = self.product([Conj(obj=ObjC(required=frozenset([k])))], self.normalize(self.child(loc, sub, kw, k)))
+            # non-objects satisfy the dependency vacuously
+            non_obj = Conj(types=frozenset(TYPES) - {"object"})
+            dnf = self.product(dnf, [non_obj, absent] + present)
+        return dnf
+
+    def one_of(self, loc: Loc, subs) -> list[Conj]:
+        branches = [self.normalize(self.child(loc, sub, "oneOf", i)) for i, sub in enumerate(subs)]
+        flat = [(i, c) for i, b in enumerate(branches) for c in b]
+        for x in range(len(flat)):
+            for y in range(x + 1, len(flat)):
+                (i, a), (j, c) = flat[x], flat[y]
+                if i != j and not self.disjoint(a, c):
+                    self.unsupported(loc.pointer, "oneOf", f"branches {i} and {j} may overlap (treated as anyOf)")
+                    return [c for _, c in flat]
+        return [c for _, c in flat]
+
+    def disjoint(self, a: Conj, c: Conj) -> bool:
+        """Provably no instance satisfies both (conservative)."""
+        if a.nt is not None or c.nt is not None:
+            try:
+                xs, ys = self.inline(a), self.inline(c)
+            except CompileBudgetError:
+                return False
+            if a.nt is not None and xs == [Conj()]:
+                return False
+            return all(self.disjoint(x, y) for x in xs for y in ys)
+        common = a.types & c.types
+        if not common:
+            return True
+        if a.enum is not None and c.enum is not None:
+            return not any(json_equal(v, w) for v in a.enum for w in c.enum)
+        for e, other in ((a.enum, c), (c.enum, a)):
+            if e is not None:
+                if all(json_type(v) not in other.types and not (json_type(v) == "number" and False) for v in e):
+                    return True
+        for t in common:
+            if not self._type_disjoint(t, a, c):
+                return False
+        return True
+
+    def _type_disjoint(self, t: str, a: Conj, c: Conj) -> bool:
+        if t == "null":
+            return not (a.null_ok and c.null_ok)
+        if t == "boolean":
+            return not (a.bools & c.bools)
+        if t == "number":
+            n = a.num.merge(c.num)
+            if n.lo is not None and n.hi is not None and (n.lo > n.hi or (n.lo == n.hi and (n.lo_strict or n.hi_strict))):
+                return True
+            return False
+        if t == "object":
+            # discriminator: a key required by both whose values are disjoint
+            oa, oc = a.obj, c.obj
+            for k in oa.required & oc.required:
+                va = [r for g in oa.groups for r in g.props.get(k, ())]
+                vc = [r for g in oc.groups for r in g.props.get(k, ())]
+                if va and vc:
+                    try:
+                        da, dc = self.normalize_refs(va), self.normalize_refs(vc)
+                    except CompileBudgetError:
+                        continue
+                    if all(self.disjoint(x, y) for x in da for y in dc):
+                        return True
+            for k in (oa.required & oc.forbidden) | (oc.required & oa.forbidden):
+                return True
+            return False
+        if t == "string":
+            sa, sc = a.str, c.str
+            m = sa.merge(sc)
+            if m.max_len is not None and m.min_len > m.max_len:
+                return True
+            return False
+        if t == "array":
+            m = a.arr.merge(c.arr)
+            return m.max_items is not None and m.min_items > m.max_items
+        return False
+
+    # ---------------------------------------------------------------- own keywords
+    def own_conj(self, loc: Loc) -> Conj:
+        s = loc.schema
+        d = self.draft
+        c = Conj(origins=(loc,))
+        p = loc.pointer
+        if "type" in s:
+            t = s["type"]
+            ts = t if isinstance(t, list) else [t]
+            allowed = set()
+            integer = False
+            for x in ts:
+                if x == "integer":
+                    allowed.add("number")
+                    integer = True
+                elif x in TYPES:
+                    allowed.add(x)
+                elif x == "any" and d <= 3:
+                    allowed |= set(TYPES)
+                else:
+                    raise SchemaError(f"unknown type {x!r}", p + "/type")
+            if integer and "number" in ts:
+                integer = False
+            c.types = frozenset(allowed)
+            c.num = replace(c.num, integer=integer)
+        if "enum" in s:
+            if not isinstance(s["enum"], list):
+                raise SchemaError("enum must be an array", p + "/enum")
+            c.enum = tuple(s["enum"])
+        if "const" in s and d >= 6:
+            c.enum = (s["const"],) if c.enum is None else tuple(v for v in c.enum if json_equal(v, s["const"]))
+        # numbers
+        n = c.num
+        if "minimum" in s:
+            strict = bool(s.get("exclusiveMinimum")) if d <= 4 else False
+            n = n.merge(NumC(lo=_dec(s["minimum"], p + "/minimum"), lo_strict=strict))
+        if "maximum" in s:
+            strict = bool(s.get("exclusiveMaximum")) if d <= 4 else False
+            n = n.merge(NumC(hi=_dec(s["maximum"], p + "/maximum"), hi_strict=strict))
+        if d >= 6:
+            if "exclusiveMinimum" in s:
+                n = n.merge(NumC(lo=_dec(s["exclusiveMinimum"], p), lo_strict=True))
+            if "exclusiveMaximum" in s:
+                n = n.merge(NumC(hi=_dec(s["exclusiveMaximum"], p), hi_strict=True))
+        if "multipleOf" in s:
+            m = _dec(s["multipleOf"], p + "/multipleOf")
+            if m <= 0:
+                raise SchemaError("multipleOf must be > 0", p + "/multipleOf")
+            n = replace(n, multiple_of=n.multiple_of + ((m, p),))
+        c.num = n
+        # strings
+        sc = c.str
+        if "minLength" in s:
+            sc = replace(sc, min_len=_nonneg(s["minLength"], p + "/minLength"))
+        if "maxLength" in s:
+            sc = replace(sc, max_len=_nonneg(s["maxLength"], p + "/maxLength"))
+        if "pattern" in s:
+            r = self.pattern_regex(s["pattern"], p, "pattern")
+            if r is not None:
+                sc = replace(sc, patterns=sc.patterns + (r,))
+        if "format" in s and isinstance(s["format"], str) and self.opt.format_assert:
+            f = s["format"]
+            r = st.format_regex(f, self.opt.exact_leap_seconds)
+            if r is not None:
+                sc = replace(sc, patterns=sc.patterns + (r,), raw_only=sc.raw_only or f in st.ASCII_FORMATS)
+            elif f in st.KNOWN_UNSUPPORTED_FORMATS:
+                self.unsupported(p, "format", f"format {f!r} is not compiled")
+        c.str = sc
+        # arrays
+        a = ArrC(pointer=p)
+        prefix, items = (), None
+        if d >= 2020:
+            if "prefixItems" in s:
+                prefix = tuple([self.child(loc, x, "prefixItems", i)] for i, x in enumerate(_list(s["prefixItems"], loc, "prefixItems")))
+            if "items" in s:
+                items = (self.child(loc, s["items"], "items"),)
+        else:
+            if isinstance(s.get("items"), list):
+                prefix = tuple([self.child(loc, x, "items", i)] for i, x in enumerate(s["items"]))
+                if "additionalItems" in s:
+                    items = (self.child(loc, s["additionalItems"], "additionalItems"),)
+            elif "items" in s:
+                items = (self.child(loc, s["items"], "items"),)
+        if prefix or items is not None:
+            a = replace(a, groups=((prefix, items),))
+        if "minItems" in s:
+            a = replace(a, min_items=_nonneg(s["minItems"], p + "/minItems"))
+        if "maxItems" in s:
+            a = replace(a, max_items=_nonneg(s["maxItems"], p + "/maxItems"))
+        if "contains" in s and d >= 6:
+            lo = _nonneg(s.get("minContains", 1), p) if d >= 2019 else 1
+            hi = _nonneg(s["maxContains"], p) if d >= 2019 and "maxContains" in s else None
+            a = replace(a, contains=((self.child(loc, s["contains"], "contains"), lo, hi, p),))
+        if s.get("uniqueItems") is True:
+            a = replace(a, unique=True)
+        c.arr = a
+        # objects
+        o = ObjC(pointer=p)
+        props = {}
+        if "properties" in s:
+            if not isinstance(s["properties"], dict):
+                raise SchemaError("properties must be an object", p + "/properties")
+            props = {k: (self.child(loc, v, "properties", k),) for k, v in s["properties"].items()}
+        pats = ()
+        if "patternProperties" in s:
+            out = []
+            for pat, sub in s["patternProperties"].items():
+                r = self.pattern_regex(pat, p + "/patternProperties", "patternProperties")
+                if r is None:
+                    r = rx.star(rx.any_char())  # lenient: the pattern's schema applies to every key (looser? no)
+                    continue
+                out.append((r, (self.child(loc, sub, "patternProperties", pat),)))
+            pats = tuple(out)
+        additional = None
+        if "additionalProperties" in s:
+            additional = (self.child(loc, s["additionalProperties"], "additionalProperties"),)
+        elif self.opt.strict_properties and (props or pats):
+            additional = (Loc(False, loc.resolver, p + "/additionalProperties", "#false"),)
+        if props or pats or additional is not None:
+            o = replace(o, groups=(ObjGroup(props, pats, additional),))
+        if "required" in s:
+            req = s["required"]
+            if isinstance(req, list):
+                o = replace(o, required=frozenset(req))
+            elif d <= 3:
+                pass
+            else:
+                raise SchemaError("required must be an array", p + "/required")
+        if "minProperties" in s:
+            o = replace(o, min_props=_nonneg(s["minProperties"], p))
+        if "maxProperties" in s:
+            o = replace(o, max_props=_nonneg(s["maxProperties"], p))
+        if "propertyNames" in s and d >= 6:
+            o = replace(o, names=(self.child(loc, s["propertyNames"], "propertyNames"),))
+        deps = []
+        if d >= 2019 and isinstance(s.get("dependentRequired"), dict):
+            deps += [(k, frozenset(v)) for k, v in s["dependentRequired"].items()]
+        if isinstance(s.get("dependencies"), dict):
+            deps += [(k, frozenset(v)) for k, v in s["dependencies"].items() if isinstance(v, list)]
+        if deps:
+            o = replace(o, dep_required=tuple(deps))
+        c.obj = o
+        if d <= 7:
+            for kw in ("contentMediaType", "contentEncoding"):
+                if kw in s:  # draft 7 lets validators assert these; 2019+ makes them annotations
+                    self.unsupported(p, kw, "content assertions are not compiled")
+        for kw in ("unevaluatedProperties", "unevaluatedItems"):
+            if kw in s and d >= 2019 and self._unevaluated(loc, kw):
+                sub = self.child(loc, s[kw], kw)
+                if kw == "unevaluatedProperties" and "additionalProperties" not in s:
+                    g = o.groups[0] if o.groups else ObjGroup({}, (), None)
+                    c.obj = replace(o, groups=(ObjGroup(g.props, g.patterns, (sub,)),))
+                elif kw == "unevaluatedItems":
+                    prefix, items = a.groups[0] if a.groups else ((), None)
+                    if items is None:
+                        c.arr = replace(c.arr, groups=((prefix, (sub,)),))
+        return c
+
+    def _unevaluated(self, loc: Loc, kw: str) -> bool:
+        """True when unevaluated* equals additional*/items here (no in-place applicator can evaluate more)."""
+        s = loc.schema
+        sub = s[kw]
+        if sub is True or sub == {}:
+            return False
+        applicators = {"allOf", "anyOf", "oneOf", "not", "if", "$ref", "dependentSchemas", "$dynamicRef", "$recursiveRef"}
+        if kw == "unevaluatedItems":
+            applicators.add("contains")  # contains evaluates the items it matches (2020-12)
+        if not (applicators & set(s)):
+            return True
+        self.unsupported(loc.pointer, kw, "unevaluated* with in-place applicators is not compiled")
+        return False
+
+    def pattern_regex(self, pattern, pointer: str, keyword: str) -> rx.Regex | None:
+        if not isinstance(pattern, str):
+            raise SchemaError("pattern must be a string", pointer)
+        from corral.grammars.regex_parser import search_regex
+        try:
+            return search_regex(pattern, flavor="ecmascript")
+        except GrammarError as e:
+            self.unsupported(pointer, keyword, f"regex {pattern!r}: {e}")
+            return None
+
+    # ---------------------------------------------------------------- negation
+    def negate(self, loc: Loc) -> list[Conj]:
+        out = self._negate(loc)
+        # records built here stand for "not loc": finite values are validated against the negation
+        neg = NegLoc(loc)
+        return [replace(c, origins=tuple(neg if o is loc else o for o in c.origins)) if c.nt is None else c
+                for c in out]
+
+    def _negate(self, loc: Loc) -> list[Conj]:
+        s = loc.schema
+        if s is True:
+            return []
+        if s is False:
+            return [Conj(origins=(loc,))]
+        if not isinstance(s, dict):
+            raise SchemaError("a schema must be an object or a boolean", loc.pointer)
+        keys = {k for k in s if k not in ANNOTATIONS}
+        if not keys:
+            return []
+        if "$ref" in keys and len(keys) == 1:
+            target = self.resolve_ref(loc, s["$ref"], "$ref")
+            return self.negate(target)
+        out: list[Conj] = []
+        p = loc.pointer
+        handled = set()
+        if "not" in keys:
+            handled.add("not")  # not(not S) == S
+            out.extend(self.normalize(self.child(loc, s["not"], "not")))
+        # type
+        if "type" in keys:
+            handled.add("type")
+            c = self.own_conj(Loc({"type": s["type"]}, loc.resolver, p, loc.base))
+            rest = frozenset(TYPES) - c.types
+            out.append(Conj(types=rest, origins=(loc,)))
+            if c.num.integer:
+                out.append(Conj(types=frozenset(["number"]), num=NumC(), origins=(loc,)))
+                self.unsupported(p, "not", "negation of type integer (non-integral numbers) is not compiled")
+        if "enum" in keys or ("const" in keys and self.draft >= 6):
+            values = list(s.get("enum", [])) if "enum" in keys else []
+            if "const" in keys and self.draft >= 6:
+                values = [s["const"]] if "enum" not in keys else [v for v in values if json_equal(v, s["const"])]
+            handled |= {"enum", "const"}
+            out.extend(self._exclude_values(values, loc))
+        if "required" in keys and isinstance(s["required"], list):
+            handled.add("required")
+            for k in s["required"]:
+                out.append(Conj(types=frozenset(["object"]), obj=ObjC(forbidden=frozenset([k])), origins=(loc,)))
+        if "properties" in keys and isinstance(s["properties"], dict):
+            handled.add("properties")
+            for k, sub in s["properties"].items():
+                neg = NegLoc(self.child(loc, sub, "properties", k))
+                out.append(Conj(types=frozenset(["object"]), obj=ObjC(
+                    groups=(ObjGroup({k: (neg,)}, (), None),), required=frozenset([k])), origins=(loc,)))
+        if "anyOf" in keys:
+            handled.add("anyOf")
+            dnf = [Conj()]
+            for i, sub in enumerate(_list(s["anyOf"], loc, "anyOf")):
+                dnf = self.product(dnf, self.normalize(NegLoc(self.child(loc, sub, "anyOf", i))))
+            out.extend(dnf)
+        if "allOf" in keys:
+            handled.add("allOf")
+            for i, sub in enumerate(_list(s["allOf"], loc, "allOf")):
+                out.extend(self.normalize(NegLoc(self.child(loc, sub, "allOf", i))))
+        if "pattern" in keys:
+            handled.add("pattern")
+            r = self.pattern_regex(s["pattern"], p, "pattern")
+            if r is not None:
+                out.append(Conj(types=frozenset(["string"]), str=StrC(negative=(r,)), origins=(loc,)))
+        for kw, lo_kw in (("minimum", True), ("maximum", False), ("exclusiveMinimum", True), ("exclusiveMaximum", False)):
+            if kw in keys and (self.draft >= 6 or kw in ("minimum", "maximum")):
+                handled.add(kw)
+                if self.draft <= 4 and kw in ("minimum", "maximum"):
+                    strict = bool(s.get("exclusive" + kw.capitalize()))
+                    handled.add("exclusive" + kw.capitalize())
+                else:
+                    strict = kw.startswith("exclusive")
+                v = _dec(s[kw], p)
+                if lo_kw:  # not (x >= v) == x < v
+                    out.append(Conj(types=frozenset(["number"]), num=NumC(hi=v, hi_strict=not strict), origins=(loc,)))
+                else:
+                    out.append(Conj(types=frozenset(["number"]), num=NumC(lo=v, lo_strict=not strict), origins=(loc,)))
+        if "minLength" in keys:
+            handled.add("minLength")
+            m = _nonneg(s["minLength"], p)
+            if m == 0:
+                pass
+            else:
+                out.append(Conj(types=frozenset(["string"]), str=StrC(max_len=m - 1), origins=(loc,)))
+        if "maxLength" in keys:
+            handled.add("maxLength")
+            out.append(Conj(types=frozenset(["string"]), str=StrC(min_len=_nonneg(s["maxLength"], p) + 1), origins=(loc,)))
+        if "minItems" in keys:
+            handled.add("minItems")
+            m = _nonneg(s["minItems"], p)
+            if m > 0:
+                out.append(Conj(types=frozenset(["array"]), arr=ArrC(max_items=m - 1), origins=(loc,)))
+        if "maxItems" in keys:
+            handled.add("maxItems")
+            out.append(Conj(types=frozenset(["array"]), arr=ArrC(min_items=_nonneg(s["maxItems"], p) + 1), origins=(loc,)))
+        if "minProperties" in keys:
+            handled.add("minProperties")
+            m = _nonneg(s["minProperties"], p)
+            if m > 0:
+                out.append(Conj(types=frozenset(["object"]), obj=ObjC(max_props=m - 1), origins=(loc,)))
+        if "maxProperties" in keys:
+            handled.add("maxProperties")
+            out.append(Conj(types=frozenset(["object"]), obj=ObjC(min_props=_nonneg(s["maxProperties"], p) + 1), origins=(loc,)))
+        rest = keys - handled
+        if rest:
+            for kw in sorted(rest):
+                self.unsupported(p, kw, "negation (not / if-else) of this keyword is not compiled")
+        return out
+
+    def _exclude_values(self, values, loc) -> list[Conj]:
+        """Instances equal to none of ``values``."""
+        by_type: dict[str, list] = {}
+        for v in values:
+            by_type.setdefault(json_type(v), []).append(v)
+        out = []
+        for t in TYPES:
+            vs = by_type.get(t, [])
+            if not vs:
+                out.append(Conj(types=frozenset([t]), origins=(loc,)))
+                continue
+            if t == "null":
+                continue
+            if t == "boolean":
+                rest = frozenset({True, False}) - set(vs)
+                if rest:
+                    out.append(Conj(types=frozenset([t]), bools=rest, origins=(loc,)))
+            elif t == "number":
+                out.append(Conj(types=frozenset([t]), num=NumC(excluded=tuple(to_decimal(v) for v in vs)), origins=(loc,)))
+            elif t == "string":
+                out.append(Conj(types=frozenset([t]), str=StrC(excluded=tuple(vs)), origins=(loc,)))
+            else:
+                self.unsupported(loc.pointer, "not", f"excluding {t} values is not compiled")
+                out.append(Conj(types=frozenset([t]), origins=(loc,)))
+        return out
+
+    # ---------------------------------------------------------------- emission
+    def emit_conj(self, c: Conj) -> list[tuple[str, ...]]:
+        if c.nt is not None:
+            return [(c.nt,)]
+        if c.enum is not None:
+            alts = []
+            seen: list = []
+            for v in c.enum:
+                if any(json_equal(v, w) for w in seen):
+                    continue
+                seen.append(v)
+                if self.value_allowed(v, c):
+                    alts.append((self.literal_nt(v),))
+            return alts
+        alts = []
+        if "null" in c.types and c.null_ok:
+            alts.append((self.b.terminal(rx.literal("null"), "NULL"),))
+        if "boolean" in c.types:
+            for v in sorted(c.bools):
+                alts.append((self.b.terminal(rx.literal("true" if v else "false"), "TRUE" if v else "FALSE"),))
+        if "number" in c.types:
+            sym = self.emit_number(c.num)
+            if sym:
+                alts.append((sym,))
+        if "string" in c.types:
+            sym = self.emit_string(c.str)
+            if sym:
+                alts.append((sym,))
+        if "array" in c.types:
+            sym = self.emit_array(c.arr)
+            if sym:
+                alts.append((sym,))
+        if "object" in c.types:
+            sym = self.emit_object(c.obj)
+            if sym:
+                alts.append((sym,))
+        return alts
+
+    def value_allowed(self, v, c: Conj) -> bool:
+        """Exact membership of a finite candidate in the conjunction: validated against its schemas."""
+        if json_type(v) not in c.types:
+            return False
+        for loc in c.origins:
+            neg = isinstance(loc, NegLoc)
+            target = loc.loc if neg else loc
+            if not isinstance(target, Loc):
+                continue
+            ok = self._validate(target, v)
+            if ok == neg:
+                return False
+        # records built from synthesized negations carry their own checks
+        t = json_type(v)
+        if t == "number" and any(to_decimal(v) == e for e in c.num.excluded):
+            return False
+        if t == "string" and v in c.str.excluded:
+            return False
+        if t == "boolean" and v not in c.bools:
+            return False
+        if t == "null" and not c.null_ok:
+            return False
+        return True
+
+    def _validate(self, loc: Loc, value) -> bool:
+        import jsonschema
+        cls = self._validators.get("cls")
+        if cls is None:
+            cls = jsonschema.validators.validator_for({"$schema": self.spec.id if hasattr(self.spec, "id") else ""},
+                                                      default=jsonschema.Draft202012Validator)
+            cls = {4: jsonschema.Draft4Validator, 6: jsonschema.Draft6Validator, 7: jsonschema.Draft7Validator,
+                   2019: jsonschema.Draft201909Validator, 2020: jsonschema.Draft202012Validator}.get(self.draft, cls)
+            self._validators["cls"] = cls
+        if isinstance(loc.schema, bool):
+            return loc.schema
+        try:
+            v = cls(loc.schema, registry=self.registry, format_checker=cls.FORMAT_CHECKER if self.opt.format_assert else None,
+                    _resolver=loc.resolver)
+            return v.is_valid(value)
+        except Exception:
+            v = cls(loc.schema, registry=self.registry)
+            return v.is_valid(value)
+
+    # literal values --------------------------------------------------------
+    def literal_nt(self, v) -> str:
+        t = json_type(v)
+        if t == "null":
+            return self.b.terminal(rx.literal("null"), "NULL")
+        if t == "boolean":
+            return self.b.terminal(rx.literal("true" if v else "false"), "TRUE" if v else "FALSE")
+        if t == "number":
+            return self.b.terminal(num.decimal_literal(to_decimal(v)))
+        if t == "string":
+            return self.b.terminal(st.literal_string(v))
+        key = ("lit", json.dumps(v, sort_keys=True))
+        if key in self._emit_memo:
+            return self._emit_memo[key]
+        name = self.b.fresh("literal")
+        self._emit_memo[key] = name
+        if t == "array":
+            if not v:
+                self.b.rule(name, [(self.LBRACK, self.RBRACK)])
+            else:
+                body = [self.LBRACK]
+                for i, x in enumerate(v):
+                    if i:
+                        body.append(self.COMMA)
+                    body.append(self.literal_nt(x))
+                body.append(self.RBRACK)
+                self.b.rule(name, [tuple(body)])
+            return name
+        members = {k: (self.key_terminal_literal(k), self.literal_nt(x)) for k, x in v.items()}
+        body = self.members_machine(members, frozenset(v), [], 0, None, (), "#const")
+        self.b.rule(name, [(self.LBRACE, body, self.RBRACE)])
+        return name
+
+    def key_terminal_literal(self, k: str) -> str:
+        return self.b.terminal(rx.seq(st.literal_string(k), self.colon_re))
+
+    # numbers ----------------------------------------------------------------
+    def emit_number(self, n: NumC) -> str | None:
+        lo, hi = n.lo, n.hi
+        if n.integer:
+            ilo = None if lo is None else (math.floor(lo) + 1 if (n.lo_strict and lo == math.floor(lo)) else math.ceil(lo))
+            ihi = None if hi is None else (math.ceil(hi) - 1 if (n.hi_strict and hi == math.ceil(hi)) else math.floor(hi))
+            if ilo is not None and ihi is not None and ilo > ihi:
+                return None
+            base = num.integer_range(ilo, ihi, zero_fraction=self.draft >= 6)
+        else:
+            if lo is not None and hi is not None and (lo > hi or (lo == hi and (n.lo_strict or n.hi_strict))):
+                return None
+            base = num.number_range(lo, n.lo_strict, hi, n.hi_strict)
+        positives = [base]
+        negatives = [num.decimal_literal(e) for e in n.excluded]
+        for m, ptr in n.multiple_of:
+            if n.integer and (1 / m) == (1 / m).to_integral_value():
+                continue  # every integer is a multiple of 1/n
+            d = _multiple_dfa_regex(m)
+            if d is None:
+                self.unsupported(ptr, "multipleOf", f"multipleOf {m} is not compiled (numerator too large)")
+                continue
+            positives.append(d)
+        return self._regex_symbol(positives, negatives, quote=False)
+
+    def _regex_symbol(self, positives, negatives, quote: bool) -> str | None:
+        """A terminal (or right-linear rules) for the intersection of positives minus negatives."""
+        if len(positives) == 1 and not negatives:
+            r = positives[0]
+            if isinstance(r, rx.Alt) and not r.items:
+                return None
+            return self.b.terminal(_quote(r, quote))
+        key = ("re", tuple(positives), tuple(negatives), quote)
+        if key in self._emit_memo:
+            return self._emit_memo[key]
+        dfa = cpdfa.combine(positives, negatives)
+        if dfa.is_empty():
+            self._emit_memo[key] = None
+            return None
+        # small automata become one terminal; larger ones (e.g. a pattern with a long length bound)
+        # become right-linear rules, which stay linear in the automaton's size
+        r = dfa.to_regex(max_nodes=3000) if len(dfa.trans) <= 40 else None
+        if r is not None:
+            sym = self.b.terminal(_quote(r, quote))
+        else:
+            sym = self._dfa_rules(dfa, quote)
+        self._emit_memo[key] = sym
+        return sym
+
+    def _dfa_rules(self, dfa: cpdfa.Dfa, quote: bool) -> str:
+        """Right-linear rules for a DFA whose regex would be too large."""
+        edges = dfa.edges()
+        names = {s: self.b.fresh("dfa") for s in edges}
+        q = self.b.terminal(rx.literal('"'), "QUOTE") if quote else None
+        for s, out in edges.items():
+            alts = []
+            if dfa.accept[s]:
+                alts.append((q,) if quote else ())
+            for t, cls in out.items():
+                term = self.b.terminal(st.encode_raw(cls) if quote == "raw" else st.encode(cls) if quote else cls)
+                alts.append((term, names[t]))
+            self.b.rule(names[s], alts)
+        if quote:
+            start = self.b.fresh("str")
+            self.b.rule(start, [(q, names[0])])
+            return start
+        return names[0]
+
+    # strings ----------------------------------------------------------------
+    def emit_string(self, s: StrC) -> str | None:
+        if s.max_len is not None and s.min_len > s.max_len:
+            return None
+        length = rx.repeat(rx.any_char(), s.min_len, s.max_len)
+        positives = list(s.patterns)
+        trivial_length = s.min_len == 0 and s.max_len is None
+        if not trivial_length:
+            if len(positives) == 1 and _length_implied(positives[0], s.min_len, s.max_len):
+                pass
+            elif len(positives) == 1 and isinstance(positives[0], rx.Repeat) and isinstance(positives[0].item, rx.Chars) \
+                    and positives[0].max is None:
+                p0 = positives[0]
+                positives = [rx.repeat(p0.item, max(p0.min, s.min_len), s.max_len)]
+            else:
+                positives.append(length)
+        negatives = list(s.negative) + [rx.literal(v) for v in s.excluded]
+        if positives == [length] and not negatives and max(s.min_len, s.max_len or 0) > LONG_STRING:
+            return self._long_string(s.min_len, s.max_len)
+        if not positives:
+            positives = [rx.star(rx.any_char())]
+        return self._regex_symbol(positives, negatives, quote="raw" if s.raw_only else True)
+
+    def _long_string(self, lo: int, hi: int | None) -> str:
+        """Length-bounded strings as a chain of fixed-size chunk terminals: a single terminal for
+        ``.{0,1000}`` would need ~1000x the automaton of one encoded character."""
+        key = ("longstr", lo, hi)
+        if key in self._emit_memo:
+            return self._emit_memo[key]
+        enc = st.encode(rx.any_char())
+        chunk = self.b.terminal(rx.repeat(enc, STRING_CHUNK, STRING_CHUNK))
+        quote = self.b.terminal(rx.literal('"'), "QUOTE")
+
+        def tail(a: int, b: int | None) -> str:
+            return self.b.terminal(rx.seq(rx.repeat(enc, a, b), rx.literal('"')))
+
+        # state k: k chunks consumed, remaining length bounds (lo - kB, hi - kB); built iteratively
+        # from the last state so long bounds (maxLength 32767) do not recurse
+        if hi is None:
+            k_last = max(0, -(-(lo - LONG_STRING) // STRING_CHUNK))
+        else:
+            k_last = hi // STRING_CHUNK
+        if k_last > 100000:
+            raise CompileBudgetError("string length bound too large")
+        nxt = None
+        for k in range(k_last, -1, -1):
+            a, b = lo - k * STRING_CHUNK, None if hi is None else hi - k * STRING_CHUNK
+            a0 = max(a, 0)
+            nm = self.b.fresh("chars")
+            alts = []
+            if b is None:
+                alts.append((tail(a0, None),) if a0 <= LONG_STRING else (chunk, nxt))
+            else:
+                if a0 <= min(b, STRING_CHUNK - 1):
+                    alts.append((tail(a0, min(b, STRING_CHUNK - 1)),))
+                if b >= STRING_CHUNK and nxt is not None:
+                    alts.append((chunk, nxt))
+            self.b.rule(nm, alts or [(self.NEVER,)])
+            nxt = nm
+        first = nxt
+        name = self.b.fresh("string")
+        self.b.rule(name, [(quote, first)])
+        self._emit_memo[key] = name
+        return name
+
+    # arrays -----------------------------------------------------------------
+    def emit_array(self, a: ArrC) -> str | None:
+        if a.max_items is not None and a.min_items > a.max_items:
+            return None
+        # positional schema lists, merged over the contributing groups
+        m = max((len(p) for p, _ in a.groups), default=0)
+
+        def schemas_at(i: int):
+            refs = []
+            for prefix, items in a.groups:
+                if i < len(prefix):
+                    refs.extend(prefix[i])
+                elif items is not None:
+                    refs.extend(items)
+            return refs
+
+        contains = [x for x in a.contains if x[1] > 0 or x[2] is not None]
+        if len(contains) > 1:
+            self.unsupported(a.pointer, "contains", "several contains constraints are not compiled")
+            contains = contains[:1]
+        need = 0
+        c_refs = None
+        if contains:
+            c_loc, need, cmax, ptr = contains[0]
+            if cmax is not None:
+                self.unsupported(ptr, "maxContains", "maxContains is not compiled")
+            c_refs = [c_loc]
+        if a.unique and not (a.max_items is not None and a.max_items <= 1):
+            self.unsupported(a.pointer, "uniqueItems", "uniqueItems is not compiled")
+        key = ("arr", tuple(refs_key(schemas_at(i)) for i in range(m + 1)), a.min_items, a.max_items,
+               refs_key(c_refs) if c_refs else None, need)
+        if key in self._emit_memo:
+            return self._emit_memo[key]
+        name = self.b.fresh("array")
+        self._emit_memo[key] = name
+        elem_nt = {}
+
+        def elem(i: int, counted: bool) -> str | None:
+            idx = min(i, m)
+            k = (idx, counted)
+            if k not in elem_nt:
+                refs = schemas_at(idx) + (c_refs if counted else [])
+                elem_nt[k] = self.satisfiable_nt(refs)
+            return elem_nt[k]
+
+        cap = m if a.max_items is None else a.max_items
+        cap = max(cap, a.min_items, 1)
+        states: dict = {}
+        todo = []
+
+        def state(n: int, c: int) -> str:
+            k = (n, c)
+            if k not in states:
+                if len(states) > self.opt.max_array_states:
+                    raise CompileBudgetError("array constraints need too many states")
+                states[k] = self.b.fresh("items")
+                todo.append(k)
+            return states[k]
+
+        # an element symbol for position n, with and without counting toward contains
+        root = state(0, 0)
+        while todo:
+            n, c = todo.pop()
+            nm = states[(n, c)]
+            alts = []
+            done = n >= a.min_items and c >= need
+            if done:
+                alts.append(())
+            can_add = a.max_items is None or n < a.max_items
+            if can_add:
+                sep = (self.COMMA,) if n > 0 else ()
+                nn = min(n + 1, cap) if a.max_items is None else n + 1
+                if a.max_items is None and n >= cap and c >= need and n > 0:
+                    # the unbounded tail, as a left-recursive list
+                    e = elem(n, False)
+                    if e is not None:
+                        tail = self.b.fresh("tail")
+                        self.b.rule(tail, [(self.COMMA, e), (tail, self.COMMA, e)])
+                        alts.append((tail,))
+                    self.b.rule(nm, alts or [(self.NEVER,)])
+                    continue
+                e = elem(n, False)
+                if e is not None:
+                    alts.append(sep + (e, state(nn, c)))
+                if c < need:
+                    ec = elem(n, True)
+                    if ec is not None:
+                        alts.append(sep + (ec, state(nn, c + 1)))
+            self.b.rule(nm, alts or [(self.NEVER,)])
+        self.b.rule(name, [(self.LBRACK, root, self.RBRACK)])
+        return name
+
+    # objects ----------------------------------------------------------------
+    def emit_object(self, o: ObjC) -> str | None:
+        if o.max_props is not None and o.min_props > o.max_props:
+            return None
+        if o.required & o.forbidden:
+            return None
+        declared: list[str] = []
+        for g in o.groups:
+            for k in g.props:
+                if k not in declared:
+                    declared.append(k)
+        for k in sorted(o.required):
+            if k not in declared:
+                declared.append(k)
+        for k, ds in o.dep_required:
+            for x in [k, *sorted(ds)]:
+                if x not in declared:
+                    declared.append(x)
+        names_dnf = None
+        if o.names:
+            names_dnf = self.normalize_refs(list(o.names))
+        members: dict[str, tuple[str, str]] = {}
+        for k in declared:
+            if k in o.forbidden:
+                continue
+            if o.names and not all(self._validate(r, k) for r in o.names if isinstance(r, Loc)):
+                continue
+            refs = []
+            for g in o.groups:
+                if k in g.props:
+                    refs.extend(g.props[k])
+                matched = [pr for pre, pr in g.patterns if _fullmatch(pre, k)]
+                for pr in matched:
+                    refs.extend(pr)
+                if not matched and k not in g.props and g.additional is not None:
+                    refs.extend(g.additional)
+            v = self.satisfiable_nt(refs)
+            if v is None:
+                continue
+            members[k] = (self.key_terminal_literal(k), v)
+        if any(k not in members for k in o.required):
+            return None
+        # regions of undeclared keys: split by every pattern, value = the schemas that apply
+        base_key = rx.star(rx.any_char())
+        key_pos = [base_key]
+        if names_dnf is not None:
+            r = self._names_regex(names_dnf, o.pointer)
+            if r is None:
+                key_pos = None
+            else:
+                key_pos = [r]
+        regions = []
+        if key_pos is not None:
+            pats = [(pre, pr, gi) for gi, g in enumerate(o.groups) for pre, pr in g.patterns]
+            all_free = all(g.additional is None or _is_true_refs(g.additional) for g in o.groups) and \
+                all(_is_true_refs(pr) for _, pr, _ in pats)
+            excluded = [rx.literal(k) for k in declared] + [rx.literal(k) for k in sorted(o.forbidden) if k not in declared]
+            if all_free:
+                regions.append((key_pos, [], ()))
+            else:
+                if len(pats) > 6:
+                    raise CompileBudgetError("too many patternProperties to split key regions")
+                cur = [([], [])]  # (in-patterns idx, out-patterns idx)
+                for i in range(len(pats)):
+                    cur = [(a + [i], b) for a, b in cur] + [(a, b + [i]) for a, b in cur]
+                for ins, outs in cur:
+                    refs = []
+                    for i in ins:
+                        refs.extend(pats[i][1])
+                    for gi, g in enumerate(o.groups):
+                        if not any(pats[i][2] == gi for i in ins) and g.additional is not None:
+                            refs.extend(g.additional)
+                    regions.append((key_pos + [pats[i][0] for i in ins], [pats[i][0] for i in outs], tuple(refs)))
+            region_members = []
+            for pos, negs, refs in regions:
+                v = self.satisfiable_nt(list(refs))
+                if v is None:
+                    continue
+                sym = self._key_region_terminal(pos, negs + excluded)
+                if sym is not None:
+                    region_members.append((sym, v))
+        else:
+            region_members = []
+        return self._object_from_members(o, members, region_members)
+
+    def _names_regex(self, dnf, pointer) -> rx.Regex | None:
+        parts = []
+        for c in dnf:
+            if c.nt is not None:
+                self.unsupported(pointer, "propertyNames", "recursive propertyNames")
+                return rx.star(rx.any_char())
+            if c.enum is not None:
+                parts.extend(rx.literal(v) for v in c.enum if isinstance(v, str) and self.value_allowed(v, c))
+                continue
+            if "string" not in c.types:
+                continue
+            s = c.str
+            pos = list(s.patterns) + [rx.repeat(rx.any_char(), s.min_len, s.max_len)]
+            neg = list(s.negative) + [rx.literal(v) for v in s.excluded]
+            d = cpdfa.combine(pos, neg)
+            r = d.to_regex(max_nodes=3000)
+            if r is None:
+                raise CompileBudgetError("propertyNames regex too large")
+            parts.append(r)
+        return rx.alt(*parts) if parts else None
+
+    def _key_region_terminal(self, positives, negatives) -> str | None:
+        key = ("keyre", tuple(positives), tuple(negatives))
+        if key in self._emit_memo:
+            return self._emit_memo[key]
+        if len(positives) == 1 and not negatives:
+            r = positives[0]
+        else:
+            d = cpdfa.combine(positives, negatives)
+            if d.is_empty():
+                self._emit_memo[key] = None
+                return None
+            r = d.to_regex(max_nodes=6000)
+            if r is None:
+                raise CompileBudgetError("key region regex too large")
+        sym = self.b.terminal(rx.seq(st.quoted(r), self.colon_re))
+        self._emit_memo[key] = sym
+        return sym
+
+    def _object_from_members(self, o: ObjC, members, region_members) -> str:
+        key = ("obj", tuple(sorted(members.items())), tuple(region_members), o.required, o.min_props, o.max_props,
+               o.dep_required)
+        if key in self._emit_memo:
+            return self._emit_memo[key]
+        name = self.b.fresh("object")
+        self._emit_memo[key] = name
+        body = self.members_machine(members, o.required, region_members, o.min_props, o.max_props, o.dep_required, o.pointer)
+        self.b.rule(name, [(self.LBRACE, body, self.RBRACE)])
+        return name
+
+    def members_machine(self, members: dict, required, region_members, min_props, max_props, deps, pointer) -> str:
+        """Nonterminal for the member list: any order, required keys present, tracked keys at most once."""
+        dep_keys = set()
+        for k, ds in deps:
+            if k in members:
+                dep_keys |= {k} | set(ds)
+        keys = list(members)
+        must = set(required) | dep_keys
+        limit = self.opt.max_tracked_keys
+        if len(keys) <= limit:
+            tracked = keys
+        elif len(must) <= limit:
+            tracked = [k for k in keys if k in must]
+        elif self.opt.property_order == "schema":
+            return self._ordered_members(members, required, region_members, min_props, max_props, deps, pointer)
+        else:
+            raise CompileBudgetError(
+                f"object at {pointer or '#'} has {len(must)} required keys; any-order tracking is limited to "
+                f"{limit} (raise max_tracked_keys or use property_order='schema')")
+        if self.opt.property_order == "schema" and len(keys) > limit:
+            return self._ordered_members(members, required, region_members, min_props, max_props, deps, pointer)
+        untracked = [members[k] for k in keys if k not in tracked] + list(region_members)
+        any_untracked = None
+        if untracked:
+            any_untracked = self.b.fresh("member")
+            self.b.rule(any_untracked, [(kt, v) for kt, v in untracked])
+        count_cap = max(min_props, (max_props + 1) if max_props is not None else 0)
+        states: dict = {}
+        todo = []
+        idx = {k: i for i, k in enumerate(tracked)}
+
+        def state(seen: frozenset, started: bool, count: int) -> str:
+            k = (seen, started, min(count, count_cap))
+            if k not in states:
+                if len(states) > (1 << limit) * 4 * max(1, count_cap + 1):
+                    raise CompileBudgetError("object key-set state budget exceeded")
+                states[k] = self.b.fresh("members")
+                todo.append(k)
+            return states[k]
+
+        root = state(frozenset(), False, 0)
+        while todo:
+            seen, started, count = todo.pop()
+            nm = states[(seen, started, count)]
+            alts = []
+            ok = all(r in seen for r in required) and count >= min_props
+            ok = ok and all(set(ds) <= seen for k, ds in deps if k in seen)
+            if ok:
+                alts.append(())
+            if max_props is None or count < max_props:
+                sep = (self.COMMA,) if started else ()
+                for k in tracked:
+                    if k not in seen:
+                        kt, v = members[k]
+                        alts.append(sep + (kt, v, state(seen | {k}, True, count + 1)))
+                if any_untracked is not None:
+                    alts.append(sep + (any_untracked, state(seen, True, count + 1)))
+            self.b.rule(nm, alts or [(self.NEVER,)])
+        self._check_budget()
+        return root
+
+    def _ordered_members(self, members, required, region_members, min_props, max_props, deps, pointer) -> str:
+        if deps or min_props or max_props is not None:
+            self.unsupported(pointer, "dependentRequired/minProperties/maxProperties",
+                             "not compiled together with property_order='schema' on large objects")
+        keys = list(members)
+        any_untracked = None
+        if region_members:
+            any_untracked = self.b.fresh("member")
+            self.b.rule(any_untracked, [(kt, v) for kt, v in region_members])
+        names = {}
+
+        def st_(i, started):
+            k = (i, started)
+            if k not in names:
+                names[k] = self.b.fresh("ordered")
+            return names[k]
+
+        for i in range(len(keys) + 1):
+            for started in (False, True):
+                alts = []
+                sep = (self.COMMA,) if started else ()
+                if i == len(keys):
+                    alts.append(())
+                else:
+                    k = keys[i]
+                    kt, v = members[k]
+                    alts.append(sep + (kt, v, st_(i + 1, True)))
+                    if k not in required:
+                        alts.append((st_(i + 1, started),))
+                if any_untracked is not None:
+                    alts.append(sep + (any_untracked, st_(i, True)))
+                self.b.rule(st_(i, started), alts)
+        return st_(0, False)
+
+
+def _quote(r: rx.Regex, quote) -> rx.Regex:
+    if quote == "raw":
+        return rx.seq(rx.literal('"'), st.encode_raw(r), rx.literal('"'))
+    return st.quoted(r) if quote else r
+
+
+class _Multi(Conj):
+    """Placeholder for an intersection that expanded into several alternatives."""
+
+    def __init__(self, items):
+        super().__init__()
+        self.items = items
+
+
+def _flatten(dnf):
+    out = []
+    for c in dnf:
+        if isinstance(c, _Multi):
+            out.extend(c.items)
+        else:
+            out.append(c)
+    return out
+
+
+def _is_trivial(c: Conj) -> bool:
+    return (c.nt is None and c.types == frozenset(TYPES) and c.enum is None and c.num == NumC() and c.str == StrC()
+            and not c.arr.groups and c.arr.min_items == 0 and c.arr.max_items is None and not c.arr.contains
+            and not c.arr.unique and not c.obj.groups and not c.obj.required and not c.obj.forbidden
+            and not c.obj.names and c.obj.min_props == 0 and c.obj.max_props is None and not c.obj.dep_required
+            and c.bools == frozenset({True, False}) and c.null_ok)
+
+
+def _is_true_refs(refs) -> bool:
+    return all(isinstance(r, Loc) and (r.schema is True or r.schema == {}) for r in refs)
+
+
+def _list(v, loc: Loc, kw: str) -> list:
+    if not isinstance(v, list) or not v:
+        raise SchemaError(f"{kw} must be a non-empty array", loc.pointer + "/" + kw)
+    return v
+
+
+def _dec(v, pointer: str) -> Decimal:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise SchemaError("expected a number", pointer)
+    return to_decimal(v)
+
+
+def _nonneg(v, pointer: str) -> int:
+    if isinstance(v, float) and v == int(v):
+        v = int(v)
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise SchemaError("expected a non-negative integer", pointer)
+    return v
+
+
+def _find_key(doc, key) -> bool:
+    if isinstance(doc, dict):
+        return key in doc or any(_find_key(v, key) for v in doc.values())
+    if isinstance(doc, list):
+        return any(_find_key(v, key) for v in doc)
+    return False
+
+
+_FULLMATCH_CACHE: dict = {}
+
+
+def _fullmatch(regex: rx.Regex, text: str) -> bool:
+    import re
+    pat = _FULLMATCH_CACHE.get(regex)
+    if pat is None:
+        pat = _FULLMATCH_CACHE[regex] = re.compile(rx.to_python_regex(regex), re.S)
+    return pat.fullmatch(text) is not None
+
+
+def _length_bounds(r: rx.Regex) -> tuple[int, int | None]:
+    if isinstance(r, rx.Chars):
+        return 1, 1
+    if isinstance(r, rx.Seq):
+        lo, hi = 0, 0
+        for i in r.items:
+            a, b = _length_bounds(i)
+            lo += a
+            hi = None if hi is None or b is None else hi + b
+        return lo, hi
+    if isinstance(r, rx.Alt):
+        if not r.items:
+            return 0, 0
+        bs = [_length_bounds(i) for i in r.items]
+        return min(b[0] for b in bs), (None if any(b[1] is None for b in bs) else max(b[1] for b in bs))
+    if isinstance(r, rx.Repeat):
+        a, b = _length_bounds(r.item)
+        return a * r.min, (None if r.max is None or b is None else b * r.max)
+    raise TypeError(r)
+
+
+def _length_implied(r: rx.Regex, lo: int, hi: int | None) -> bool:
+    a, b = _length_bounds(r)
+    return a >= lo and (hi is None or (b is not None and b <= hi))
+
+
+_MULTIPLE_CACHE: dict = {}
+
+
+def _multiple_dfa_regex(m: Decimal) -> rx.Regex | None:
+    """Plain decimal spellings of multiples of m (any sign), as a regex; None when m's numerator is too large."""
+    if m in _MULTIPLE_CACHE:
+        return _MULTIPLE_CACHE[m]
+    sign, digits, exp = m.normalize().as_tuple()
+    k = int("".join(map(str, digits)))
+    j = -exp if exp < 0 else 0
+    if exp > 0:
+        k *= 10 ** exp
+    if k > 200:
+        _MULTIPLE_CACHE[m] = None
+        return None
+    digit = rx.char_range("0", "9")
+    if k == 1:
+        r = rx.seq(rx.optional(rx.literal("-")), rx.plus(digit), num.multiple_of_decimal_places(j))
+    else:
+        # states: remainder of the digits read so far (value * 10^j, mod k); fractional digits beyond j must be 0
+        atoms = cpdfa.Atoms([rx.literal(ch) for ch in "0123456789-."])
+        ids = {c: atoms.of_class(((ord(c), ord(c)),)) for c in "0123456789-."}
+        n_atoms = len(atoms.intervals)
+        # state layout: 0 start, 1 dead, then int(r), frac(i, r) for i in 1..j, zeros(r)
+        index: dict = {}
+        trans: list = []
+        accept: list = []
+
+        def sid(key):
+            if key not in index:
+                index[key] = len(trans)
+                trans.append(None)
+                accept.append(False)
+            return index[key]
+
+        sid(("start",))
+        sid(("dead",))
+        todo = [("start",), ("dead",)]
+        done = set()
+        while todo:
+            key = todo.pop()
+            if key in done:
+                continue
+            done.add(key)
+            s = index[key]
+            row = [index[("dead",)]] * n_atoms
+
+            def go(c, nxt):
+                for a in ids[c]:
+                    row[a] = sid(nxt)
+                todo.append(nxt)
+
+            kind = key[0]
+            if kind == "start":
+                go("-", ("sign",))
+                for dch in "0123456789":
+                    go(dch, ("int", int(dch) % k))
+            elif kind == "sign":
+                for dch in "0123456789":
+                    go(dch, ("int", int(dch) % k))
+            elif kind == "int":
+                r = key[1]
+                accept[s] = (r * 10 ** j) % k == 0
+                for dch in "0123456789":
+                    go(dch, ("int", (r * 10 + int(dch)) % k))
+                go(".", ("dot", r))
+            elif kind == "dot":
+                r = key[1]
+                for dch in "0123456789":
+                    nxt = ("frac", 1, (r * 10 + int(dch)) % k) if j >= 1 else ("zeros", r) if dch == "0" else ("dead",)
+                    go(dch, nxt)
+            elif kind == "frac":
+                i, r = key[1], key[2]
+                accept[s] = (r * 10 ** (j - i)) % k == 0
+                for dch in "0123456789":
+                    if i < j:
+                        go(dch, ("frac", i + 1, (r * 10 + int(dch)) % k))
+                    elif dch == "0":
+                        go(dch, ("zeros", r))
+            elif kind == "zeros":
+                r = key[1]
+                accept[s] = (r * 10 ** j) % k == 0 if False else r % k == 0
+                go("0", ("zeros", r))
+            trans[s] = row
+        dfa = cpdfa.Dfa(atoms, trans, accept).minimize()
+        r = dfa.to_regex(max_nodes=20000)
+    _MULTIPLE_CACHE[m] = r
+    return r

@@ -1,0 +1,319 @@
+"""Small DFAs over code points, for the regex algebra the JSON Schema compiler needs.
+
+The Grammar IR has no intersection or complement, but JSON Schema does: ``pattern`` with
+``minLength``, several ``pattern``s under ``allOf``, ``patternProperties`` regions ("matches p1 but
+not p2, and is not a declared key"), ``propertyNames``. These are computed here on decoded code
+points, over a partition of the code points into "atoms" (maximal intervals no class splits), then
+turned back into a regex (state elimination, size-budgeted) or into right-linear grammar rules.
+All constructions are budgeted and raise ``CompileBudgetError`` instead of running away.
+"""
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+
+from corral.errors import CompileBudgetError
+from corral.grammars import regex_ast as rx
+
+MAX_NFA_STATES = 20000
+MAX_DFA_STATES = 4000
+
+
+def _classes(node: rx.Regex, out: set) -> None:
+    if isinstance(node, rx.Chars):
+        out.add(node.ranges)
+    elif isinstance(node, (rx.Seq, rx.Alt)):
+        for i in node.items:
+            _classes(i, out)
+    elif isinstance(node, rx.Repeat):
+        _classes(node.item, out)
+
+
+class Atoms:
+    """A partition of all scalar values into intervals, fine enough for every class of some regexes."""
+
+    def __init__(self, regexes):
+        classes: set = set()
+        for r in regexes:
+            _classes(r, classes)
+        cuts = {0, rx.MAX_CODE_POINT + 1}
+        for ranges in classes:
+            for lo, hi in ranges:
+                cuts.add(lo)
+                cuts.add(hi + 1)
+        cuts = sorted(cuts)
+        self.intervals = [(a, b - 1) for a, b in zip(cuts, cuts[1:])
+                          if rx.normalize_ranges([(a, b - 1)])]
+        self.starts = [a for a, _ in self.intervals]
+        self._memo: dict = {}
+
+    def of_class(self, ranges) -> frozenset:
+        got = self._memo.get(ranges)
+        if got is None:
+            ids = set()
+            for lo, hi in ranges:
+                i = bisect.bisect_right(self.starts, lo) - 1
+                while i < len(self.intervals) and self.intervals[i][0] <= hi:
+                    ids.add(i)
+                    i += 1
+            got = self._memo[ranges] = frozenset(ids)
+        return got
+
+    def to_class(self, ids) -> rx.Regex:
+        return rx.chars([self.intervals[i] for i in ids])
+
+
+class _Nfa:
+    def __init__(self, atoms: Atoms):
+        self.atoms = atoms
+        self.eps: list[list[int]] = []
+        self.edges: list[list[tuple[frozenset, int]]] = []
+
+    def new(self) -> int:
+        if len(self.eps) >= MAX_NFA_STATES:
+            raise CompileBudgetError("regex too large for the code-point automaton budget")
+        self.eps.append([])
+        self.edges.append([])
+        return len(self.eps) - 1
+
+    def build(self, node: rx.Regex, start: int) -> int:
+        """Adds ``node`` from ``start``; returns its end state."""
+        if isinstance(node, rx.Chars):
+            end = self.new()
+            self.edges[start].append((self.atoms.of_class(node.ranges), end))
+            return end
+        if isinstance(node, rx.Seq):
+            cur = start
+            for it in node.items:
+                cur = self.build(it, cur)
+            return cur
+        if isinstance(node, rx.Alt):
+            end = self.new()
+            for it in node.items:
+                s = self.new()
+                self.eps[start].append(s)
+                self.eps[self.build(it, s)].append(end)
+            return end
+        if isinstance(node, rx.Repeat):
+            cur = start
+            for _ in range(node.min):
+                cur = self.build(node.item, cur)
+            if node.max is None:
+                loop = self.new()
+                self.eps[cur].append(loop)
+                self.eps[self.build(node.item, loop)].append(loop)
+                return loop
+            end = self.new()
+            self.eps[cur].append(end)
+            for _ in range(node.max - node.min):
+                cur = self.build(node.item, cur)
+                self.eps[cur].append(end)
+            return end
+        raise TypeError(node)
+
+    def closure(self, states) -> frozenset:
+        seen = set(states)
+        stack = list(states)
+        while stack:
+            s = stack.pop()
+            for t in self.eps[s]:
+                if t not in seen:
+                    seen.add(t)
+                    stack.append(t)
+        return frozenset(seen)
+
+
+@dataclass
+class Dfa:
+    """Complete DFA over atom ids: ``trans[state][atom]`` (state 0 is the start; a dead state exists)."""
+
+    atoms: Atoms
+    trans: list[list[int]]
+    accept: list[bool]
+
+    @staticmethod
+    def from_regex(node: rx.Regex, atoms: Atoms) -> "Dfa":
+        nfa = _Nfa(atoms)
+        s0 = nfa.new()
+        end = nfa.build(node, s0)
+        n_atoms = len(atoms.intervals)
+        start = nfa.closure([s0])
+        index = {start: 0}
+        sets = [start]
+        trans: list[list[int]] = []
+        accept: list[bool] = []
+        i = 0
+        while i < len(sets):
+            cur = sets[i]
+            i += 1
+            accept.append(end in cur)
+            targets: list[set] = [set() for _ in range(n_atoms)]
+            for s in cur:
+                for ids, t in nfa.edges[s]:
+                    for a in ids:
+                        targets[a].add(t)
+            row = []
+            cache: dict = {}
+            for a in range(n_atoms):
+                key = frozenset(targets[a])
+                if key not in cache:
+                    cache[key] = nfa.closure(key)
+                nxt = cache[key]
+                if nxt not in index:
+                    if len(sets) >= MAX_DFA_STATES:
+                        raise CompileBudgetError("code-point automaton exceeds its state budget")
+                    index[nxt] = len(sets)
+                    sets.append(nxt)
+                row.append(index[nxt])
+            trans.append(row)
+        return Dfa(atoms, trans, accept).minimize()
+
+    def product(self, other: "Dfa", both: bool) -> "Dfa":
+        """Intersection (both=True) or union (both=False) of two DFAs over the same atoms."""
+        index = {(0, 0): 0}
+        pairs = [(0, 0)]
+        trans, accept = [], []
+        i = 0
+        while i < len(pairs):
+            p, q = pairs[i]
+            i += 1
+            a1, a2 = self.accept[p], other.accept[q]
+            accept.append((a1 and a2) if both else (a1 or a2))
+            row = []
+            for a in range(len(self.atoms.intervals)):
+                nxt = (self.trans[p][a], other.trans[q][a])
+                if nxt not in index:
+                    if len(pairs) >= MAX_DFA_STATES:
+                        raise CompileBudgetError("code-point automaton product exceeds its state budget")
+                    index[nxt] = len(pairs)
+                    pairs.append(nxt)
+                row.append(index[nxt])
+            trans.append(row)
+        return Dfa(self.atoms, trans, accept).minimize()
+
+    def complement(self) -> "Dfa":
+        return Dfa(self.atoms, [list(r) for r in self.trans], [not a for a in self.accept])
+
+    def minimize(self) -> "Dfa":
+        """Moore partition refinement over the reachable states."""
+        n = len(self.trans)
+        block = [1 if a else 0 for a in self.accept]
+        while True:
+            sig = {}
+            new_block = []
+            for s in range(n):
+                key = (block[s], tuple(block[t] for t in self.trans[s]))
+                new_block.append(sig.setdefault(key, len(sig)))
+            if len(sig) == len(set(block)):
+                block = new_block
+                break
+            block = new_block
+        # renumber so the start block is 0
+        order = {block[0]: 0}
+        for s in range(n):
+            order.setdefault(block[s], len(order))
+        m = len(order)
+        trans = [None] * m
+        accept = [False] * m
+        for s in range(n):
+            b = order[block[s]]
+            if trans[b] is None:
+                trans[b] = [order[block[t]] for t in self.trans[s]]
+                accept[b] = self.accept[s]
+        return Dfa(self.atoms, trans, accept)
+
+    def live(self) -> list[bool]:
+        """States from which an accepting state is reachable."""
+        n = len(self.trans)
+        rev = [[] for _ in range(n)]
+        for s, row in enumerate(self.trans):
+            for t in set(row):
+                rev[t].append(s)
+        live = [False] * n
+        stack = [s for s in range(n) if self.accept[s]]
+        for s in stack:
+            live[s] = True
+        while stack:
+            s = stack.pop()
+            for p in rev[s]:
+                if not live[p]:
+                    live[p] = True
+                    stack.append(p)
+        return live
+
+    def is_empty(self) -> bool:
+        return not self.live()[0]
+
+    def edges(self) -> dict[int, dict[int, rx.Regex]]:
+        """Live-to-live transitions grouped into classes: {src: {dst: class}}."""
+        live = self.live()
+        out: dict[int, dict[int, rx.Regex]] = {}
+        for s, row in enumerate(self.trans):
+            if not live[s]:
+                continue
+            by_dst: dict[int, list[int]] = {}
+            for a, t in enumerate(row):
+                if live[t]:
+                    by_dst.setdefault(t, []).append(a)
+            out[s] = {t: self.atoms.to_class(ids) for t, ids in by_dst.items()}
+        return out
+
+    def to_regex(self, max_nodes: int = 4000) -> rx.Regex | None:
+        """State elimination; None when the regex would exceed ``max_nodes``."""
+        if self.is_empty():
+            return rx.NOTHING
+        edges = self.edges()
+        n = len(self.trans)
+        START, END = n, n + 1
+        g: dict[int, dict[int, rx.Regex]] = {s: dict(d) for s, d in edges.items()}
+        g[START] = {0: rx.EMPTY}
+        for s in edges:
+            if self.accept[s]:
+                g[s][END] = rx.alt(g[s].get(END, rx.NOTHING), rx.EMPTY)
+        g.setdefault(END, {})
+        states = [s for s in edges]
+        while states:
+            # eliminate the state with the fewest in*out edges
+            incoming = {s: [p for p in g if s in g[p] and p != s] for s in states}
+            s = min(states, key=lambda q: len(incoming[q]) * len([t for t in g[q] if t != q]))
+            states.remove(s)
+            loop = g[s].pop(s, None)
+            loop_re = rx.star(loop) if loop is not None else rx.EMPTY
+            outs = g.pop(s)
+            for p in incoming[s]:
+                via = g[p].pop(s)
+                for t, r in outs.items():
+                    new = rx.seq(via, loop_re, r)
+                    g[p][t] = rx.alt(g[p][t], new) if t in g[p] else new
+            if _size(g) > max_nodes:
+                return None
+        return g[START].get(END, rx.NOTHING)
+
+
+def _size(g) -> int:
+    seen: dict[int, int] = {}
+
+    def count(node) -> int:
+        k = id(node)
+        if k in seen:
+            return 0
+        seen[k] = 1
+        if isinstance(node, (rx.Seq, rx.Alt)):
+            return 1 + sum(count(i) for i in node.items)
+        if isinstance(node, rx.Repeat):
+            return 1 + count(node.item)
+        return 1
+
+    return sum(count(r) for d in g.values() for r in d.values())
+
+
+def combine(positive: list[rx.Regex], negative: list[rx.Regex] = ()) -> Dfa:
+    """DFA of (intersection of ``positive``) minus (union of ``negative``)."""
+    atoms = Atoms(list(positive) + list(negative) + [rx.any_char()])
+    any_dfa = Dfa.from_regex(rx.star(rx.any_char()), atoms)
+    acc = any_dfa
+    for r in positive:
+        acc = acc.product(Dfa.from_regex(r, atoms), both=True)
+    for r in negative:
+        acc = acc.product(Dfa.from_regex(r, atoms).complement(), both=True)
+    return acc

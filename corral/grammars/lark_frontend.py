@@ -1,0 +1,65 @@
+"""Lark EBNF front-end: Lark grammar text -> Grammar IR.
+
+Lark's own loader parses the grammar text (rules, EBNF operators, templates, ``%import common.*``,
+``%ignore``) and expands it into plain rules over named terminals; this module maps those onto the
+IR, with each terminal's pattern re-parsed by corral's regex front-end. Priorities are ignored
+(they rank parse trees, not the language). ``%declare``d terminals have no pattern: rejected.
+"""
+from __future__ import annotations
+
+import lark
+from lark.exceptions import LarkError
+
+from corral.errors import GrammarError
+from corral.grammars import regex_ast as rx
+from corral.grammars.ir import Grammar
+from corral.grammars.regex_parser import parse_regex
+
+
+def _case_insensitive_literal(text: str) -> rx.Regex:
+    parts = []
+    for ch in text:
+        variants = {ch, ch.lower(), ch.upper()}
+        parts.append(rx.alt(*(rx.literal(v) for v in sorted(variants))))
+    return rx.seq(*parts)
+
+
+def _terminal_regex(term) -> rx.Regex:
+    pattern = term.pattern
+    if isinstance(pattern, lark.lexer.PatternStr):
+        if "i" in pattern.flags:
+            return _case_insensitive_literal(pattern.value)
+        return rx.literal(pattern.value)
+    try:
+        return parse_regex(pattern.to_regexp(), flavor="python")
+    except GrammarError as e:
+        raise GrammarError(f"terminal {term.name}: {e}", construct=e.construct) from e
+
+
+def lark_to_grammar(text: str, start: str = "start") -> Grammar:
+    try:
+        parser = lark.Lark(text, parser="earley", lexer="dynamic", start=start)
+    except LarkError as e:
+        line = getattr(e, "line", None)
+        column = getattr(e, "column", None)
+        where = f" at line {line} column {column}" if line is not None else ""
+        raise GrammarError(f"invalid Lark grammar{where}: {str(e).strip().splitlines()[0]}",
+                           position=getattr(e, "pos_in_stream", None)) from e
+    terminals: dict[str, rx.Regex] = {}
+    for term in parser.terminals:
+        terminals[term.name] = _terminal_regex(term)
+    rules: dict[str, list[tuple[str, ...]]] = {}
+    for rule in parser.rules:
+        alt = []
+        for sym in rule.expansion:
+            if sym.is_term and sym.name not in terminals:
+                raise GrammarError(f"terminal {sym.name} has no pattern (%declare is not supported)",
+                                   construct="%declare")
+            alt.append(sym.name)
+        rules.setdefault(rule.origin.name, [])
+        if tuple(alt) not in rules[rule.origin.name]:
+            rules[rule.origin.name].append(tuple(alt))
+    if start not in rules:
+        raise GrammarError(f"start rule {start!r} is not defined")
+    return Grammar(terminals=terminals, rules={k: tuple(v) for k, v in rules.items()}, start=start,
+                   ignore=tuple(parser.ignore_tokens))

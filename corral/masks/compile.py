@@ -1,0 +1,70 @@
+"""Compile entry points: front-end -> Grammar IR -> CompiledGrammar, cached per vocabulary.
+
+One compiled grammar per (grammar, vocabulary): results are memoized in ``vocab.cache`` keyed by
+the grammar's source (pattern, Lark text, canonical schema JSON + options) or IR fingerprint.
+"""
+from __future__ import annotations
+
+import json
+import threading
+
+from corral.grammars.ir import Grammar
+from corral.masks.matcher import CompiledGrammar
+
+_COMPILE_CACHE_SIZE = 512
+_lock = threading.Lock()
+
+
+def _cached(vocab, key, build):
+    cache = vocab.cache.setdefault("corral.compiled", {})
+    hit = cache.get(key)
+    if hit is not None:
+        return hit
+    compiled = build()
+    with _lock:
+        if len(cache) >= _COMPILE_CACHE_SIZE:
+            cache.pop(next(iter(cache)))
+        cache[key] = compiled
+    return compiled
+
+
+def compile_grammar(grammar: Grammar, vocab, report=None) -> CompiledGrammar:
+    return _cached(vocab, ("ir", grammar.fingerprint()), lambda: CompiledGrammar(grammar, vocab, report))
+
+
+def compile_regex(pattern: str, vocab, flavor: str = "python", flags: int = 0) -> CompiledGrammar:
+    """Strings that fully match ``pattern`` (Python ``re`` syntax by default, or "ecmascript")."""
+    from corral.grammars.regex_parser import parse_regex
+
+    def build():
+        node = parse_regex(pattern, flavor=flavor, flags=flags)
+        g = Grammar(terminals={"REGEX": node}, rules={"start": (("REGEX",),)}, start="start")
+        return CompiledGrammar(g, vocab)
+
+    return _cached(vocab, ("regex", pattern, flavor, flags), build)
+
+
+def compile_lark(grammar_text: str, vocab, start: str = "start") -> CompiledGrammar:
+    from corral.grammars.lark_frontend import lark_to_grammar
+
+    return _cached(vocab, ("lark", grammar_text, start),
+                   lambda: CompiledGrammar(lark_to_grammar(grammar_text, start), vocab))
+
+
+def compile_json_schema(schema, vocab, **options) -> CompiledGrammar:
+    """A JSON Schema (dict, bool or JSON text) -> CompiledGrammar; ``.report`` lists what
+    ``lenient=True`` ignored. Options go to ``corral.grammars.json_schema.json_schema_to_grammar``."""
+    from corral.grammars.json_schema import json_schema_to_grammar
+
+    if isinstance(schema, (str, bytes)):
+        schema = json.loads(schema)
+    try:
+        key = ("json_schema", json.dumps(schema, sort_keys=True), json.dumps(options, sort_keys=True, default=repr))
+    except (TypeError, ValueError):
+        key = None
+
+    def build():
+        result = json_schema_to_grammar(schema, **options)
+        return CompiledGrammar(result.grammar, vocab, report=result.report)
+
+    return build() if key is None else _cached(vocab, key, build)

@@ -1,0 +1,323 @@
+"""CompiledGrammar (immutable, per grammar x vocabulary) and Matcher (per sequence): the mask engine.
+
+How a mask is computed for a parser state (see docs/engine.md):
+1. Every lexing branch (terminal t in DFA state q) contributes the tokens that stay inside t's
+   lexeme: one numba walk of the whole token trie with t's DFA from q. That walk depends on (t, q)
+   alone, so it is cached on the Vocabulary and shared by every grammar using the same terminal.
+2. Where t's DFA accepts in the middle of a token (a boundary node), the rest of the token is
+   checked against the parser state after t completes: the same walk, rooted at those nodes, for
+   each branch of that state. Boundaries are few (a closing quote followed by `,`/`}`...).
+3. The finished mask is memoized per parser state. States are hash-consed (corral.automata.earley),
+   so repeated structure (array items, the same key in many objects) hits the memo.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+
+from corral.automata.earley import DEAD, ParserStates, ParserTables
+from corral.grammars.ir import Grammar
+from corral.masks.mask_walk import walk_subtries
+
+MASK_MEMO_SIZE = 4096  # masks kept per compiled grammar (16 KB each for a 128k vocabulary)
+MAX_FORCED = 256
+
+
+def _bit_words(vocab_size: int) -> int:
+    return (vocab_size + 31) // 32
+
+
+class CompiledGrammar:
+    """One grammar compiled against one vocabulary. Immutable; thread-safe; any number of matchers.
+
+    Lazily built caches (parser states, masks) live inside but never change what it accepts.
+    """
+
+    def __init__(self, grammar: Grammar, vocab, report=None):
+        self.grammar = grammar
+        self.vocab = vocab
+        self.report = list(report or [])
+        self._init_runtime()
+
+    def _init_runtime(self) -> None:
+        self.tables = ParserTables(self.grammar)
+        self.states = ParserStates(self.tables)
+        v = self.vocab
+        self._n_words = _bit_words(v.size)
+        self._eos = np.array(sorted(set(v.eos_token_ids)), dtype=np.int64)
+        self._eos_set = frozenset(int(e) for e in self._eos)
+        self._eos_bits = np.zeros(self._n_words, dtype=np.uint32)
+        for e in self._eos:
+            self._eos_bits[e >> 5] |= np.uint32(1) << np.uint32(e & 31)
+        trie = v.trie
+        self._trie_args = (trie.node_byte, trie.node_depth, trie.node_skip, trie.node_tok_start,
+                           trie.node_tok_end, trie.tok_ids)
+        self._max_depth = int(trie.node_depth.max()) if len(trie.node_depth) else 0
+        self._root = np.zeros(1, dtype=np.int32)
+        self._mask_memo: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._memo_lock = threading.Lock()
+        self._token_step: dict[tuple[int, int], int] = {}
+        self._root_walks = v.cache.setdefault("corral.root_walks", {})
+
+    def __getstate__(self):
+        return {"grammar": self.grammar, "vocab": self.vocab, "report": self.report}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._init_runtime()
+
+    def matcher(self) -> "Matcher":
+        return Matcher(self)
+
+    # -- masks ----------------------------------------------------------------------------------
+    def _root_walk(self, term: int, q: int):
+        dfa = self.tables.dfa(term)
+        key = (id(dfa), q)
+        hit = self._root_walks.get(key)
+        if hit is None or hit[0] is not dfa:
+            bits = np.zeros(self._n_words, dtype=np.uint32)
+            bounds = walk_subtries(*self._trie_args, dfa.transitions, dfa.accepting, q, self._root, bits,
+                                   self._max_depth)
+            hit = (dfa, bits, bounds)
+            self._root_walks[key] = hit
+        return hit[1], hit[2]
+
+    def mask_bits(self, sid: int) -> np.ndarray:
+        """uint32[ceil(V/32)] allowed-token bits of parser state ``sid`` (memoized; do not mutate)."""
+        bits = self._mask_memo.get(sid)
+        if bits is not None:
+            return bits
+        bits = self._compute_mask(sid)
+        with self._memo_lock:
+            self._mask_memo[sid] = bits
+            if len(self._mask_memo) > MASK_MEMO_SIZE:
+                self._mask_memo.popitem(last=False)
+        return bits
+
+    def _compute_mask(self, sid: int) -> np.ndarray:
+        states = self.states
+        st = states.states[sid]
+        bits = np.zeros(self._n_words, dtype=np.uint32)
+        pending: dict[int, list[np.ndarray]] = {}
+        for term, q, start in st.entries:
+            ci_bits, bounds = self._root_walk(term, q)
+            bits |= ci_bits
+            if len(bounds):
+                nxt = states.after_terminal(start, term)
+                if nxt != DEAD:
+                    pending.setdefault(nxt, []).append(bounds)
+        done: dict[int, np.ndarray] = {}
+        while pending:
+            nxt, root_lists = pending.popitem()
+            roots = np.unique(np.concatenate(root_lists)).astype(np.int32)
+            seen = done.get(nxt)
+            if seen is not None:
+                roots = np.setdiff1d(roots, seen, assume_unique=True).astype(np.int32)
+                done[nxt] = np.union1d(seen, roots)
+            else:
+                done[nxt] = roots
+            if not len(roots):
+                continue
+            for term, q, start in states.states[nxt].entries:
+                dfa = self.tables.dfa(term)
+                deeper = walk_subtries(*self._trie_args, dfa.transitions, dfa.accepting, q, roots, bits,
+                                       self._max_depth)
+                if len(deeper):
+                    after = states.after_terminal(start, term)
+                    if after != DEAD:
+                        pending.setdefault(after, []).append(deeper)
+        if st.accepting:
+            bits |= self._eos_bits
+        return bits
+
+    def step_token(self, sid: int, token_id: int) -> int:
+        key = (sid, token_id)
+        n = self._token_step.get(key)
+        if n is None:
+            data = self.vocab.token_bytes(token_id)
+            n = self.states.step_bytes(sid, data) if data else DEAD
+            self._token_step[key] = n
+        return n
+
+
+class Matcher:
+    """Per-sequence state over a CompiledGrammar (the contract in DESIGN.md)."""
+
+    __slots__ = ("compiled", "_history", "_terminated")
+
+    def __init__(self, compiled: CompiledGrammar, _history=None, _terminated=None):
+        self.compiled = compiled
+        # one entry per accepted token: the parser state after it; a stop token repeats the state
+        self._history: list[int] = _history if _history is not None else [compiled.states.initial]
+        self._terminated: list[bool] = _terminated if _terminated is not None else [False]
+
+    @property
+    def state_id(self) -> int:
+        return self._history[-1]
+
+    def is_terminated(self) -> bool:
+        return self._terminated[-1]
+
+    def is_accepting(self) -> bool:
+        return self.compiled.states.states[self._history[-1]].accepting
+
+    def num_accepted(self) -> int:
+        return len(self._history) - 1
+
+    def accept_token(self, token_id: int) -> bool:
+        if self._terminated[-1]:
+            return False
+        token_id = int(token_id)
+        g = self.compiled
+        sid = self._history[-1]
+        if token_id in g._eos_set:
+            if not g.states.states[sid].accepting:
+                return False
+            self._history.append(sid)
+            self._terminated.append(True)
+            return True
+        if token_id < 0 or token_id >= g.vocab.size:
+            return False
+        nxt = g.step_token(sid, token_id)
+        if nxt == DEAD:
+            return False
+        self._history.append(nxt)
+        self._terminated.append(False)
+        return True
+
+    def accept_string(self, text: str | bytes) -> bool:
+        """Accept text (as one step for rollback). False, state unchanged, if it leaves the language."""
+        if self._terminated[-1]:
+            return False
+        data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+        nxt = self.compiled.states.step_bytes(self._history[-1], data)
+        if nxt == DEAD:
+            return False
+        self._history.append(nxt)
+        self._terminated.append(False)
+        return True
+
+    def rollback(self, num_tokens: int = 1) -> None:
+        if num_tokens < 0 or num_tokens > len(self._history) - 1:
+            raise ValueError(f"cannot roll back {num_tokens} tokens: {len(self._history) - 1} accepted")
+        if num_tokens:
+            del self._history[-num_tokens:]
+            del self._terminated[-num_tokens:]
+
+    def reset(self) -> None:
+        del self._history[1:]
+        del self._terminated[1:]
+
+    def fork(self) -> "Matcher":
+        return Matcher(self.compiled, list(self._history), list(self._terminated))
+
+    def next_token_bits(self) -> np.ndarray:
+        """uint32 words of the allowed next tokens (after a stop token: the stop tokens only)."""
+        g = self.compiled
+        if self._terminated[-1]:
+            return g._eos_bits
+        return g.mask_bits(self._history[-1])
+
+    def fill_next_token_bitmask(self, bitmask: torch.Tensor, index: int = 0) -> None:
+        bits = self.next_token_bits()
+        _write_row(bitmask, index, bits)
+
+    def allowed_token_ids(self) -> np.ndarray:
+        bits = self.next_token_bits()
+        unpacked = np.unpackbits(bits.view(np.uint8), bitorder="little")
+        return np.flatnonzero(unpacked[: self.compiled.vocab.size])
+
+    def jump_forward_bytes(self) -> bytes:
+        """The bytes the grammar alone determines next (empty when the model has a choice)."""
+        if self._terminated[-1]:
+            return b""
+        states = self.compiled.states
+        sid = self._history[-1]
+        out = bytearray()
+        while len(out) < MAX_FORCED:
+            st = states.states[sid]
+            if st.accepting:
+                break
+            allowed = states.allowed_bytes(sid)
+            if allowed.sum() != 1:
+                break
+            b = int(np.flatnonzero(allowed)[0])
+            out.append(b)
+            sid = states.step(sid, b)
+        return bytes(out)
+
+    def jump_forward_string(self) -> str:
+        data = self.jump_forward_bytes()
+        # cut at the last complete UTF-8 character
+        for cut in range(len(data), max(len(data) - 4, -1), -1):
+            try:
+                return data[:cut].decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+        return ""
+
+    def forced_tokens(self, max_tokens: int = 64) -> list[int]:
+        """Tokens the grammar alone determines next: while exactly one token is allowed, take it."""
+        probe = self.fork()
+        out: list[int] = []
+        while len(out) < max_tokens and not probe.is_terminated():
+            ids = probe.allowed_token_ids()
+            if len(ids) != 1:
+                break
+            tok = int(ids[0])
+            if not probe.accept_token(tok):
+                break
+            out.append(tok)
+        return out
+
+
+def _write_row(bitmask: torch.Tensor, index: int, bits: np.ndarray) -> None:
+    if bitmask.dtype != torch.int32 or bitmask.dim() != 2:
+        raise ValueError(f"bitmask must be a 2-D torch.int32 tensor, got {bitmask.dtype} {tuple(bitmask.shape)}")
+    n = bits.shape[0]
+    width = bitmask.shape[1]
+    if width < n:
+        raise ValueError(f"bitmask has {width} words per row, the vocabulary needs {n}")
+    src = torch.from_numpy(bits.view(np.int32))
+    if bitmask.device.type == "cpu":
+        row = bitmask.numpy()[index]
+        row[:n] = bits.view(np.int32)
+        row[n:] = 0
+    else:
+        bitmask[index, :n].copy_(src, non_blocking=False)
+        bitmask[index, n:] = 0
+
+
+def allocate_token_bitmask(batch_size: int, vocab_size: int) -> torch.Tensor:
+    """torch.int32 [batch_size, ceil(vocab_size/32)], all tokens allowed (-1 words)."""
+    return torch.full((batch_size, _bit_words(vocab_size)), -1, dtype=torch.int32)
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def fill_next_token_bitmask_batch(matchers, bitmask: torch.Tensor, indices=None, max_workers: int | None = None):
+    """Fill row ``indices[i]`` (default i) for each matcher; masks are computed on a thread pool
+    (the numba walks release the GIL)."""
+    global _POOL
+    matchers = list(matchers)
+    rows = list(range(len(matchers))) if indices is None else [int(i) for i in indices]
+    if len(rows) != len(matchers):
+        raise ValueError(f"{len(matchers)} matchers but {len(rows)} indices")
+    if len(matchers) <= 1:
+        for m, r in zip(matchers, rows):
+            m.fill_next_token_bitmask(bitmask, r)
+        return
+    with _POOL_LOCK:
+        if _POOL is None:
+            import os
+
+            _POOL = ThreadPoolExecutor(max_workers=max_workers or min(8, os.cpu_count() or 2))
+    bits = list(_POOL.map(lambda m: m.next_token_bits(), matchers))
+    for b, r in zip(bits, rows):
+        _write_row(bitmask, r, b)

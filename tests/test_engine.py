@@ -1,0 +1,373 @@
+"""Engine core: masks equal independent brute-force oracles; language membership; matcher contract."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import corral
+from corral.automata.dfa import regex_to_dfa
+from corral.grammars.lark_frontend import lark_to_grammar
+from corral.grammars.regex_parser import parse_regex
+from corral.masks.vocab import Vocabulary
+
+from oracles import LarkPrefixOracle, RegexPrefixOracle, sample_grammar, sample_regex, utf8_complete
+
+REGEXES = [
+    r"[0-9]{1,4}(\.[0-9]+)?",
+    r"(yes|no|maybe)",
+    r"[a-z]+@[a-z]+\.(com|org)",
+    r"\d{3}-\d{4}",
+    r'"([^"\\]|\\.)*"',
+    r"(ab|a)(bc|c)*d?",
+    r"é+[αβγ]{2}中文?",
+    r"[\s\S]{0,3}x",
+    r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?",
+]
+
+ARITH = r"""
+start: expr
+expr: expr "+" term | expr "-" term | term
+term: term "*" factor | term "/" factor | factor
+factor: NUMBER | "(" expr ")" | "-" factor
+%import common.INT -> NUMBER
+%import common.WS_INLINE
+%ignore WS_INLINE
+"""
+
+JSON_LARK = r"""
+?start: value
+?value: object | array | string | SIGNED_NUMBER | "true" | "false" | "null"
+array  : "[" [value ("," value)*] "]"
+object : "{" [pair ("," pair)*] "}"
+pair   : string ":" value
+string : ESCAPED_STRING
+%import common.ESCAPED_STRING
+%import common.SIGNED_NUMBER
+%import common.WS
+%ignore WS
+"""
+
+AMBIGUOUS = r"""
+start: s
+s: s s | "a" | "ab" | "b" | /a+/
+"""
+
+SQL = r"""
+start: select_stmt
+select_stmt: "SELECT"i _WS columns _WS "FROM"i _WS table (_WS where)? (_WS order)? ";"?
+columns: "*" | column ("," _WS? column)*
+column: NAME ("." NAME)?
+table: NAME (_WS "AS"i _WS NAME)?
+where: "WHERE"i _WS cond (_WS ("AND"i | "OR"i) _WS cond)*
+cond: column _WS? OP _WS? (NUMBER | STRING | column)
+order: "ORDER"i _WS "BY"i _WS column (_WS ("ASC"i | "DESC"i))?
+OP: "=" | "<" | ">" | "<=" | ">=" | "!="
+STRING: /'[^']*'/
+_WS: /[ \t\n]+/
+%import common.CNAME -> NAME
+%import common.INT -> NUMBER
+"""
+
+LARK_GRAMMARS = {"arith": ARITH, "json": JSON_LARK, "ambiguous": AMBIGUOUS, "sql": SQL}
+# characters whose tokens the small test vocabularies keep for each grammar (plus all single bytes)
+LARK_CHARS = {"arith": "0123456789+-*/() ", "json": '0123456789{}[],:" truefalsn.-e\\', "ambiguous": "abc",
+              "sql": "SELCTFROMWHEDNBYASQselctfromwhdnbyq*,. =<>'0123456789_"}
+
+
+def small_vocab(llama3_vocab, extra_chars: str, n_random: int = 600, seed: int = 0, max_len: int = 8,
+                max_grammar_tokens: int = 1500) -> Vocabulary:
+    """A real-token subset of Llama-3: all single bytes, tokens made of grammar characters, random ones."""
+    rnd = random.Random(seed)
+    allowed = set(extra_chars.encode())
+    chosen: list[bytes] = []
+    seen = set()
+    grammar_tokens = []
+    for i in range(llama3_vocab.size):
+        b = llama3_vocab.token_bytes(i)
+        if not b or b in seen:
+            continue
+        if len(b) == 1:
+            chosen.append(b)
+            seen.add(b)
+        elif set(b) <= allowed and len(b) <= max_len:
+            grammar_tokens.append(b)
+    for b in rnd.sample(grammar_tokens, min(max_grammar_tokens, len(grammar_tokens))):
+        chosen.append(b)
+        seen.add(b)
+    pool = [llama3_vocab.token_bytes(i) for i in rnd.sample(range(llama3_vocab.size), 4000)]
+    for b in pool:
+        if n_random <= 0:
+            break
+        if b and b not in seen:
+            n_random -= 1
+            chosen.append(b)
+            seen.add(b)
+    chosen.append(b"")  # a stop token
+    return Vocabulary(chosen, eos_token_ids=[len(chosen) - 1], special_token_ids=[len(chosen) - 1])
+
+
+def engine_allowed(m) -> set[int]:
+    return set(int(i) for i in m.allowed_token_ids())
+
+
+def oracle_allowed(vocab, prefix: bytes, is_prefix, is_member, dfa=None) -> set[int]:
+    out = set()
+    for t in range(vocab.size):
+        tb = vocab.token_bytes(t)
+        if not tb:
+            continue
+        data = prefix + tb
+        text = utf8_complete(data)
+        if text is not None:
+            ok = is_prefix(text)
+        elif dfa is not None:
+            ok = dfa.is_prefix(data)
+        else:
+            ok = False  # grammars under test are ASCII: a partial UTF-8 character is never viable
+        if ok:
+            out.add(t)
+    if is_member(utf8_complete(prefix) or "\x00invalid"):
+        out.update(vocab.eos_token_ids)
+    return out
+
+
+def random_walk(m, rnd, steps):
+    """Accept up to ``steps`` random allowed (non-stop) tokens; yield the bytes prefix before each."""
+    vocab = m.compiled.vocab
+    prefix = b""
+    for _ in range(steps):
+        yield prefix
+        ids = [i for i in m.allowed_token_ids() if i not in vocab.eos_token_ids]
+        if not ids:
+            return
+        t = int(rnd.choice(ids))
+        assert m.accept_token(t)
+        prefix += vocab.token_bytes(t)
+
+
+@pytest.mark.parametrize("pattern", REGEXES)
+def test_regex_mask_equals_bruteforce_small_vocab(llama3_vocab, pattern):
+    vocab = small_vocab(llama3_vocab, "0123456789.-abcdefghijklmnopqrstuvwxyz@\"\\ éαβγ中文xXeE+")
+    g = corral.compile_regex(pattern, vocab)
+    oracle = RegexPrefixOracle(pattern)
+    dfa = regex_to_dfa(parse_regex(pattern))
+    rnd = random.Random(1)
+    for walk in range(3):
+        m = g.matcher()
+        for prefix in random_walk(m, rnd, 8):
+            expected = oracle_allowed(vocab, prefix, oracle.is_prefix, oracle.is_member, dfa)
+            got = engine_allowed(m)
+            assert got == expected, (pattern, prefix, sorted(vocab.token_bytes(t) for t in got ^ expected)[:10])
+
+
+@pytest.mark.parametrize("name", sorted(LARK_GRAMMARS))
+def test_lark_mask_equals_lark_parser_small_vocab(llama3_vocab, name):
+    text = LARK_GRAMMARS[name]
+    vocab = small_vocab(llama3_vocab, LARK_CHARS[name], n_random=60, max_len=4, max_grammar_tokens=250)
+    ir = lark_to_grammar(text)
+    g = corral.compile_lark(text, vocab)
+    oracle = LarkPrefixOracle(ir)
+    rnd = random.Random(2)
+    for walk in range(2):
+        m = g.matcher()
+        for prefix in random_walk(m, rnd, 6):
+            expected = oracle_allowed(vocab, prefix, oracle.is_prefix, oracle.is_member)
+            got = engine_allowed(m)
+            assert got == expected, (name, prefix, sorted(vocab.token_bytes(t) for t in got ^ expected)[:10])
+
+
+@pytest.mark.parametrize("pattern", [r"-?(0|[1-9][0-9]*)(\.[0-9]+)?", r'"([^"\\]|\\.)*"', r"[a-zA-Z_][a-zA-Z0-9_]{0,20}"])
+def test_regex_mask_full_llama3_vocab(llama3_vocab, pattern):
+    g = corral.compile_regex(pattern, llama3_vocab)
+    oracle = RegexPrefixOracle(pattern)
+    dfa = regex_to_dfa(parse_regex(pattern))
+    rnd = random.Random(3)
+    m = g.matcher()
+    for prefix in random_walk(m, rnd, 3):
+        expected = oracle_allowed(llama3_vocab, prefix, oracle.is_prefix, oracle.is_member, dfa)
+        assert engine_allowed(m) == expected
+
+
+@pytest.mark.parametrize("name", sorted(LARK_GRAMMARS))
+def test_lark_sentences_accepted_token_by_token(llama3_tokenizer, llama3_vocab, name):
+    text = LARK_GRAMMARS[name]
+    ir = lark_to_grammar(text)
+    g = corral.compile_lark(text, llama3_vocab)
+    oracle = LarkPrefixOracle(ir)
+    rnd = random.Random(4)
+    for _ in range(15):
+        sentence = sample_grammar(ir, rnd, max_depth=6)
+        assert oracle.is_member(sentence), sentence
+        ids = llama3_tokenizer.encode(sentence, add_special_tokens=False)
+        m = g.matcher()
+        for t in ids:
+            assert m.accept_token(t), (sentence, t)
+        assert m.is_accepting()
+        assert m.accept_token(llama3_vocab.eos_token_ids[0])
+        assert m.is_terminated()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_regex_strings_accepted_hypothesis(llama3_tokenizer, llama3_vocab, data):
+    pattern = data.draw(st.sampled_from(REGEXES))
+    s = data.draw(st.from_regex(pattern, fullmatch=True))
+    g = corral.compile_regex(pattern, llama3_vocab)
+    m = g.matcher()
+    for t in llama3_tokenizer.encode(s, add_special_tokens=False):
+        assert m.accept_token(t), (pattern, s)
+    assert m.is_accepting()
+
+
+@pytest.mark.parametrize("name", sorted(LARK_GRAMMARS))
+def test_random_walks_have_no_dead_ends_and_stay_in_language(llama3_vocab, name):
+    text = LARK_GRAMMARS[name]
+    oracle = LarkPrefixOracle(lark_to_grammar(text))
+    g = corral.compile_lark(text, llama3_vocab)
+    rnd = random.Random(5)
+    eos = llama3_vocab.eos_token_ids[0]
+    for _ in range(6):
+        m = g.matcher()
+        out = b""
+        for step in range(40):
+            ids = m.allowed_token_ids()
+            assert len(ids) > 0, f"dead end after {out!r}"
+            if m.is_accepting() and (step > 25 or rnd.random() < 0.15):
+                t = eos
+            else:
+                non_stop = [i for i in ids if i not in llama3_vocab.eos_token_ids]
+                t = int(rnd.choice(non_stop)) if non_stop else eos
+            assert m.accept_token(t)
+            if m.is_terminated():
+                break
+            out += llama3_vocab.token_bytes(t)
+        assert oracle.is_prefix(out.decode("utf-8", "replace"))
+        if m.is_terminated():
+            assert oracle.is_member(out.decode())
+
+
+def test_rollback_and_fork(llama3_tokenizer, llama3_vocab):
+    g = corral.compile_lark(JSON_LARK, llama3_vocab)
+    doc = '{"a": [1, 2, {"b": null}], "c": "x"}'
+    ids = llama3_tokenizer.encode(doc, add_special_tokens=False)
+    m = g.matcher()
+    masks = []
+    for t in ids:
+        masks.append(m.allowed_token_ids().copy())
+        assert m.accept_token(t)
+    end_mask = m.allowed_token_ids().copy()
+    k = len(ids) // 2
+    child = m.fork()
+    m.rollback(k)
+    assert np.array_equal(m.allowed_token_ids(), masks[len(ids) - k])
+    assert np.array_equal(child.allowed_token_ids(), end_mask)  # the fork did not move
+    for t in ids[len(ids) - k:]:
+        assert m.accept_token(t)
+    assert np.array_equal(m.allowed_token_ids(), end_mask)
+    assert child.accept_token(llama3_vocab.eos_token_ids[0]) and child.is_terminated()
+    assert not m.is_terminated()
+    assert not m.accept_token(ids[0])  # '{' cannot follow a complete document
+    assert np.array_equal(m.allowed_token_ids(), end_mask)  # refused tokens leave the state alone
+    with pytest.raises(ValueError):
+        m.rollback(len(ids) + 1)
+
+
+def test_bitmask_layout_and_batch(llama3_tokenizer, llama3_vocab):
+    g = corral.compile_regex(r"(true|false)", llama3_vocab)
+    ms = [g.matcher() for _ in range(3)]
+    assert ms[1].accept_string("tr")
+    bm = corral.allocate_token_bitmask(4, llama3_vocab.size + 100)
+    corral.fill_next_token_bitmask_batch(ms, bm)
+    for row, m in enumerate(ms):
+        bits = bm[row].numpy().view(np.uint32)
+        unpacked = np.unpackbits(bits.view(np.uint8), bitorder="little")
+        assert set(np.flatnonzero(unpacked)) == set(int(i) for i in m.allowed_token_ids())
+    assert (bm[3] == -1).all()  # untouched row
+    true_id = llama3_tokenizer.encode("true", add_special_tokens=False)
+    assert len(true_id) == 1 and bm[0, true_id[0] // 32] >> (true_id[0] % 32) & 1
+    ue = llama3_tokenizer.encode("ue", add_special_tokens=False)
+    assert ms[1].accept_token(ue[0]) if len(ue) == 1 else True
+
+
+def test_jump_forward_and_forced(llama3_tokenizer, llama3_vocab):
+    g = corral.compile_regex(r'\{"name": "[a-z]+", "age": [0-9]+\}', llama3_vocab)
+    m = g.matcher()
+    assert m.jump_forward_string() == '{"name": "'
+    assert m.accept_string('{"name": "bob')
+    assert m.jump_forward_string() == ""
+    assert m.accept_string('"')
+    assert m.jump_forward_string() == ', "age": '
+    g2 = corral.compile_regex(r"abc", Vocabulary([b"a", b"b", b"c", b"ab", b""], eos_token_ids=[4], special_token_ids=[4]))
+    m2 = g2.matcher()
+    assert m2.accept_token(3)
+    assert m2.forced_tokens() == [2, 4]
+
+
+def test_accepting_and_eos(llama3_vocab):
+    g = corral.compile_regex(r"[0-9]+", llama3_vocab)
+    m = g.matcher()
+    eos = llama3_vocab.eos_token_ids[0]
+    assert not m.is_accepting() and not m.accept_token(eos)
+    assert m.accept_string("42")
+    assert m.is_accepting()
+    assert eos in set(m.allowed_token_ids())
+    assert m.accept_token(eos) and m.is_terminated()
+    assert list(m.allowed_token_ids()) == sorted(llama3_vocab.eos_token_ids)
+    m.rollback(1)
+    assert not m.is_terminated() and m.accept_string("7")
+
+
+@pytest.mark.parametrize("bad,construct", [
+    (r"(?<=a)b", "lookbehind"), (r"(a)\1", "backreference"), (r"a(?=b)", "lookahead"), (r"(ab", None), (r"a{2,1}", None),
+])
+def test_bad_regexes_raise_grammar_error(llama3_vocab, bad, construct):
+    with pytest.raises(corral.GrammarError):
+        corral.compile_regex(bad, llama3_vocab)
+
+
+def test_bad_lark_raises_grammar_error(llama3_vocab):
+    with pytest.raises(corral.GrammarError) as e:
+        corral.compile_lark("start: foo\n", llama3_vocab)
+    assert isinstance(e.value, ValueError)
+    with pytest.raises(corral.GrammarError):
+        corral.compile_lark('start: "a" (\n', llama3_vocab)
+    with pytest.raises(corral.GrammarError):
+        corral.compile_lark("start: A\n%declare A\n", llama3_vocab)
+    with pytest.raises(corral.GrammarError):
+        corral.compile_lark("start: a\na: a \"x\"\n", llama3_vocab)  # empty language
+
+
+def test_budget_overrun_raises_typed_error(llama3_vocab):
+    import time
+
+    t0 = time.perf_counter()
+    with pytest.raises(corral.CompileBudgetError):
+        m = corral.compile_regex(r"(a|b)*a(a|b){40}", llama3_vocab).matcher()
+        m.allowed_token_ids()
+    assert time.perf_counter() - t0 < 10
+
+
+def test_left_recursion_and_ambiguity_language(llama3_vocab):
+    g = corral.compile_lark(AMBIGUOUS, llama3_vocab)
+    for s, ok in [("a", True), ("ab", True), ("aab", True), ("ba", True), ("abba", True), ("c", False), ("", False)]:
+        m = g.matcher()
+        assert (m.accept_string(s) and m.is_accepting()) == ok, s
+    g = corral.compile_lark(ARITH, llama3_vocab)
+    for s, ok in [("1+2*3", True), ("((1))", True), ("1 + - 2", True), ("1+", False), ("(1", False), ("1 2", False)]:
+        m = g.matcher()
+        assert (m.accept_string(s) and m.is_accepting()) == ok, s
+
+
+def test_compiled_grammar_is_picklable_and_cached(llama3_vocab):
+    import pickle
+
+    g = corral.compile_regex(r"[a-c]{2}", llama3_vocab)
+    assert corral.compile_regex(r"[a-c]{2}", llama3_vocab) is g
+    g2 = pickle.loads(pickle.dumps(g))
+    m = g2.matcher()
+    assert m.accept_string("ab") and m.is_accepting()

@@ -1,0 +1,246 @@
+"""Unit tests of the JSON Schema compiler against independent oracles.
+
+Numbers: regexes vs exact Decimal comparison over many spellings. Strings: encodings vs json.dumps
+(both ensure_ascii modes). Schemas: grammar acceptance (lark Earley oracle) vs the ``jsonschema``
+validator on hand-picked and brute-force-enumerated instances, in all three serializations.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import sys
+from decimal import Decimal
+
+import jsonschema
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from test_json_schema_oracle import LarkOracle  # noqa: E402
+
+from corral.errors import CompileBudgetError, SchemaError, UnsupportedSchemaError  # noqa: E402
+from corral.grammars import regex_ast as rx  # noqa: E402
+from corral.grammars.json_schema import json_schema_to_grammar  # noqa: E402
+from corral.grammars.json_schema import numbers as num  # noqa: E402
+from corral.grammars.json_schema import strings as st  # noqa: E402
+
+
+def fullmatch(regex, text):
+    return re.fullmatch(rx.to_python_regex(regex), text, re.S) is not None
+
+
+# ------------------------------------------------------------------ numbers
+
+SPELLINGS = sorted({s for a in range(-25, 26) for f in ["", ".0", ".5", ".05", ".50", ".25", ".999", ".001", ".1"]
+                    for s in [f"{a}{f}"] if re.fullmatch(r"-?(0|[1-9]\d*)(\.\d+)?", s)}
+                   | {"-0", "-0.0", "-0.25", "0.0001", "100", "99.99", "-100.5", "2.75", "2.7500"})
+BOUNDS = [None, Decimal(0), Decimal(1), Decimal("1.5"), Decimal("-1.5"), Decimal("2.75"), Decimal("0.05"),
+          Decimal("-0.05"), Decimal(-2), Decimal(10)]
+
+
+@pytest.mark.parametrize("lo,hi", [(a, b) for a in BOUNDS for b in BOUNDS])
+def test_number_range_matches_decimal_comparison(lo, hi):
+    for lo_strict, hi_strict in itertools.product([False, True], repeat=2):
+        regex = re.compile(rx.to_python_regex(num.number_range(lo, lo_strict, hi, hi_strict)), re.S)
+        for s in SPELLINGS:
+            v = Decimal(s)
+            want = (lo is None or (v > lo if lo_strict else v >= lo)) and (hi is None or (v < hi if hi_strict else v <= hi))
+            assert bool(regex.fullmatch(s)) == want, (lo, lo_strict, hi, hi_strict, s)
+
+
+@pytest.mark.parametrize("lo,hi", [(0, None), (None, 5), (5, None), (1, 1), (0, 0), (None, None), (-3, -1),
+                                   (100, 9999), (-17, 123)])
+def test_integer_range_brute_force(lo, hi):
+    regex = re.compile(rx.to_python_regex(num.integer_range(lo, hi)))
+    for i in range(-1200, 12000):
+        want = (lo is None or i >= lo) and (hi is None or i <= hi)
+        assert bool(regex.fullmatch(str(i))) == want
+        if abs(i) < 50:
+            assert bool(regex.fullmatch(f"{i}.0")) == want
+
+
+def test_decimal_literal_uses_json_equality():
+    assert all(fullmatch(num.decimal_literal(Decimal(1)), s) for s in ["1", "1.0", "1.00"])
+    assert not fullmatch(num.decimal_literal(Decimal(1)), "1.5")
+    assert all(fullmatch(num.decimal_literal(Decimal(0)), s) for s in ["0", "-0", "0.0", "-0.0"])
+    assert fullmatch(num.decimal_literal(Decimal("1.5")), "1.500") and not fullmatch(num.decimal_literal(Decimal("1.5")), "1.05")
+
+
+# ------------------------------------------------------------------ strings
+
+STRINGS = ["abc", 'a"b', "\n\t\x01", "é", "😀", "\\", "/", "\u2028", "", "ключ"]
+
+
+@pytest.mark.parametrize("s", STRINGS)
+def test_any_string_accepts_every_json_spelling(s):
+    any_string = st.quoted(rx.star(rx.any_char()))
+    for ensure_ascii in (True, False):
+        assert fullmatch(any_string, json.dumps(s, ensure_ascii=ensure_ascii))
+    assert fullmatch(st.literal_string(s), json.dumps(s)) and fullmatch(st.literal_string(s), json.dumps(s, ensure_ascii=False))
+
+
+def test_string_encoding_rejects_invalid_json():
+    any_string = st.quoted(rx.star(rx.any_char()))
+    for bad in ['"\\ud800"', '"\n"', '"\\x41"', '"a', '"\\"']:
+        assert not fullmatch(any_string, bad)
+    assert fullmatch(st.literal_string("name"), '"n\\u0061me"')  # an escaped spelling of the same key
+
+
+FORMAT_CASES = {
+    "date": (["2020-02-29", "2000-02-29", "1999-12-31"], ["2021-02-29", "1900-02-29", "2020-04-31", "2020-1-01"]),
+    "date-time": (["1963-06-19T08:30:06.283185Z", "1998-12-31T23:59:60Z", "2020-01-01t00:00:00+05:30"],
+                  ["1998-12-31T22:59:60Z", "2020-01-01T00:00:00", "2020-01-01 00:00:00Z"]),
+    "ipv4": (["192.168.0.1", "0.0.0.0"], ["256.0.0.1", "087.10.0.1", "1.2.3"]),
+    "ipv6": (["::1", "1:2:3:4:5:6:7:8", "::ffff:192.168.0.1"], ["1:2:3:4:5:6:7:8:9", ":::", "12345::"]),
+    "uuid": (["2eb8aa08-aa98-11ea-b4aa-73b441d16380"], ["2eb8aa08-aa98-11ea-b4aa-73b441d1638", "2eb8aa08aa98"]),
+    "duration": (["P4DT12H30M5S", "P2W", "PT1M"], ["P", "PT1D", "P1Y2W"]),
+    "email": (["joe.bloggs@example.com", '"joe bloggs"@example.com'], ["2962", "te..st@x.com", "a@b=c.com"]),
+    "uri": (["http://example.com/a?b=c#d", "urn:isbn:0451450523"], ["//foo", "http:// x", "\\\\WINDOWS"]),
+}
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMAT_CASES))
+def test_formats_against_known_instances(fmt):
+    good, bad = FORMAT_CASES[fmt]
+    oracle = LarkOracle(json_schema_to_grammar({"type": "string", "format": fmt}).grammar)
+    for s in good:
+        assert oracle.accepts(json.dumps(s)), s
+    for s in bad:
+        assert not oracle.accepts(json.dumps(s)), s
+
+
+# ------------------------------------------------------------------ schemas vs jsonschema
+
+def check(schema, instances, **options):
+    """Every instance: grammar acceptance (3 serializations) == jsonschema validity."""
+    oracle = LarkOracle(json_schema_to_grammar(schema, **options).grammar)
+    validator = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)(
+        schema, format_checker=jsonschema.FormatChecker())
+    for inst in instances:
+        want = validator.is_valid(inst)
+        for text in (json.dumps(inst), json.dumps(inst, separators=(",", ":")), json.dumps(inst, indent=2)):
+            assert oracle.accepts(text) == want, (schema, text, want)
+
+
+def test_properties_any_order_required_and_no_duplicates():
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string"}, "c": {"type": "null"}},
+              "required": ["a", "c"], "additionalProperties": False}
+    values = {"a": [1, "x"], "b": ["s", 2], "c": [None]}
+    instances = []
+    for keys in itertools.chain.from_iterable(itertools.permutations("abc", n) for n in range(4)):
+        for vals in itertools.product(*(values[k] for k in keys)):
+            instances.append(dict(zip(keys, vals)))
+    check(schema, instances)
+    oracle = LarkOracle(json_schema_to_grammar(schema).grammar)
+    assert not oracle.accepts('{"a": 1, "c": null, "a": 2}')  # tracked keys never repeat
+
+
+def test_additional_and_pattern_properties_regions():
+    schema = {"type": "object", "properties": {"id": {"type": "integer"}},
+              "patternProperties": {"^x-": {"type": "string"}, "y$": {"type": "boolean"}},
+              "additionalProperties": {"type": "null"}}
+    insts = [{"id": 1}, {"id": "1"}, {"x-a": "s"}, {"x-a": 1}, {"ay": True}, {"ay": None}, {"x-y": "s"},
+             {"x-y": True}, {"other": None}, {"other": 1}, {"id": 2, "x-1": "q", "zz": None}]
+    check(schema, insts)
+
+
+def test_escaped_key_is_the_same_key():
+    schema = {"type": "object", "properties": {"name": {"type": "string"}}, "additionalProperties": False}
+    oracle = LarkOracle(json_schema_to_grammar(schema).grammar)
+    assert oracle.accepts('{"n\\u0061me": "x"}') and not oracle.accepts('{"n\\u0061me": 1}')
+
+
+def test_min_max_properties_and_dependent_required():
+    schema = {"type": "object", "minProperties": 1, "maxProperties": 2, "dependentRequired": {"a": ["b"]}}
+    insts = [{}, {"a": 1}, {"a": 1, "b": 2}, {"b": 1}, {"b": 1, "c": 2}, {"a": 1, "b": 2, "c": 3}]
+    check(schema, insts)
+
+
+def test_arrays_prefix_items_counts_contains():
+    schema = {"type": "array", "prefixItems": [{"type": "integer"}, {"type": "string"}], "items": {"type": "boolean"},
+              "minItems": 1, "maxItems": 4, "contains": {"const": True}, "minContains": 1}
+    insts = [[], [1], [1, "a"], [1, "a", True], [1, "a", False], [1, "a", False, True], [1, "a", True, True, True],
+             ["a"], [1, 2, True]]
+    check(schema, insts)
+    check({"type": "array", "items": {"type": "integer"}}, [[], [1], [1, 2, 3], [1, "x"], list(range(30))])
+
+
+def test_enum_const_json_equality():
+    check({"enum": [1, "a", None, [1, {"k": True}], {"x": 1, "y": [2]}]},
+          [1, 1.0, "a", None, [1, {"k": True}], {"y": [2], "x": 1}, {"x": 1}, True, 2, [1, {"k": 1}]])
+    check({"const": False}, [False, 0, True, None])
+
+
+def test_combinators():
+    check({"anyOf": [{"type": "string", "maxLength": 2}, {"type": "integer", "minimum": 5}]},
+          ["", "ab", "abc", 4, 5, 5.5, None])
+    check({"oneOf": [{"type": "string"}, {"type": "integer"}]}, ["a", 1, 1.5, None])
+    check({"allOf": [{"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]},
+                     {"properties": {"a": {"minimum": 3}, "b": {"type": "string"}}}]},
+          [{"a": 3}, {"a": 2}, {"a": 3, "b": "x"}, {"a": 3, "b": 1}, {}, "x"])
+    check({"not": {"type": "string"}}, ["a", 1, None, [1]])
+    check({"type": "object", "if": {"properties": {"k": {"const": "num"}}, "required": ["k"]},
+           "then": {"properties": {"v": {"type": "number"}}}, "else": {"properties": {"v": {"type": "string"}}}},
+          [{"k": "num", "v": 1}, {"k": "num", "v": "s"}, {"k": "str", "v": "s"}, {"k": "str", "v": 1}, {"v": "s"}, {"v": 1}])
+
+
+def test_recursive_ref():
+    tree = {"$defs": {"node": {"type": "object", "properties": {"v": {"type": "integer"},
+                                                                "kids": {"type": "array", "items": {"$ref": "#/$defs/node"}}},
+                               "required": ["v"], "additionalProperties": False}},
+            "$ref": "#/$defs/node"}
+    check(tree, [{"v": 1}, {"v": 1, "kids": [{"v": 2, "kids": []}, {"v": 3}]}, {"v": 1, "kids": [{}]}, {"kids": []}])
+
+
+def test_numeric_keywords_via_schema():
+    check({"type": "number", "exclusiveMinimum": 0, "maximum": 2.5}, [0, 0.0, 0.001, 1, 2.5, 2.51, -1])
+    check({"type": "integer", "multipleOf": 3, "minimum": -7}, list(range(-12, 13)) + [3.0, 1.5])
+    check({"type": "number", "multipleOf": 0.25}, [0.25, 0.5, 1, 0.3, -0.75, 1.125])
+    check({"type": "string", "pattern": "^[a-z]+$", "minLength": 2, "maxLength": 60},
+          ["ab", "a", "AB", "a" * 60, "a" * 61, "abc1"])
+
+
+def test_whitespace_modes():
+    schema = {"type": "object", "properties": {"a": {"type": "array"}}}
+    inst = {"a": [1, [2, {"b": None}]]}
+    flexible = LarkOracle(json_schema_to_grammar(schema).grammar)
+    for indent in (None, 2, 4, "\t"):
+        assert flexible.accepts(json.dumps(inst, indent=indent))
+    compact = LarkOracle(json_schema_to_grammar(schema, whitespace="compact").grammar)
+    assert compact.accepts(json.dumps(inst, separators=(",", ":"))) and not compact.accepts(json.dumps(inst))
+    fixed = LarkOracle(json_schema_to_grammar(schema, whitespace=(", ", ": ")).grammar)
+    assert fixed.accepts(json.dumps(inst)) and not fixed.accepts(json.dumps(inst, indent=2))
+    bounded = LarkOracle(json_schema_to_grammar(schema, max_whitespace=3).grammar)
+    assert bounded.accepts('{"a":   []}') and not bounded.accepts('{"a":    []}')
+
+
+def test_errors_and_lenient_report():
+    with pytest.raises(SchemaError):
+        json_schema_to_grammar({"type": "nonsense"})
+    with pytest.raises(SchemaError):
+        json_schema_to_grammar("{not json")
+    with pytest.raises(UnsupportedSchemaError) as e:
+        json_schema_to_grammar({"properties": {"a": {"type": "array", "uniqueItems": True}, "b": {"pattern": "(a)\\1"}}})
+    pointers = {(p, k) for p, k, _ in e.value.issues}
+    assert ("/properties/a", "uniqueItems") in pointers and ("/properties/b", "pattern") in pointers
+    res = json_schema_to_grammar({"type": "array", "uniqueItems": True}, lenient=True)
+    assert res.report and res.report[0][1] == "uniqueItems"
+    assert LarkOracle(res.grammar).accepts("[1, 1]")  # lenient: ignored (looser), and reported
+    with pytest.raises(UnsupportedSchemaError):
+        json_schema_to_grammar({"oneOf": [{"type": "integer"}, {"minimum": 0}]})
+
+
+def test_budgets_raise_instead_of_running_away():
+    many_required = {"type": "object", "required": [f"k{i}" for i in range(20)],
+                     "properties": {f"k{i}": {"type": "integer"} for i in range(20)}}
+    with pytest.raises(CompileBudgetError):
+        json_schema_to_grammar(many_required)
+    ordered = json_schema_to_grammar(many_required, property_order="schema")
+    oracle = LarkOracle(ordered.grammar)
+    inst = {f"k{i}": i for i in range(20)}
+    assert oracle.accepts(json.dumps(inst))
+    assert not oracle.accepts(json.dumps(dict(reversed(list(inst.items())))))
+    with pytest.raises(CompileBudgetError):
+        json_schema_to_grammar({"anyOf": [{"type": "integer", "minimum": i} for i in range(20)],
+                                "allOf": [{"anyOf": [{"maximum": i} for i in range(20)]}]}, max_dnf=100)
