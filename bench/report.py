@@ -168,7 +168,8 @@ def maskbench_markdown(summary: dict, configs: dict) -> str:
     parts.append("**Per split**: passed/schemas (FN instances / FP instances / schemas with errors)\n\n" +
                  markdown_table(["split", *engines], rows))
     machines = {json.dumps(c.get("machine", {}).get("cpu")) for c in configs.values()}
-    walls = ", ".join(f"{Path(d).name}: {c.get('wall_s', 0):.0f} s" for d, c in configs.items())
+    walls = ", ".join(f"{Path(d).name}: " + (f"{c['wall_s']:.0f} s" if c.get("wall_s") else "unfinished (stopped)")
+                      for d, c in configs.items())
     parts.append(f"Machine: {', '.join(json.loads(m) or '?' for m in machines)}; "
                  f"{next(iter(configs.values())).get('machine', {}).get('cores')} cores. Wall time: {walls}.")
     return "\n\n".join(parts) + "\n"

@@ -5,14 +5,9 @@ Re-exports the public names of every layer; decoders (which import transformers)
 from corral.errors import CompileBudgetError, CorralError, GrammarError, SchemaError, UnsupportedSchemaError
 from corral.grammars.ir import Grammar, GrammarBuilder
 from corral.masks.vocab import Vocabulary
-from corral.masks.matcher import (
-    CompiledGrammar,
-    Matcher,
-    allocate_token_bitmask,
-    fill_next_token_bitmask_batch,
-)
+from corral.masks.matcher import CompiledGrammar, Matcher, fill_next_token_bitmask_batch
 from corral.masks.compile import compile_grammar, compile_json_schema, compile_lark, compile_regex
-from corral.kernels import apply_token_bitmask_inplace, masked_log_softmax
+from corral.kernels import allocate_token_bitmask, apply_token_bitmask_inplace, masked_log_softmax
 
 _LAZY_DECODING = {"LogitsProcessor", "generate", "generate_json", "GenerationResult", "IncompleteGenerationError",
                   "load_model"}

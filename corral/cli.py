@@ -75,7 +75,9 @@ def _compile(args, vocab):
             schema = json.loads(text)
         except json.JSONDecodeError as exc:
             raise corral.SchemaError(f"{args.schema} is not JSON: {exc}") from exc
-        return corral.compile_json_schema(schema, vocab), schema
+        from corral.decoding.generate import DEFAULT_SCHEMA_OPTIONS
+
+        return corral.compile_json_schema(schema, vocab, **DEFAULT_SCHEMA_OPTIONS), schema
     if args.regex is not None:
         return corral.compile_regex(args.regex, vocab), None
     return corral.compile_lark(_read_text(args.lark, "grammar"), vocab, start=args.start), None

@@ -166,6 +166,12 @@ def test_arrays_prefix_items_counts_contains():
     check({"type": "array", "items": {"type": "integer"}}, [[], [1], [1, 2, 3], [1, "x"], list(range(30))])
 
 
+def test_unique_items_over_finite_domains():
+    check({"type": "array", "items": {"enum": ["a", "b", 1]}, "uniqueItems": True, "minItems": 1},
+          [[], ["a"], ["a", "b"], ["a", "a"], ["b", 1, "a"], [1, 1.0], ["c"]])
+    check({"type": "array", "items": {"type": "boolean"}, "uniqueItems": True}, [[], [True], [True, False], [True, True]])
+
+
 def test_enum_const_json_equality():
     check({"enum": [1, "a", None, [1, {"k": True}], {"x": 1, "y": [2]}]},
           [1, 1.0, "a", None, [1, {"k": True}], {"y": [2], "x": 1}, {"x": 1}, True, 2, [1, {"k": 1}]])
@@ -180,6 +186,12 @@ def test_combinators():
                      {"properties": {"a": {"minimum": 3}, "b": {"type": "string"}}}]},
           [{"a": 3}, {"a": 2}, {"a": 3, "b": "x"}, {"a": 3, "b": 1}, {}, "x"])
     check({"not": {"type": "string"}}, ["a", 1, None, [1]])
+    # overlapping oneOf branches: exact through S_i AND NOT S_j
+    check({"type": "object", "properties": {"a": {}, "b": {}}, "oneOf": [{"required": ["a"]}, {"required": ["b"]}]},
+          [{}, {"a": 1}, {"b": 1}, {"a": 1, "b": 2}, {"c": 1}])
+    check({"oneOf": [{"type": "number", "maximum": 3}, {"minimum": 2}]}, [1, 2, 3, 2.5, 4, "x", None])
+    check({"oneOf": [{"type": "string", "maxLength": 3}, {"type": "string", "pattern": "^a"}]},
+          ["", "a", "abcd", "bcd", "abc"])
     check({"type": "object", "if": {"properties": {"k": {"const": "num"}}, "required": ["k"]},
            "then": {"properties": {"v": {"type": "number"}}}, "else": {"properties": {"v": {"type": "string"}}}},
           [{"k": "num", "v": 1}, {"k": "num", "v": "s"}, {"k": "str", "v": "s"}, {"k": "str", "v": 1}, {"v": "s"}, {"v": 1}])

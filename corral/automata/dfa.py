@@ -789,6 +789,7 @@ def _finite_dfa(words: list[bytes], max_states: int) -> ByteDFA:
     trans: list[dict[int, int]] = [{}]
     final = [False]
     register: dict[tuple, int] = {}
+    replaced = [0]  # states merged away (garbage): the budget counts live ones
 
     def replace_or_register(state: int) -> None:
         # iterative form of the recursion down the most recently added path
@@ -806,6 +807,7 @@ def _finite_dfa(words: list[bytes], max_states: int) -> ByteDFA:
             existing = register.get(sig)
             if existing is not None and existing != child:
                 trans[parent][last_byte] = existing
+                replaced[0] += 1
             elif existing is None:
                 register[sig] = child
 
@@ -821,7 +823,7 @@ def _finite_dfa(words: list[bytes], max_states: int) -> ByteDFA:
         if trans[state]:
             replace_or_register(state)
         for b in word[common:]:
-            if len(trans) >= 4 * max_states:
+            if len(trans) - replaced[0] > max_states + len(word):
                 raise CompileBudgetError(f"regex DFA exceeds {max_states} states")
             trans.append({})
             final.append(False)

@@ -142,8 +142,16 @@ def schema_of(schema_or_model) -> dict | None:
     return None
 
 
-def resolve_grammar(grammar_or_schema, tokenizer=None, vocab=None):
-    """A compiled grammar: passed through if it already has ``.matcher()``, else compiled as a JSON Schema."""
+# Generation defaults for JSON Schema: json.dumps' separators (the model cannot pad with whitespace
+# forever), properties in the schema's order and no undeclared properties unless the schema asks for
+# them (so keys are forced text that jump-forward feeds). Every output still validates against the
+# schema; these only pick which valid documents are reachable.
+DEFAULT_SCHEMA_OPTIONS = {"whitespace": (", ", ": "), "property_order": "schema", "strict_properties": True}
+
+
+def resolve_grammar(grammar_or_schema, tokenizer=None, vocab=None, schema_options: dict | None = None):
+    """A compiled grammar: passed through if it already has ``.matcher()``, else compiled as a JSON Schema
+    with ``schema_options`` (default ``DEFAULT_SCHEMA_OPTIONS``)."""
     if hasattr(grammar_or_schema, "matcher"):
         return grammar_or_schema
     schema = schema_of(grammar_or_schema)
@@ -156,7 +164,8 @@ def resolve_grammar(grammar_or_schema, tokenizer=None, vocab=None):
     import corral
 
     vocab = vocab if vocab is not None else vocabulary_for(tokenizer)
-    return corral.compile_json_schema(schema, vocab)  # memoized per vocabulary by the engine
+    options = DEFAULT_SCHEMA_OPTIONS if schema_options is None else schema_options
+    return corral.compile_json_schema(schema, vocab, **options)  # memoized per vocabulary by the engine
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -344,13 +353,15 @@ def generate(
     vocab=None,
     chat: bool | None = None,
     system: str | None = None,
+    schema_options: dict | None = None,
 ) -> GenerationResult | list[GenerationResult]:
     """Generate under a grammar. ``prompts``: one prompt (returns one result) or a list (returns a list).
 
     ``grammar_or_schema``: a compiled grammar, a JSON Schema (dict / text), or a pydantic model class;
     or a list of those, one per prompt; or None for the same loop without constraints (a baseline).
     Prompts go through the tokenizer's chat template when it has one (``chat=False`` to feed them raw).
-    ``temperature <= 0`` is greedy. ``seed`` makes sampling reproducible.
+    ``temperature <= 0`` is greedy. ``seed`` makes sampling reproducible. ``schema_options`` go to
+    ``corral.compile_json_schema`` for schemas (default ``DEFAULT_SCHEMA_OPTIONS``).
     """
     single = isinstance(prompts, str) or (
         isinstance(prompts, (list, tuple)) and len(prompts) > 0 and isinstance(prompts[0], dict)
@@ -364,12 +375,12 @@ def generate(
     if isinstance(grammar_or_schema, (list, tuple)):
         if len(grammar_or_schema) != batch:
             raise ValueError(f"{len(grammar_or_schema)} grammars for {batch} prompts")
-        grammars = [resolve_grammar(g, tokenizer, vocab) for g in grammar_or_schema]
+        grammars = [resolve_grammar(g, tokenizer, vocab, schema_options) for g in grammar_or_schema]
     elif not constrained:
         grammars = []
         jump_forward = False
     else:
-        grammars = [resolve_grammar(grammar_or_schema, tokenizer, vocab)] * batch
+        grammars = [resolve_grammar(grammar_or_schema, tokenizer, vocab, schema_options)] * batch
     if vocab is None and constrained:
         vocab = getattr(grammars[0], "vocab", None) or vocabulary_for(tokenizer)
     if vocab is not None:

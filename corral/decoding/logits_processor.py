@@ -26,10 +26,10 @@ from corral.decoding.generate import allocate_bitmask, apply_bitmask_inplace, fi
 class LogitsProcessor(_HFLogitsProcessor):
     """Mask ``model.generate``'s scores to a grammar. ``grammar_or_schema`` as for ``corral.generate``."""
 
-    def __init__(self, grammar_or_schema, tokenizer=None, vocab=None):
+    def __init__(self, grammar_or_schema, tokenizer=None, vocab=None, schema_options: dict | None = None):
         if vocab is None and tokenizer is None and not hasattr(grammar_or_schema, "vocab"):
             raise TypeError("LogitsProcessor needs the tokenizer (or vocab=) to compile a schema")
-        self.grammar = resolve_grammar(grammar_or_schema, tokenizer, vocab)
+        self.grammar = resolve_grammar(grammar_or_schema, tokenizer, vocab, schema_options)
         self.vocab = vocab or getattr(self.grammar, "vocab", None) or vocabulary_for(tokenizer)
         self.mask_seconds = 0.0  # total time spent filling masks
         self.calls = 0

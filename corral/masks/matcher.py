@@ -292,11 +292,6 @@ def _write_row(bitmask: torch.Tensor, index: int, bits: np.ndarray) -> None:
         bitmask[index, n:] = 0
 
 
-def allocate_token_bitmask(batch_size: int, vocab_size: int) -> torch.Tensor:
-    """torch.int32 [batch_size, ceil(vocab_size/32)], all tokens allowed (-1 words)."""
-    return torch.full((batch_size, _bit_words(vocab_size)), -1, dtype=torch.int32)
-
-
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
 

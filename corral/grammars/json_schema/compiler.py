@@ -511,15 +511,37 @@ class Compiler:
         return dnf
 
     def one_of(self, loc: Loc, subs) -> list[Conj]:
-        branches = [self.normalize(self.child(loc, sub, "oneOf", i)) for i, sub in enumerate(subs)]
-        flat = [(i, c) for i, b in enumerate(branches) for c in b]
-        for x in range(len(flat)):
-            for y in range(x + 1, len(flat)):
-                (i, a), (j, c) = flat[x], flat[y]
-                if i != j and not self.disjoint(a, c):
-                    self.unsupported(loc.pointer, "oneOf", f"branches {i} and {j} may overlap (treated as anyOf)")
-                    return [c for _, c in flat]
-        return [c for _, c in flat]
+        """Exactly one branch. Disjoint branches: their union. Otherwise the exact rewrite
+        oneOf(S1..Sn) = OR_i (S_i AND NOT S_j for every j that may overlap S_i), when every needed
+        negation compiles (see ``negate``); else reported (lenient: anyOf)."""
+        children = [self.child(loc, sub, "oneOf", i) for i, sub in enumerate(subs)]
+        branches = [self.normalize(c) for c in children]
+        overlaps: dict[int, set] = {i: set() for i in range(len(subs))}
+        for i in range(len(subs)):
+            for j in range(i + 1, len(subs)):
+                if not all(self.disjoint(a, c) for a in branches[i] for c in branches[j]):
+                    overlaps[i].add(j)
+                    overlaps[j].add(i)
+        if not any(overlaps.values()):
+            return [c for b in branches for c in b]
+        mark = len(self.issues)
+        out: list[Conj] = []
+        try:
+            for i in range(len(subs)):
+                dnf = branches[i]
+                for j in sorted(overlaps[i]):
+                    dnf = self.product(dnf, self.normalize(NegLoc(children[j])))
+                out.extend(dnf)
+        except CompileBudgetError:
+            out = None
+        if out is not None and len(self.issues) == mark:
+            return out
+        del self.issues[mark:]
+        self._seen_issues = set(self.issues)
+        i, j = next((i, min(js)) for i, js in overlaps.items() if js)
+        self.unsupported(loc.pointer, "oneOf", f"branches {i} and {j} may overlap and their negation is not compiled "
+                                               f"(treated as anyOf)")
+        return [c for b in branches for c in b]
 
     def disjoint(self, a: Conj, c: Conj) -> bool:
         """Provably no instance satisfies both (conservative)."""
@@ -1181,7 +1203,10 @@ class Compiler:
                 self.unsupported(ptr, "maxContains", "maxContains is not compiled")
             c_refs = [c_loc]
         if a.unique and not (a.max_items is not None and a.max_items <= 1):
-            self.unsupported(a.pointer, "uniqueItems", "uniqueItems is not compiled")
+            sym = self._unique_finite_array(a, m, schemas_at, contains)
+            if sym is not False:
+                return sym
+            self.unsupported(a.pointer, "uniqueItems", "uniqueItems is only compiled for small finite item domains")
         key = ("arr", tuple(refs_key(schemas_at(i)) for i in range(m + 1)), a.min_items, a.max_items,
                refs_key(c_refs) if c_refs else None, need)
         if key in self._emit_memo:
@@ -1243,6 +1268,50 @@ class Compiler:
                         alts.append(sep + (ec, state(nn, c + 1)))
             self.b.rule(nm, alts or [(self.NEVER,)])
         self.b.rule(name, [(self.LBRACK, root, self.RBRACK)])
+        return name
+
+    def _unique_finite_array(self, a: ArrC, m: int, schemas_at, contains):
+        """uniqueItems over a finite item domain (enum/const/boolean/null items, at most 8 values):
+        the state is the set of values used so far. False when not applicable."""
+        if m > 0 or contains:
+            return False
+        dnf = self.normalize_refs(schemas_at(0))
+        values: list = []
+        for c in dnf:
+            if c.nt is not None:
+                return False
+            if c.enum is not None:
+                cands = list(c.enum)
+            elif c.types <= {"boolean", "null"}:
+                cands = ([True, False] if "boolean" in c.types else []) + ([None] if "null" in c.types else [])
+            else:
+                return False
+            for v in cands:
+                if self.value_allowed(v, c) and not any(json_equal(v, w) for w in values):
+                    values.append(v)
+        if len(values) > 8:
+            return False
+        lits = [self.literal_nt(v) for v in values]
+        names: dict = {}
+        todo = [frozenset()]
+        names[frozenset()] = self.b.fresh("unique")
+        while todo:
+            used = todo.pop()
+            alts = []
+            if len(used) >= a.min_items:
+                alts.append(())
+            if a.max_items is None or len(used) < a.max_items:
+                sep = (self.COMMA,) if used else ()
+                for i, lit in enumerate(lits):
+                    if i not in used:
+                        nxt = used | {i}
+                        if nxt not in names:
+                            names[nxt] = self.b.fresh("unique")
+                            todo.append(nxt)
+                        alts.append(sep + (lit, names[nxt]))
+            self.b.rule(names[used], alts or [(self.NEVER,)])
+        name = self.b.fresh("array")
+        self.b.rule(name, [(self.LBRACK, names[frozenset()], self.RBRACK)])
         return name
 
     # objects ----------------------------------------------------------------
