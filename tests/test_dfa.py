@@ -436,3 +436,24 @@ def test_large_enum_compiles_fast():
     assert time.perf_counter() - t0 < 2.0
     assert all(dfa.matches(w.encode()) for w in words)
     assert not dfa.matches(b'"zzzzzzzzzzzzzzzzz"')
+
+
+@pytest.mark.parametrize("ranges", [((0, 0x10FFFF),), ((0x7F, 0x800),), ((0xD000, 0xF000),), ((0x10000, 0x10FFFF),),
+                                    ((0x61, 0x61), (0xE9, 0xE9), (0x1F600, 0x1F64F))])
+def test_utf8_sequences_cover_exactly_the_encodings(ranges):
+    from corral.automata.dfa import utf8_sequences
+
+    seqs = utf8_sequences(rx.normalize_ranges(ranges))
+    rnd = random.Random(1)
+    points = [c for lo, hi in ranges for c in (lo, hi, (lo + hi) // 2)] + [rnd.randrange(0x110000) for _ in range(3000)]
+    for cp in points:
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        enc = chr(cp).encode("utf-8")
+        covered = sum(len(s) == len(enc) and all(lo <= b <= hi for b, (lo, hi) in zip(enc, s)) for s in seqs)
+        inside = any(lo <= cp <= hi for lo, hi in ranges)
+        assert covered == (1 if inside else 0), hex(cp)  # exactly one sequence: no overlaps
+    for s in seqs:  # nothing else: the extreme byte strings of every sequence decode to scalars in range
+        for pick in (min, max):
+            text = bytes(pick(r) for r in s).decode("utf-8")
+            assert any(lo <= ord(text) <= hi for lo, hi in ranges)

@@ -1,15 +1,16 @@
 """Regex AST -> minimal byte-level DFA (``ByteDFA``): the lexer automaton of every terminal.
 
-Construction (see docs/automata.md):
-1. Each character class is expanded into UTF-8 byte-range sequences (1-4 bytes, no surrogates, no
-   overlong forms); sequences sharing a tail are merged so a class needs few positions.
-2. A Glushkov (position) automaton over bytes: one position per byte-set leaf, ``first``/``last``/
-   ``follow`` as Python int bitsets. Bounded repeats are unrolled (``x{0,n}`` nested so the follow
-   relation stays linear).
-3. Subset construction over *byte classes* (bytes no leaf distinguishes), with bitset state keys;
-   a state or time budget raises ``CompileBudgetError`` instead of blowing up.
-4. Trim states that cannot reach acceptance, minimize (Hopcroft), renumber in BFS order so the
-   start is 0, and expand byte classes back to a 256-column table.
+Construction (details and the minimality argument in docs/automata.md):
+0. Finite languages (enums, literals) go straight to a minimal acyclic DFA built from the sorted
+   UTF-8 words (Daciuk et al.).
+1. Otherwise a Glushkov (position) automaton over *code points*: one position per character class
+   leaf; bounded repeats are unrolled (``x{0,n}`` nested so the follow relation stays linear).
+2. Code points are partitioned into alphabet classes (sets of positions accepting them), and the
+   subset construction runs over classes (int-bitset states, or frozensets for many positions).
+   A state or time budget raises ``CompileBudgetError`` instead of blowing up.
+3. Trim states that cannot reach acceptance; minimize (vectorized Moore rounds, then Hopcroft).
+4. Expand to bytes: ASCII columns by one gather, multi-byte characters through cached UTF-8 trie
+   templates whose nodes are hash-consed, which keeps the byte DFA minimal.
 
 ``regex_to_dfa`` is memoized by AST node (nodes are hashable and structurally compared).
 """
@@ -97,36 +98,6 @@ def _split_same_length(lo: int, hi: int, n: int, out: list) -> None:
     out.append(tuple(zip(a, b)))
 
 
-def _mask(lo: int, hi: int) -> int:
-    return ((1 << (hi - lo + 1)) - 1) << lo
-
-
-@lru_cache(maxsize=8192)
-def utf8_sequences(ranges: tuple[tuple[int, int], ...]) -> tuple[tuple[int, ...], ...]:
-    """Byte-set sequences (each byte set a 256-bit int) whose union of concatenations is exactly
-    the UTF-8 encodings of the code points in ``ranges`` (surrogate-free, as ``Chars`` guarantees)."""
-    raw: list[tuple[tuple[int, int], ...]] = []
-    for lo, hi in ranges:
-        for blo, bhi, n in _UTF8_BOUNDS:
-            a, b = max(lo, blo), min(hi, bhi)
-            if a > b:
-                continue
-            # surrogates are excluded by Chars, but be defensive: never encode them
-            if n == 3 and a <= 0xDFFF and b >= 0xD800:
-                if a < 0xD800:
-                    _split_same_length(a, 0xD7FF, 3, raw)
-                if b > 0xDFFF:
-                    _split_same_length(0xE000, b, 3, raw)
-                continue
-            _split_same_length(a, b, n, raw)
-    # merge sequences that differ only in their first byte range: one lead byte set per tail
-    by_tail: OrderedDict[tuple, int] = OrderedDict()
-    for seq in raw:
-        tail = tuple(_mask(l, h) for l, h in seq[1:])
-        by_tail[tail] = by_tail.get(tail, 0) | _mask(*seq[0])
-    return tuple((lead,) + tail for tail, lead in by_tail.items())
-
-
 # --------------------------------------------------------------------------------------------
 # Glushkov position automaton over code points
 # --------------------------------------------------------------------------------------------
@@ -140,7 +111,12 @@ def _bits(x: int):
 
 
 def _bitset(items) -> int:
-    """The int bitset of the given indices (built in one C-level pass)."""
+    """The int bitset of the given indices (big sets built in one C-level pass)."""
+    if len(items) < 64:
+        x = 0
+        for i in items:
+            x |= 1 << i
+        return x
     idx = np.fromiter(items, dtype=np.int64)
     if len(idx) == 0:
         return 0
@@ -332,6 +308,8 @@ def _alphabet_classes(pos: _Positions) -> tuple[list[int], list[list[tuple[int, 
 
 def _subset_construction(pos: _Positions, last: set[int], nullable: bool, covers: list[int],
                          max_states: int, deadline: float) -> tuple[np.ndarray, np.ndarray]:
+    """Subset construction with states as int bitsets of positions (state 0 = {virtual start}).
+    Returns (transitions [n, classes] with -1 for none, accepting [n])."""
     k = len(covers)
     follow = [_bitset(f) for f in pos.follow]
     accept_mask = _bitset(last) | (1 if nullable else 0)
@@ -567,7 +545,11 @@ def _quotient(trans: np.ndarray, accepting: np.ndarray, block: np.ndarray):
 # Byte expansion: a code point DFA -> byte DFA, with hash-consed multi-byte trie nodes
 # --------------------------------------------------------------------------------------------
 
-def _raw_sequences(ranges: tuple[tuple[int, int], ...]) -> list[tuple[tuple[int, int], ...]]:
+@lru_cache(maxsize=8192)
+def utf8_sequences(ranges: tuple[tuple[int, int], ...]) -> tuple[tuple[tuple[int, int], ...], ...]:
+    """Byte-range sequences whose concatenations are exactly the UTF-8 encodings of the code points
+    in ``ranges``: e.g. U+0800..U+FFFF -> (E0,A0-BF,80-BF), (E1-EC,80-BF,80-BF), ... Surrogates are
+    never encoded; there are no overlong forms by construction."""
     raw: list[tuple[tuple[int, int], ...]] = []
     for lo, hi in ranges:
         for blo, bhi, n in _UTF8_BOUNDS:
@@ -581,7 +563,7 @@ def _raw_sequences(ranges: tuple[tuple[int, int], ...]) -> list[tuple[tuple[int,
                     _split_same_length(0xE000, b, 3, raw)
                 continue
             _split_same_length(a, b, n, raw)
-    return raw
+    return tuple(raw)
 
 
 def _group_row(items, node_of) -> list[tuple[int, int, int]]:
@@ -641,7 +623,7 @@ class _Template:
                 node_ids[items] = hit
             return hit
 
-        items = [(seq, -j - 1) for j, ranges in enumerate(target_ranges) for seq in _raw_sequences(ranges)]
+        items = [(seq, -j - 1) for j, ranges in enumerate(target_ranges) for seq in utf8_sequences(ranges)]
         self.top = _group_row(items, node_of)
 
 

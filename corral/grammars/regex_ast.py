@@ -220,6 +220,14 @@ def to_python_regex(node: Regex) -> str:
 
 def min_length(node: Regex) -> int:
     """Length in code points of the shortest string (a large number when the language is empty)."""
+    cached = node.__dict__.get("_min_length")
+    if cached is None:
+        cached = _min_length(node)
+        object.__setattr__(node, "_min_length", cached)
+    return cached
+
+
+def _min_length(node: Regex) -> int:
     if isinstance(node, Chars):
         return 1
     if isinstance(node, Seq):

@@ -484,7 +484,7 @@ class _Parser:
             cls = rx.Chars(())
         if not isinstance(cls, rx.Chars):
             self.error(f"{construct} is supported only for a single character class", start, construct)
-        con = (cls.ranges, False, False) if positive else (_complement(cls.ranges), True, False)
+        con = _con(cls.ranges, False) if positive else _con(_complement(cls.ranges), True)
         return ("zw", ((None, con),) if ahead else ((con, None),), start)
 
     def group_name(self, start: int) -> None:
@@ -530,12 +530,12 @@ class _Parser:
         if c in "bB":
             self.i += 1
             word = self.shorthand("w", flags)
-            is_word = (word, False, False)
-            not_word = (_complement(word), True, False)
+            is_word = _con(word, False)
+            not_word = _con(_complement(word), True)
             if c == "b":
                 paths = ((is_word, not_word), (not_word, is_word))
             elif self.py:  # Python (< 3.14): \B never matches the empty string
-                inner = (_complement(word), False, False)
+                inner = _con(_complement(word), False)
                 paths = ((is_word, is_word), (not_word, inner), (inner, not_word))
             else:
                 paths = ((is_word, is_word), (not_word, not_word))
@@ -757,10 +757,10 @@ class _Parser:
 # Context constraints: anchors, single-character lookaround, word boundaries
 # --------------------------------------------------------------------------------------------
 # A zero-width item constrains its neighbors. A *constraint* on one side of a match is
-# (ranges, edge_ok, newline_check): the adjacent character must be in ``ranges``, or there is no
-# adjacent character (the string edge) and ``edge_ok``. ``newline_check`` marks Python's "$"
-# (end, or before a final newline): read as a strict end where no newline can follow it, rejected
-# where one could. ``None`` means unconstrained.
+# (ranges, edge_ok, final_newline): the adjacent character must be in ``ranges``, or there is no
+# adjacent character (the string edge) and ``edge_ok``, or (``final_newline``) it is a "\n" that
+# ends the string — Python's "$" matches there; the field is also true whenever "\n" is in
+# ``ranges``, so that it survives intersection. ``None`` means unconstrained.
 #   ^ \A (and ECMAScript $, \Z):  ((), True)        MULTILINE ^ / $:  (("\n"), True)
 #   (?=C): next in C              (?!C): next not in C or end     (and mirrored for lookbehind)
 #   \b: (prev in W, next not in W or end)  or  (prev not in W or start, next in W)
@@ -772,11 +772,28 @@ class _Parser:
 # side passes the constraint outward. At the top, fullmatch keeps the parts whose constraints accept
 # the string edges; search pads with ``.*`` restricted to what the constraints allow.
 
-Con = tuple  # (ranges, edge_ok, newline_check)
+Con = tuple  # (ranges, edge_ok, final_newline)
 _NL = ((10, 10),)
-_ANCHOR: Con = ((), True, False)
-_NL_ANCHOR: Con = (_NL, True, False)
-_PY_DOLLAR: Con = ((), True, True)
+
+
+def _has_newline(ranges) -> bool:
+    return any(lo <= 10 <= hi for lo, hi in ranges)
+
+
+def _con(ranges, edge_ok: bool, final_newline: bool = False) -> Con:
+    """A constraint; its third field says a newline that is the string's last character is allowed
+    (true whenever "\n" is in ``ranges``; Python's "$" allows it without allowing "\n" in general)."""
+    return (tuple(ranges), edge_ok, final_newline or _has_newline(ranges))
+
+
+def _final_newline_only(con: Con | None) -> bool:
+    """``con`` allows a neighboring "\n" only when it is the last character (Python's "$")."""
+    return con is not None and con[2] and not _has_newline(con[0])
+
+
+_ANCHOR: Con = _con((), True)
+_NL_ANCHOR: Con = _con(_NL, True)
+_PY_DOLLAR: Con = _con((), True, final_newline=True)
 
 
 def _meet(a: Con | None, b: Con | None) -> Con | None:
@@ -784,7 +801,7 @@ def _meet(a: Con | None, b: Con | None) -> Con | None:
         return b
     if b is None:
         return a
-    return (_intersect(a[0], b[0]), a[1] and b[1], a[2] or b[2])
+    return (_intersect(a[0], b[0]), a[1] and b[1], a[2] and b[2])
 
 
 def _nullable(node: rx.Regex) -> bool:
@@ -917,7 +934,7 @@ def _concat(a: dict, b: dict, pos: int) -> dict:
                 continue
             ra_ne = _restrict(ra, sb, True, pos)  # a's last char must satisfy b's start constraint
             rb_ne = _restrict(rb, ea, False, pos)  # b's first char must satisfy a's end constraint
-            if ea is not None and ea[2] and _matches_newline(rb) and (eb is None or eb[1]):
+            if _final_newline_only(ea) and _matches_newline(rb) and (eb is None or eb[1]):
                 # Python "$" before the final "\n": b is exactly that newline, then the string ends
                 newline = rx.char_set("\n")
                 _add(out, (sa, _ANCHOR), rx.seq(ra_ne, newline))
@@ -989,7 +1006,7 @@ def _star(x: dict, pos: int) -> dict:
     def always(con, on_previous_last_char: bool) -> bool:
         if con is None:
             return True
-        if con[2]:
+        if _final_newline_only(con):
             raise GrammarError("'$' inside an unbounded repetition is not supported", pos, "anchor")
         inside = [_edge_in(r, con[0], on_previous_last_char) != rx.NOTHING for r in regexes]
         outside = [_edge_in(r, _complement(con[0]), on_previous_last_char) != rx.NOTHING for r in regexes]
@@ -1066,6 +1083,6 @@ def search_regex(pattern: str, flavor: str = "ecmascript", flags: int = 0) -> rx
             after = anything
         else:
             after = rx.alt(rx.EMPTY if e[1] else rx.NOTHING, rx.seq(rx.chars(e[0]), anything),
-                           rx.char_set("\n") if e[2] else rx.NOTHING)
+                           rx.char_set("\n") if _final_newline_only(e) else rx.NOTHING)
         out.append(rx.seq(before, r, after))
     return rx.alt(*out)

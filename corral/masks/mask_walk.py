@@ -1,10 +1,12 @@
-"""The hot loop of mask computation: walk sub-tries of the token trie with one terminal's byte DFA.
+"""The hot loop below lexeme boundaries: walk sub-tries of the token trie for several lexing branches.
 
-``walk_subtries`` visits, in pre-order, the descendants of each root node, following the DFA from a
-given state; a dead transition prunes the whole subtree through the node's skip pointer. Tokens whose
-every byte keeps the DFA alive get their bit set. Nodes where the DFA *accepts* and the trie goes on
-are returned: there a lexeme may end inside a token, and the caller continues the remaining bytes
-with the parser state after that lexeme (same walk, those nodes as roots).
+The root walk of one terminal DFA is ``corral.masks.trie_walk.walk_trie_with_dfa``. Below a node
+where a lexeme may end inside a token, the rest of those tokens is walked for every lexing branch of
+the successor parser state: ``walk_subtries_multi`` visits, in pre-order, the descendants of each
+root node with each branch's DFA (all terminals packed in one transition table), pruning a subtree
+at its first dead byte through the skip pointer. Tokens whose every byte keeps a branch alive get
+their bit set; nodes where a branch *accepts* and the trie goes on are returned with the branch
+index, for the caller to continue with the parser state after that lexeme.
 
 ``walk_subtries_reference`` is the plain-Python specification the tests compare against.
 """
@@ -12,43 +14,6 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
-
-
-@njit(cache=True, nogil=True)
-def walk_subtries(
-    node_byte, node_depth, node_skip, node_tok_start, node_tok_end, tok_ids,
-    transitions, accepting, start_state, roots, out_bits, max_depth,
-):
-    """Set bits of tokens below ``roots`` accepted alive from ``start_state``; return boundary nodes."""
-    stack = np.empty(max_depth + 2, dtype=np.int32)
-    # Sized for the worst case up front: growing it inside the loop makes numba reload the array
-    # on every iteration (measured 1.7-2.5x slower on the Llama-3 trie).
-    capacity = 0
-    for r_i in range(roots.shape[0]):
-        capacity += node_skip[roots[r_i]] - roots[r_i]
-    boundaries = np.empty(capacity, dtype=np.int32)
-    n_boundaries = 0
-    for r_i in range(roots.shape[0]):
-        root = roots[r_i]
-        base = node_depth[root]
-        stack[0] = start_state
-        i = root + 1
-        end = node_skip[root]
-        while i < end:
-            d = node_depth[i] - base
-            ns = transitions[stack[d - 1], node_byte[i]]
-            if ns < 0:
-                i = node_skip[i]
-                continue
-            stack[d] = ns
-            for k in range(node_tok_start[i], node_tok_end[i]):
-                tok = tok_ids[k]
-                out_bits[tok >> 5] |= np.uint32(1) << np.uint32(tok & 31)
-            if accepting[ns] and node_skip[i] > i + 1:
-                boundaries[n_boundaries] = i
-                n_boundaries += 1
-            i += 1
-    return boundaries[:n_boundaries].copy()
 
 
 def walk_subtries_reference(trie, transitions, accepting, start_state, roots, vocab_size):
@@ -70,3 +35,43 @@ def walk_subtries_reference(trie, transitions, accepting, start_state, roots, vo
     for r in roots:
         visit(int(r), int(start_state))
     return allowed, sorted(boundaries)
+
+
+@njit(cache=True, nogil=True)
+def walk_subtries_multi(
+    node_byte, node_depth, node_skip, node_tok_start, node_tok_end, tok_ids,
+    transitions, accepting, entry_states, roots, out_bits, max_depth,
+):
+    """``walk_subtries`` for several lexing branches at once, over one packed transition table
+    (every terminal's DFA at its own offset). Returns (boundary nodes, index of their branch)."""
+    stack = np.empty(max_depth + 2, dtype=np.int32)
+    capacity = 0
+    for r_i in range(roots.shape[0]):
+        capacity += node_skip[roots[r_i]] - roots[r_i]
+    capacity *= entry_states.shape[0]
+    b_nodes = np.empty(capacity, dtype=np.int32)
+    b_entries = np.empty(capacity, dtype=np.int32)
+    n_b = 0
+    for e in range(entry_states.shape[0]):
+        for r_i in range(roots.shape[0]):
+            root = roots[r_i]
+            base = node_depth[root]
+            stack[0] = entry_states[e]
+            i = root + 1
+            end = node_skip[root]
+            while i < end:
+                d = node_depth[i] - base
+                ns = transitions[stack[d - 1], node_byte[i]]
+                if ns < 0:
+                    i = node_skip[i]
+                    continue
+                stack[d] = ns
+                for k in range(node_tok_start[i], node_tok_end[i]):
+                    tok = tok_ids[k]
+                    out_bits[tok >> 5] |= np.uint32(1) << np.uint32(tok & 31)
+                if accepting[ns] and node_skip[i] > i + 1:
+                    b_nodes[n_b] = i
+                    b_entries[n_b] = e
+                    n_b += 1
+                i += 1
+    return b_nodes[:n_b].copy(), b_entries[:n_b].copy()

@@ -21,7 +21,8 @@ import torch
 
 from corral.automata.earley import DEAD, ParserStates, ParserTables
 from corral.grammars.ir import Grammar
-from corral.masks.mask_walk import walk_subtries
+from corral.masks.mask_walk import walk_subtries_multi
+from corral.masks.trie_walk import walk_trie_with_dfa
 
 MASK_MEMO_SIZE = 4096  # masks kept per compiled grammar (16 KB each for a 128k vocabulary)
 MAX_FORCED = 256
@@ -56,12 +57,18 @@ class CompiledGrammar:
         trie = v.trie
         self._trie_args = (trie.node_byte, trie.node_depth, trie.node_skip, trie.node_tok_start,
                            trie.node_tok_end, trie.tok_ids)
-        self._max_depth = int(trie.node_depth.max()) if len(trie.node_depth) else 0
-        self._root = np.zeros(1, dtype=np.int32)
+        self._max_depth = trie.max_depth
         self._mask_memo: OrderedDict[int, np.ndarray] = OrderedDict()
         self._memo_lock = threading.Lock()
         self._token_step: dict[tuple[int, int], int] = {}
         self._root_walks = v.cache.setdefault("corral.root_walks", {})
+        # Every terminal's DFA at its own offset in one table, so one numba call walks all the
+        # lexing branches of a state (sub-walks below lexeme boundaries).
+        self._packed_trans = np.zeros((0, 256), dtype=np.int32)
+        self._packed_accept = np.zeros(0, dtype=np.bool_)
+        self._packed_base: dict[int, int] = {}
+        self._packed_lock = threading.Lock()
+        self._state_branches: dict[int, tuple] = {}
 
     def __getstate__(self):
         return {"grammar": self.grammar, "vocab": self.vocab, "report": self.report}
@@ -80,11 +87,35 @@ class CompiledGrammar:
         hit = self._root_walks.get(key)
         if hit is None or hit[0] is not dfa:
             bits = np.zeros(self._n_words, dtype=np.uint32)
-            bounds = walk_subtries(*self._trie_args, dfa.transitions, dfa.accepting, q, self._root, bits,
-                                   self._max_depth)
+            bounds = walk_trie_with_dfa(*self._trie_args, dfa.transitions, dfa.accepting, q, 0, bits)[:, 0].copy()
             hit = (dfa, bits, bounds)
             self._root_walks[key] = hit
         return hit[1], hit[2]
+
+    def _pack_terminal(self, term: int) -> int:
+        base = self._packed_base.get(term)
+        if base is None:
+            dfa = self.tables.dfa(term)
+            with self._packed_lock:
+                base = self._packed_base.get(term)
+                if base is None:
+                    base = self._packed_trans.shape[0]
+                    shifted = np.where(dfa.transitions >= 0, dfa.transitions + base, -1).astype(np.int32)
+                    # new arrays, never in-place: concurrent readers keep a consistent snapshot
+                    self._packed_trans = np.concatenate([self._packed_trans, shifted])
+                    self._packed_accept = np.concatenate([self._packed_accept, dfa.accepting.astype(np.bool_)])
+                    self._packed_base[term] = base
+        return base
+
+    def _branches(self, sid: int) -> tuple:
+        """(packed start state per lexing branch, [(start state id, terminal)] per branch) of a state."""
+        hit = self._state_branches.get(sid)
+        if hit is None:
+            entries = self.states.states[sid].entries
+            packed = np.array([self._pack_terminal(t) + q for t, q, _ in entries], dtype=np.int32)
+            hit = (packed, [(start, t) for t, _, start in entries])
+            self._state_branches[sid] = hit
+        return hit
 
     def mask_bits(self, sid: int) -> np.ndarray:
         """uint32[ceil(V/32)] allowed-token bits of parser state ``sid`` (memoized; do not mutate)."""
@@ -113,23 +144,27 @@ class CompiledGrammar:
         done: dict[int, np.ndarray] = {}
         while pending:
             nxt, root_lists = pending.popitem()
-            roots = np.unique(np.concatenate(root_lists)).astype(np.int32)
+            roots = root_lists[0] if len(root_lists) == 1 else np.unique(np.concatenate(root_lists))
             seen = done.get(nxt)
-            if seen is not None:
-                roots = np.setdiff1d(roots, seen, assume_unique=True).astype(np.int32)
+            if seen is not None:  # several paths reached this state: walk each root once
+                roots = np.setdiff1d(roots, seen, assume_unique=True)
                 done[nxt] = np.union1d(seen, roots)
             else:
                 done[nxt] = roots
             if not len(roots):
                 continue
-            for term, q, start in states.states[nxt].entries:
-                dfa = self.tables.dfa(term)
-                deeper = walk_subtries(*self._trie_args, dfa.transitions, dfa.accepting, q, roots, bits,
-                                       self._max_depth)
-                if len(deeper):
+            packed, branch_info = self._branches(nxt)
+            if not len(packed):
+                continue
+            b_nodes, b_entries = walk_subtries_multi(
+                *self._trie_args, self._packed_trans, self._packed_accept, packed,
+                roots.astype(np.int32, copy=False), bits, self._max_depth)
+            if len(b_nodes):
+                for e in np.unique(b_entries):
+                    start, term = branch_info[e]
                     after = states.after_terminal(start, term)
                     if after != DEAD:
-                        pending.setdefault(after, []).append(deeper)
+                        pending.setdefault(after, []).append(b_nodes[b_entries == e])
         if st.accepting:
             bits |= self._eos_bits
         return bits

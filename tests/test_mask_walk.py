@@ -1,0 +1,59 @@
+"""The numba trie walks equal their plain-Python specification on the full Llama-3 vocabulary."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from corral.automata.dfa import regex_to_dfa
+from corral.grammars.regex_parser import parse_regex
+from corral.masks.mask_walk import walk_subtries_multi, walk_subtries_reference
+from corral.masks.trie_walk import walk_trie_with_dfa
+
+PATTERNS = [r"[0-9]+", r'"([^"\\]|\\.)*"[,}]?', r" ?[a-z]+", r"\(+[0-9]*\)?"]
+
+
+def _unpack(bits, size):
+    return set(np.flatnonzero(np.unpackbits(bits.view(np.uint8), bitorder="little")[:size]).tolist())
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_walk_subtries_multi_one_branch_matches_reference(llama3_vocab, pattern):
+    trie = llama3_vocab.trie
+    dfa = regex_to_dfa(parse_regex(pattern))
+    rng = np.random.default_rng(0)
+    inner = rng.choice(np.flatnonzero(trie.node_skip > np.arange(trie.num_nodes) + 1), 25, replace=False)
+    for roots in (np.array([0], dtype=np.int32), np.sort(inner).astype(np.int32)):
+        for q in range(min(dfa.n_states, 3)):
+            bits = np.zeros((llama3_vocab.size + 31) // 32, dtype=np.uint32)
+            entry = np.array([q], dtype=np.int32)
+            bounds, _ = walk_subtries_multi(*trie.arrays(), dfa.transitions, dfa.accepting, entry, roots, bits,
+                                            trie.max_depth)
+            allowed, ref_bounds = walk_subtries_reference(trie, dfa.transitions, dfa.accepting, q, roots,
+                                                          llama3_vocab.size)
+            assert _unpack(bits, llama3_vocab.size) == allowed
+            assert sorted(bounds.tolist()) == ref_bounds
+
+
+def test_walk_subtries_multi_matches_single_walks(llama3_vocab):
+    trie = llama3_vocab.trie
+    dfas = [regex_to_dfa(parse_regex(p)) for p in PATTERNS]
+    bases, tables, accepts = [], [], []
+    offset = 0
+    for d in dfas:
+        bases.append(offset)
+        tables.append(np.where(d.transitions >= 0, d.transitions + offset, -1))
+        accepts.append(d.accepting)
+        offset += d.n_states
+    packed = np.concatenate(tables).astype(np.int32)
+    accept = np.concatenate(accepts)
+    roots = np.array([0, trie.find(b"("), trie.find(b'"')], dtype=np.int32)
+    entries = np.array([b + min(1, d.n_states - 1) for b, d in zip(bases, dfas)], dtype=np.int32)
+    bits = np.zeros((llama3_vocab.size + 31) // 32, dtype=np.uint32)
+    nodes, which = walk_subtries_multi(*trie.arrays(), packed, accept, entries, roots, bits, trie.max_depth)
+    expected_bits = np.zeros_like(bits)
+    for e, d in enumerate(dfas):
+        q = int(entries[e] - bases[e])
+        single = [walk_trie_with_dfa(*trie.arrays(), d.transitions, d.accepting, q, int(r), expected_bits)[:, 0]
+                  for r in roots]
+        assert sorted(nodes[which == e].tolist()) == sorted(np.concatenate(single).tolist())
+    assert np.array_equal(bits, expected_bits)
