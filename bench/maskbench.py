@@ -160,7 +160,7 @@ class EngineWorker:
     """One engine in its own (spawned) process, restarted after a crash or a timeout."""
 
     def __init__(self, engine_spec: str, tokenizer_name: str = "llama3", memory_limit_gb: float | None = 8.0,
-                 setup_timeout: float = 900.0):
+                 setup_timeout: float = 900.0, defer_ready: bool = False):
         self.engine_spec = engine_spec
         self.tokenizer_name = tokenizer_name
         self.memory_limit_gb = memory_limit_gb
@@ -172,9 +172,15 @@ class EngineWorker:
         self.setup_seconds: list[float] = []
         self._process = None
         self._conn = None
-        self._start()
+        self._spawn()
+        if not defer_ready:
+            self.wait_ready()
 
     def _start(self) -> None:
+        self._spawn()
+        self.wait_ready()
+
+    def _spawn(self) -> None:
         context = multiprocessing.get_context("spawn")
         parent_conn, child_conn = context.Pipe()
         self._process = context.Process(
@@ -183,6 +189,9 @@ class EngineWorker:
         self._process.start()
         child_conn.close()
         self._conn = parent_conn
+
+    def wait_ready(self) -> None:
+        """Block until the spawned worker has set its engine up (or says it cannot)."""
         kind, payload = self._receive(self.setup_timeout)
         if kind == "ready":
             self.info = payload
@@ -256,8 +265,11 @@ class EngineWorker:
 def start_workers(engines, tokenizer_name, memory_limit_gb, log=print) -> dict[str, EngineWorker]:
     """Start one worker per engine; engines whose package is missing are skipped with a message."""
     workers = {}
-    for engine in engines:
-        worker = EngineWorker(engine, tokenizer_name, memory_limit_gb)
+    # Spawn every worker first, then wait: their tokenizer setups overlap.
+    pending = [(engine, EngineWorker(engine, tokenizer_name, memory_limit_gb, defer_ready=True))
+               for engine in engines]
+    for engine, worker in pending:
+        worker.wait_ready()
         if worker.unavailable:
             log(f"[bench] skipping {engine}: {worker.unavailable}")
             continue

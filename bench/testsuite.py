@@ -61,6 +61,7 @@ def run_testsuite(args, log=print) -> dict:
     config = {"command": "testsuite", "argv": sys.argv, "drafts": drafts, "engines": list(workers),
               "skipped_engines": [e for e in args.engines if e not in workers], "tokenizer": args.tokenizer,
               "machine": machine_description(), "engine_info": {e: w.info for e, w in workers.items()}}
+    (out / "config.json").write_text(json.dumps(config, indent=2))  # a stopped run can still be reported
     try:
         with open(out / "groups.jsonl", "w", encoding="utf-8") as rows_file:
             for draft in drafts:

@@ -386,7 +386,11 @@ def test_hopcroft_equals_moore_on_random_dfas(n, k, seed):
     initial = accepting.astype(np.int64)
     hop = _hopcroft(trans, initial)
     # same partition up to renaming
-    for other in (hop, _minimize(trans, accepting)):  # _minimize: early-stopped Moore, then Hopcroft
+    # Hopcroft from any partition between acceptance and Myhill-Nerode (what _minimize hands it when
+    # hashed Moore rounds stop early or collide) must end at Myhill-Nerode too
+    coarse = np.where(accepting, moore % 2, 2 + moore % 3)
+    from_coarse = _hopcroft(trans, coarse)
+    for other in (hop, from_coarse, _minimize(trans, accepting)):
         pairs = set(zip(moore.tolist(), other.tolist()))
         assert len(pairs) == len(set(moore.tolist())) == len(set(other.tolist()))
 
@@ -457,3 +461,13 @@ def test_utf8_sequences_cover_exactly_the_encodings(ranges):
         for pick in (min, max):
             text = bytes(pick(r) for r in s).decode("utf-8")
             assert any(lo <= ord(text) <= hi for lo, hi in ranges)
+
+
+def test_state_budget_applies_to_the_minimal_dfa():
+    # the Glushkov subset automaton of this regex has 9 states, the minimal DFA 4 (ASCII only, so
+    # no multi-byte states): a budget of 5 compiles it, a budget of 3 does not
+    node = parse_regex(r"(a|b)*(ab|ba)(a|b)*")
+    dfa = regex_to_dfa(node, max_states=5)
+    assert dfa.n_states == 4
+    with pytest.raises(CompileBudgetError):
+        regex_to_dfa(node, max_states=3)

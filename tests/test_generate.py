@@ -463,6 +463,7 @@ def test_verified_jump_forward_greedy_equals_plain_greedy_even_when_drafts_are_r
     assert rejected > 0  # the random model disagrees with the tokenizer's split: rollback was exercised
 
 
+@pytest.mark.slow
 def test_verified_jump_forward_sampling_matches_the_exact_distribution(bigram_setup, vocab):
     from scipy.stats import chi2
 

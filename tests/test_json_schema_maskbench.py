@@ -6,7 +6,8 @@ invalid one must be stopped somewhere. A schema passes when all its instances do
 compiler refuses (UnsupportedSchemaError / CompileBudgetError) fails, explained.
 
 CI: a fixed small sample of every split, asserting zero valid instances rejected among compiled
-schemas. Full run: ``python tests/test_json_schema_maskbench.py [--every N] [split ...]``.
+schemas. Full run: ``python tests/test_json_schema_maskbench.py [--every N] [--schema-order] [split ...]``
+(``--schema-order``: property_order="schema" for objects too large for any-order key tracking).
 """
 from __future__ import annotations
 
@@ -110,6 +111,7 @@ def main(argv):
     if "--every" in argv:
         every = int(argv[argv.index("--every") + 1])
     chosen = [a for a in argv if a in splits()] or splits()
+    options = {"property_order": "schema"} if "--schema-order" in argv else {}
     tok = load_offline_tokenizer("llama3")
     vocab = corral.Vocabulary.from_hf(tok)
     total = collections.Counter()
@@ -121,7 +123,7 @@ def main(argv):
         t0 = time.time()
         for rec in sampled(split, every):
             try:
-                c = run_record(rec, tok, vocab, counts, failures)
+                c = run_record(rec, tok, vocab, counts, failures, options)
             except Exception as e:  # keep going; a crash is a failure
                 counts["crash"] += 1
                 failures.append((split, rec["id"], "CRASH", repr(e)[:300]))

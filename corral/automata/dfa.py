@@ -31,7 +31,7 @@ from corral.grammars import regex_ast as rx
 __all__ = ["ByteDFA", "regex_to_dfa", "utf8_sequences", "DEFAULT_MAX_STATES", "DEFAULT_TIME_BUDGET_S"]
 
 DEFAULT_MAX_STATES = 20000
-DEFAULT_TIME_BUDGET_S = 2.0
+DEFAULT_TIME_BUDGET_S = 4.0
 _SPARSE_ABOVE_POSITIONS = 1024
 _ALL_BYTES = (1 << 256) - 1
 
@@ -525,11 +525,63 @@ def _hopcroft(trans: np.ndarray, initial: np.ndarray) -> np.ndarray:
     return dense.reshape(-1)
 
 
+_HASH_MULTIPLIERS = np.random.default_rng(0x5EED).integers(1, 2**63, size=4096, dtype=np.uint64) | np.uint64(1)
+
+
+def _moore_hashed(trans: np.ndarray, accepting: np.ndarray, max_rounds: int):
+    """Moore refinement with each round's signature hashed to one uint64 (O(n k) per round).
+
+    A hash collision can only merge blocks; so the result is checked: a partition that separates
+    acceptance and is stable under the transitions is a congruence, hence no coarser than the
+    Myhill-Nerode one, and (being no finer than Moore's) equal to it. Returns (blocks, ok) with
+    ok False when not converged within ``max_rounds`` or the check failed (caller falls back)."""
+    n, k = trans.shape
+    if k + 1 > len(_HASH_MULTIPLIERS):
+        return None, False
+    mult = _HASH_MULTIPLIERS[:k + 1]
+    block = accepting.astype(np.int64)
+    n_blocks = len(np.unique(block))
+    safe = np.maximum(trans, 0)
+    dead = trans < 0
+    for r in range(max_rounds):
+        nxt = np.where(dead, -1, block[safe])
+        with np.errstate(over="ignore"):
+            x = (nxt + 1).astype(np.uint64) * mult[1:]
+            x ^= x >> np.uint64(29)
+            h = x.sum(axis=1, dtype=np.uint64) + block.astype(np.uint64) * mult[0]
+        _, new_block = np.unique(h, return_inverse=True)
+        new_block = new_block.reshape(-1).astype(np.int64)
+        new_n = int(new_block.max()) + 1
+        if new_n == n_blocks:
+            block = new_block
+            break
+        slow = r >= 24 and new_n - n_blocks < max(4, n // 64)  # a deep chain: Hopcroft's job
+        block, n_blocks = new_block, new_n
+        if slow:
+            return block, False
+    else:
+        return block, False
+    rep = np.zeros(n_blocks, dtype=np.int64)
+    rep[block[::-1]] = np.arange(n)[::-1]
+    nxt = np.where(dead, -1, block[safe])
+    stable = (nxt == nxt[rep[block]]).all() and (accepting == accepting[rep[block]]).all()
+    return block, bool(stable)
+
+
 def _minimize(trans: np.ndarray, accepting: np.ndarray) -> np.ndarray:
-    """Block id per state of the Myhill-Nerode partition of a trimmed DFA. A few vectorized Moore
-    rounds finish most DFAs; deep ones (long chains need one round per level) go on with Hopcroft."""
-    block, converged = _moore_rounds(trans, accepting, max_rounds=64)
-    return block if converged else _hopcroft(trans, block)
+    """Block id per state of the Myhill-Nerode partition of a trimmed DFA.
+
+    Hashed Moore rounds usually finish (verified stable). Otherwise (deep chains, or a collision)
+    Hopcroft refines their partition, split by acceptance: every hashed round is coarser than or
+    equal to the exact Moore round, hence than Myhill-Nerode, so the coarsest stable refinement of
+    it is exactly Myhill-Nerode."""
+    block, ok = _moore_hashed(trans, accepting, max_rounds=512)
+    if ok:
+        return block
+    if block is None:
+        block, _ = _moore_rounds(trans, accepting, max_rounds=0)
+    initial, _ = _row_ids(np.stack([block, accepting.astype(np.int64)], axis=1))
+    return _hopcroft(trans, initial)
 
 
 def _quotient(trans: np.ndarray, accepting: np.ndarray, block: np.ndarray):
@@ -902,10 +954,13 @@ def _build_unpaused(node: rx.Regex, max_states: int, time_budget_s: float) -> By
     covers, class_ranges = _alphabet_classes(pos)
     # dense bitset states for few positions, sparse sets for many (see the two functions)
     subset = _subset_construction_sparse if len(pos.classes) > _SPARSE_ABOVE_POSITIONS else _subset_construction
-    trans, accepting = subset(pos, last, nullable, covers, max_states, deadline)
+    # the subset automaton may be several times the minimal one (redundant regexes): cap it looser
+    trans, accepting = subset(pos, last, nullable, covers, 4 * max_states, deadline)
     trimmed = _trim(trans, accepting)
     if trimmed is None:
         return ByteDFA(np.zeros((0, 256), dtype=np.int32), np.zeros(0, dtype=bool))
     trans, accepting = trimmed
     trans, accepting, start = _quotient(trans, accepting, _minimize(trans, accepting))
+    if len(trans) > max_states:
+        raise CompileBudgetError(f"regex DFA exceeds {max_states} states ({len(trans)} code point states)")
     return _expand_to_bytes(trans, accepting, class_ranges, start, max_states)

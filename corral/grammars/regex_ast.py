@@ -156,10 +156,12 @@ def seq(*items: Regex) -> Regex:
 
 def alt(*items: Regex) -> Regex:
     flat: list[Regex] = []
+    seen: set[Regex] = set()  # nodes hash structurally (cached): O(n) dedupe for large enums
     for it in items:
         parts = it.items if isinstance(it, Alt) else (it,)
         for p in parts:
-            if p not in flat:
+            if p not in seen:
+                seen.add(p)
                 flat.append(p)
     # merge single-character alternatives into one class: smaller automata
     classes = [p for p in flat if isinstance(p, Chars)]

@@ -11,7 +11,7 @@ import threading
 from corral.grammars.ir import Grammar
 from corral.masks.matcher import CompiledGrammar
 
-_COMPILE_CACHE_SIZE = 512
+_COMPILE_CACHE_SIZE = 128
 _lock = threading.Lock()
 
 

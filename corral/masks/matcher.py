@@ -24,7 +24,8 @@ from corral.grammars.ir import Grammar
 from corral.masks.mask_walk import walk_subtries_multi
 from corral.masks.trie_walk import walk_trie_with_dfa
 
-MASK_MEMO_SIZE = 4096  # masks kept per compiled grammar (16 KB each for a 128k vocabulary)
+MASK_MEMO_SIZE = 2048  # masks kept per compiled grammar (16 KB each for a 128k vocabulary)
+ROOT_WALK_CACHE_SIZE = 8192  # (terminal DFA, state) masks kept per vocabulary, shared by all grammars
 MAX_FORCED = 256
 
 
@@ -61,7 +62,8 @@ class CompiledGrammar:
         self._mask_memo: OrderedDict[int, np.ndarray] = OrderedDict()
         self._memo_lock = threading.Lock()
         self._token_step: dict[tuple[int, int], int] = {}
-        self._root_walks = v.cache.setdefault("corral.root_walks", {})
+        self._root_walks = v.cache.setdefault("corral.root_walks", OrderedDict())
+        self._root_walks_lock = v.cache.setdefault("corral.root_walks_lock", threading.Lock())
         # Every terminal's DFA at its own offset in one table, so one numba call walks all the
         # lexing branches of a state (sub-walks below lexeme boundaries).
         self._packed_trans = np.zeros((0, 256), dtype=np.int32)
@@ -88,8 +90,11 @@ class CompiledGrammar:
         if hit is None or hit[0] is not dfa:
             bits = np.zeros(self._n_words, dtype=np.uint32)
             bounds = walk_trie_with_dfa(*self._trie_args, dfa.transitions, dfa.accepting, q, 0, bits)[:, 0].copy()
-            hit = (dfa, bits, bounds)
-            self._root_walks[key] = hit
+            hit = (dfa, bits, bounds)  # the DFA is kept so its id() cannot be reused while cached
+            with self._root_walks_lock:
+                self._root_walks[key] = hit
+                if len(self._root_walks) > ROOT_WALK_CACHE_SIZE:
+                    self._root_walks.popitem(last=False)
         return hit[1], hit[2]
 
     def _pack_terminal(self, term: int) -> int:

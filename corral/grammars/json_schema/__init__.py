@@ -47,12 +47,17 @@ def json_schema_to_grammar(schema: Any, **options) -> JsonSchemaGrammar:
     opt = Options(**options)
     if opt.property_order not in ("any", "schema"):
         raise ValueError("property_order must be 'any' or 'schema'")
+    import sys
+    old_limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old_limit, 8000))  # deep schemas; still bounded (RecursionError -> budget)
     try:
         c = Compiler(schema, opt)
         grammar = c.compile()
     except RecursionError:
         from corral.errors import CompileBudgetError
         raise CompileBudgetError("schema nesting exceeds the recursion budget") from None
+    finally:
+        sys.setrecursionlimit(old_limit)
     if c.issues and not opt.lenient:
         raise UnsupportedSchemaError(c.issues)
     return JsonSchemaGrammar(grammar, list(c.issues))

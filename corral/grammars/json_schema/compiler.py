@@ -242,9 +242,16 @@ class Compiler:
                 except (referencing.exceptions.CannotDetermineSpecification, rj.UnknownDialect):
                     continue
             else:
-                # a custom meta-schema: its vocabularies are not known, keep the default dialect
-                self.unsupported("", "$schema", f"unknown dialect {uri!r}; compiled as {options.default_dialect}") \
-                    if False else None
+                # an unknown $schema: a typo or a custom meta-schema. Only a meta-schema we can actually
+                # load is known to define vocabularies (which may drop validation): report that case.
+                meta = None
+                if options.retrieve is not None:
+                    try:
+                        meta = options.retrieve(uri)
+                    except Exception:
+                        meta = None
+                if isinstance(meta, dict) and "$vocabulary" in meta:
+                    self.unsupported("", "$schema", f"custom meta-schema {uri!r} with its own vocabularies")
         self.spec = default_spec
         self.draft = DRAFT_ORDER.get(default_spec, 2020)
         retrieve = options.retrieve
@@ -341,6 +348,13 @@ class Compiler:
             raise SchemaError(f"cannot resolve $ref {ref!r}: {e}", loc.pointer + "/" + keyword)
         resolver = resolved.resolver  # already based at the target's own $id, if any
         schema = resolved.contents
+        if isinstance(schema, dict) and isinstance(schema.get("$schema"), str):
+            try:
+                other = rj.specification_with(schema["$schema"])
+            except Exception:
+                other = self.spec
+            if other is not self.spec:
+                self.unsupported(loc.pointer, keyword, f"$ref into a {schema['$schema']!r} document: one dialect per compile")
         return Loc(schema, resolver, f"{loc.pointer}/{keyword}->{ref}", str(resolver._base_uri) + "#" + str(id(schema)))
 
     # ---------------------------------------------------------------- values
@@ -1433,7 +1447,12 @@ class Compiler:
                 return None
             r = d.to_regex(max_nodes=6000)
             if r is None:
-                raise CompileBudgetError("key region regex too large")
+                # e.g. "any key but these 150 declared ones": right-linear rules, then the colon
+                body = self._dfa_rules(d, True)
+                sym = self.b.fresh("key")
+                self.b.rule(sym, [(body, self.b.terminal(self.colon_re, "COLON"))])
+                self._emit_memo[key] = sym
+                return sym
         sym = self.b.terminal(rx.seq(st.quoted(r), self.colon_re))
         self._emit_memo[key] = sym
         return sym

@@ -262,6 +262,8 @@ class Dfa:
         """State elimination; None when the regex would exceed ``max_nodes``."""
         if self.is_empty():
             return rx.NOTHING
+        if len(self.trans) > 64:
+            return None  # state elimination on large automata nests too deeply: use rules instead
         edges = self.edges()
         n = len(self.trans)
         START, END = n, n + 1

@@ -239,6 +239,8 @@ def integer_range(lo: int | None, hi: int | None, zero_fraction: bool = True) ->
         parts.append(rx.seq(rx.literal("-"), uint_range(neg_lo, None if lo is None else -lo)))
     frac = ZERO_FRACTION if zero_fraction else rx.EMPTY  # draft 4: 1.0 is not an integer
     body = rx.seq(rx.alt(*parts), frac)
+    if not zero_fraction and lo is None and hi is None:
+        return rx.seq(body, rx.optional(POS_EXPONENT))  # 1e+308 (a float) is integral in every draft
     if zero_fraction and lo in (None, 0) and hi in (None, 0):
         # exponent forms keep the sign; mantissa with zero fraction times 10^k (k >= 0) is integral
         if lo == 0 and hi == 0:
