@@ -335,6 +335,3 @@ def load_adapter(spec: str) -> EngineAdapter:
         return getattr(importlib.import_module(module_name), class_name)()
     raise ValueError(f"unknown engine {spec!r}; known: {', '.join(ENGINES)} (or module:Class)")
 
-
-def schema_text_of(schema) -> str:
-    return schema if isinstance(schema, str) else json.dumps(schema)

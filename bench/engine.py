@@ -1,7 +1,9 @@
 """Engine benchmark: compile time and per-token mask time on regexes and Lark grammars, corral vs
 xgrammar vs llguidance, measured in the same run with the Llama-3 tokenizer.
 
-    python -m bench.engine [--docs 20] [--seed 0] [--engines corral,xgrammar,llguidance] [--out DIR]
+    python -m bench.engine [--docs 20] [--seed 0] [--engines corral,xgrammar,llguidance] [--out bench/results]
+
+Writes engine_table.md (committed), engine_summary.json and engine_mask_time_cdf.png to --out.
 
 Texts are random members of each grammar's language (corral.grammars.sampling), serialized and
 tokenized canonically; each engine computes the mask before every token, the token must be allowed,
@@ -246,7 +248,7 @@ def main(argv=None):
     ap.add_argument("--docs", type=int, default=20, help="sampled texts per grammar")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--engines", default="corral,xgrammar,llguidance")
-    ap.add_argument("--out", default="bench/results/engine")
+    ap.add_argument("--out", default="bench/results")
     args = ap.parse_args(argv)
 
     from corral.masks.tokenizers_offline import load_offline_tokenizer
@@ -305,8 +307,8 @@ def main(argv=None):
                      f"{np.mean(masks):.1f} | {rej} | {', '.join(errs) or '-'} |")
     table = "\n".join(lines)
     print(table)
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    (out / "table.md").write_text(table + "\n")
+    (out / "engine_summary.json").write_text(json.dumps(summary, indent=1))
+    (out / "engine_table.md").write_text(table + "\n")
     try:
         import matplotlib
 
@@ -324,7 +326,7 @@ def main(argv=None):
         ax.set_title("Per-token mask time, regexes + Lark grammars, Llama-3 tokenizer")
         ax.legend()
         fig.tight_layout()
-        fig.savefig(out / "mask_time_cdf.png", dpi=110)
+        fig.savefig(out / "engine_mask_time_cdf.png", dpi=110)
     except ImportError:
         pass
     return summary

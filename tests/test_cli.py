@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import jsonschema
-import pytest
 
 from corral import cli
 

@@ -81,8 +81,9 @@ class ParserTables:
                 raw_rules.append((nt_index[name], tuple(enc(s) for s in alt)))
 
         rules = self._prune_unproductive(raw_rules, len(nt_names), term_empty)
-        if not any(lhs == 0 for lhs, _ in rules):
-            raise GrammarError("the grammar's language is empty (no derivation reaches only terminals)")
+        # An empty language is legal (JSON Schema `false`): its only state has no items, allows
+        # nothing and never accepts. Front-ends where it must be a mistake check `empty_language`.
+        self.empty_language = not any(lhs == 0 for lhs, _ in rules)
         self.rules = rules
 
         # Dotted positions: pos = rule_first_pos[r] + dot.
@@ -98,7 +99,7 @@ class ParserTables:
                 pos_rule.append(r)
         self.next_sym = next_sym
         self.pos_lhs = pos_lhs
-        self.accept_pos = self.rule_first_pos[0] + len(rules[0][1])
+        self.accept_pos = -2 if self.empty_language else self.rule_first_pos[0] + len(rules[0][1])
         self.rules_of: list[list[int]] = [[] for _ in nt_names]
         for r, (lhs, _) in enumerate(rules):
             self.rules_of[lhs].append(self.rule_first_pos[r])
@@ -178,7 +179,8 @@ class ParserStates:
         self._waiting_t: dict[tuple[int, int], tuple] = {}
         self._waiting_nt: dict[tuple[int, int], tuple] = {}
         self._after_terminal: dict[tuple[int, int], int] = {}
-        self.initial = self._closure_state({(self.t.rule_first_pos[0], SELF)}, frozenset(), initial=True)
+        kernel = set() if tables.empty_language else {(tables.rule_first_pos[0], SELF)}
+        self.initial = self._closure_state(kernel, frozenset(), initial=True)
 
     # -- state construction -------------------------------------------------------------------
     def _intern(self, items: frozenset, scans: frozenset, initial: bool = False) -> int:

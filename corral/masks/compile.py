@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import threading
 
+from corral.errors import GrammarError
 from corral.grammars.ir import Grammar
 from corral.masks.matcher import CompiledGrammar
 
@@ -32,6 +33,12 @@ def compile_grammar(grammar: Grammar, vocab, report=None) -> CompiledGrammar:
     return _cached(vocab, ("ir", grammar.fingerprint()), lambda: CompiledGrammar(grammar, vocab, report))
 
 
+def _nonempty(compiled: CompiledGrammar, what: str) -> CompiledGrammar:
+    if compiled.tables.empty_language:
+        raise GrammarError(f"the {what}'s language is empty (no derivation reaches only terminals)")
+    return compiled
+
+
 def compile_regex(pattern: str, vocab, flavor: str = "python", flags: int = 0) -> CompiledGrammar:
     """Strings that fully match ``pattern`` (Python ``re`` syntax by default, or "ecmascript")."""
     from corral.grammars.regex_parser import parse_regex
@@ -39,7 +46,7 @@ def compile_regex(pattern: str, vocab, flavor: str = "python", flags: int = 0) -
     def build():
         node = parse_regex(pattern, flavor=flavor, flags=flags)
         g = Grammar(terminals={"REGEX": node}, rules={"start": (("REGEX",),)}, start="start")
-        return CompiledGrammar(g, vocab)
+        return _nonempty(CompiledGrammar(g, vocab), "regex")
 
     return _cached(vocab, ("regex", pattern, flavor, flags), build)
 
@@ -48,7 +55,7 @@ def compile_lark(grammar_text: str, vocab, start: str = "start") -> CompiledGram
     from corral.grammars.lark_frontend import lark_to_grammar
 
     return _cached(vocab, ("lark", grammar_text, start),
-                   lambda: CompiledGrammar(lark_to_grammar(grammar_text, start), vocab))
+                   lambda: _nonempty(CompiledGrammar(lark_to_grammar(grammar_text, start), vocab), "grammar"))
 
 
 def compile_json_schema(schema, vocab, **options) -> CompiledGrammar:

@@ -25,7 +25,7 @@ import referencing
 import referencing.exceptions
 import referencing.jsonschema as rj
 
-from corral.errors import CompileBudgetError, GrammarError, SchemaError, UnsupportedSchemaError
+from corral.errors import CompileBudgetError, GrammarError, SchemaError
 from corral.grammars import ir
 from corral.grammars import regex_ast as rx
 from corral.grammars.json_schema import cpdfa, numbers as num, strings as st
@@ -134,12 +134,13 @@ class ObjC:
     max_props: int | None = None
     dep_required: tuple = ()  # (key, frozenset)
     pointer: str = ""
+    required_order: tuple = ()  # required keys in schema order (for property_order="schema")
 
     def merge(self, o: "ObjC") -> "ObjC":
         mx = self.max_props if o.max_props is None else o.max_props if self.max_props is None else min(self.max_props, o.max_props)
         return ObjC(self.groups + o.groups, self.required | o.required, self.forbidden | o.forbidden,
                     self.names + o.names, max(self.min_props, o.min_props), mx, self.dep_required + o.dep_required,
-                    self.pointer or o.pointer)
+                    self.pointer or o.pointer, self.required_order + o.required_order)
 
 
 @dataclass
@@ -574,7 +575,7 @@ class Compiler:
             return not any(json_equal(v, w) for v in a.enum for w in c.enum)
         for e, other in ((a.enum, c), (c.enum, a)):
             if e is not None:
-                if all(json_type(v) not in other.types and not (json_type(v) == "number" and False) for v in e):
+                if all(json_type(v) not in other.types for v in e):
                     return True
         for t in common:
             if not self._type_disjoint(t, a, c):
@@ -727,8 +728,7 @@ class Compiler:
             for pat, sub in s["patternProperties"].items():
                 r = self.pattern_regex(pat, p + "/patternProperties", "patternProperties")
                 if r is None:
-                    r = rx.star(rx.any_char())  # lenient: the pattern's schema applies to every key (looser? no)
-                    continue
+                    continue  # reported; lenient: this pattern's schema is dropped (looser)
                 out.append((r, (self.child(loc, sub, "patternProperties", pat),)))
             pats = tuple(out)
         additional = None
@@ -741,7 +741,7 @@ class Compiler:
         if "required" in s:
             req = s["required"]
             if isinstance(req, list):
-                o = replace(o, required=frozenset(req))
+                o = replace(o, required=frozenset(req), required_order=tuple(req))
             elif d <= 3:
                 pass
             else:
@@ -1339,7 +1339,7 @@ class Compiler:
             for k in g.props:
                 if k not in declared:
                     declared.append(k)
-        for k in sorted(o.required):
+        for k in list(o.required_order) + sorted(o.required):
             if k not in declared:
                 declared.append(k)
         for k, ds in o.dep_required:
@@ -1746,7 +1746,7 @@ def _multiple_dfa_regex(m: Decimal) -> rx.Regex | None:
                         go(dch, ("zeros", r))
             elif kind == "zeros":
                 r = key[1]
-                accept[s] = (r * 10 ** j) % k == 0 if False else r % k == 0
+                accept[s] = r % k == 0
                 go("0", ("zeros", r))
             trans[s] = row
         dfa = cpdfa.Dfa(atoms, trans, accept).minimize()

@@ -208,7 +208,6 @@ def _sign_only_number(lo, lo_strict, hi, hi_strict) -> rx.Regex:
     positive = rx.alt(rx.seq(NONZERO, rx.star(DIGIT), rx.optional(rx.seq(rx.literal("."), DIGITS))),
                       rx.seq(rx.literal("0."), rx.star(rx.literal("0")), NONZERO, rx.star(DIGIT)))
     exp = rx.optional(EXPONENT)
-    want_pos = hi is None or (hi == 0 and False)
     want_pos = hi is None
     want_neg = lo is None
     want_zero = (lo is None or not lo_strict) and (hi is None or not hi_strict)
