@@ -22,7 +22,6 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
-import json
 from dataclasses import dataclass
 
 import numpy as np

@@ -19,14 +19,23 @@ MAX_NFA_STATES = 20000
 MAX_DFA_STATES = 4000
 
 
-def _classes(node: rx.Regex, out: set) -> None:
-    if isinstance(node, rx.Chars):
-        out.add(node.ranges)
-    elif isinstance(node, (rx.Seq, rx.Alt)):
-        for i in node.items:
-            _classes(i, out)
-    elif isinstance(node, rx.Repeat):
-        _classes(node.item, out)
+def _classes(node: rx.Regex, out: set, seen: set | None = None) -> None:
+    """Collect character classes; ``seen`` (node ids) keeps shared sub-regexes from being re-walked,
+    which would be exponential on DAG-shaped regexes (state elimination output)."""
+    if seen is None:
+        seen = set()
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        if isinstance(n, rx.Chars):
+            out.add(n.ranges)
+        elif isinstance(n, (rx.Seq, rx.Alt)):
+            stack.extend(n.items)
+        elif isinstance(n, rx.Repeat):
+            stack.append(n.item)
 
 
 class Atoms:
@@ -293,20 +302,24 @@ class Dfa:
 
 
 def _size(g) -> int:
-    seen: dict[int, int] = {}
+    """Expanded (tree) size of all edge regexes: what every consumer that walks the regex pays, even
+    though state elimination shares sub-regexes (memoized per node id, so computing it is cheap)."""
+    memo: dict[int, int] = {}
 
-    def count(node) -> int:
+    def tree(node) -> int:
         k = id(node)
-        if k in seen:
-            return 0
-        seen[k] = 1
-        if isinstance(node, (rx.Seq, rx.Alt)):
-            return 1 + sum(count(i) for i in node.items)
-        if isinstance(node, rx.Repeat):
-            return 1 + count(node.item)
-        return 1
+        got = memo.get(k)
+        if got is None:
+            if isinstance(node, (rx.Seq, rx.Alt)):
+                got = 1 + sum(tree(i) for i in node.items)
+            elif isinstance(node, rx.Repeat):
+                got = 1 + tree(node.item)
+            else:
+                got = 1
+            memo[k] = got
+        return got
 
-    return sum(count(r) for d in g.values() for r in d.values())
+    return sum(tree(r) for d in g.values() for r in d.values())
 
 
 def combine(positive: list[rx.Regex], negative: list[rx.Regex] = ()) -> Dfa:
