@@ -60,6 +60,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--splits", nargs="*", default=list(JSONSCHEMABENCH_SPLITS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-new-tokens", type=int, default=512)
+    parser.add_argument("--max-prompt-tokens", type=int, default=4096,
+                        help="skip schemas whose prompt is longer (listed in config.json, not scored)")
     parser.add_argument("--data-dir", type=Path, default=MASKBENCH_DIR)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--device", default="cpu")
@@ -266,6 +268,7 @@ def run_generate(args, log=print) -> dict:
               "num_schemas": len(records), "max_new_tokens": args.max_new_tokens, "seed": args.seed,
               "system_prompt": SYSTEM_PROMPT, "threads": args.threads, "machine": machine_description(), "setup_s": engines.setup_s}
     (out / "config.json").write_text(json.dumps(config, indent=2))
+    skipped: list[dict] = []
     with open(out / "generations.jsonl", "w", encoding="utf-8") as rows_file:
         for record in tqdm(records, desc="generate", unit="schema", disable=args.quiet, dynamic_ncols=True):
             schema = record["schema"]
@@ -275,6 +278,9 @@ def run_generate(args, log=print) -> dict:
             prompt_text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False) \
                 if getattr(tokenizer, "chat_template", None) else f"{SYSTEM_PROMPT}\n{user}\n"
             prompt_ids = tokenizer.encode(prompt_text, add_special_tokens=False)
+            if len(prompt_ids) > args.max_prompt_tokens:
+                skipped.append({"split": record["split"], "id": record["id"], "prompt_tokens": len(prompt_ids)})
+                continue
             for engine in active:
                 row = {"engine": engine, "split": record["split"], "id": record["id"], "declared": False,
                        "valid": False, "compile_s": None}
@@ -295,6 +301,7 @@ def run_generate(args, log=print) -> dict:
                 rows_file.write(json.dumps(row) + "\n")
                 rows_file.flush()
     config["wall_s"] = time.time() - started_wall
+    config["skipped_long_prompts"] = skipped
     (out / "config.json").write_text(json.dumps(config, indent=2))
     summary = write_generate_report([out], out, plots=not args.no_plots)
     log(summary["markdown"])
@@ -338,7 +345,8 @@ def write_generate_report(dirs, out: Path, plots: bool = True) -> dict:
     if base:
         markdown += "\n\nTPOT mean relative to unconstrained: " + ", ".join(
             f"{e} {t['tpot_ms']['mean'] / base:.2f}x" for e, t in totals.items() if t["tpot_ms"]["mean"])
-    walls = ", ".join(f"{Path(d).name}: {c.get('wall_s', 0):.0f} s" for d, c in configs.items())
+    walls = ", ".join(f"{Path(d).name}: " + (f"{c['wall_s']:.0f} s" if c.get("wall_s") else "unfinished (stopped)")
+                      for d, c in configs.items())
     markdown += f"\n\nModel: {next(iter(configs.values())).get('model')}. Wall time: {walls}.\n"
     summary = {"engines": engines, "totals": totals, "markdown": markdown}
     out = Path(out)

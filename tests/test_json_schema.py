@@ -186,6 +186,8 @@ def test_combinators():
                      {"properties": {"a": {"minimum": 3}, "b": {"type": "string"}}}]},
           [{"a": 3}, {"a": 2}, {"a": 3, "b": "x"}, {"a": 3, "b": 1}, {}, "x"])
     check({"not": {"type": "string"}}, ["a", 1, None, [1]])
+    check({"not": {"type": "integer"}}, [1, 1.5, -2.25, 0, "x", None, 3.0])
+    check({"type": "number", "not": {"multipleOf": 3}}, [0, 3, 4, 4.5, -6, 7, 9.0])
     # overlapping oneOf branches: exact through S_i AND NOT S_j
     check({"type": "object", "properties": {"a": {}, "b": {}}, "oneOf": [{"required": ["a"]}, {"required": ["b"]}]},
           [{}, {"a": 1}, {"b": 1}, {"a": 1, "b": 2}, {"c": 1}])
@@ -240,7 +242,7 @@ def test_errors_and_lenient_report():
     assert res.report and res.report[0][1] == "uniqueItems"
     assert LarkOracle(res.grammar).accepts("[1, 1]")  # lenient: ignored (looser), and reported
     with pytest.raises(UnsupportedSchemaError):
-        json_schema_to_grammar({"oneOf": [{"type": "integer"}, {"minimum": 0}]})
+        json_schema_to_grammar({"oneOf": [{"items": {"type": "integer"}}, {"maxItems": 2}]})
 
 
 def test_budgets_raise_instead_of_running_away():

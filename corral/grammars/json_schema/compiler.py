@@ -73,6 +73,8 @@ class NumC:
     hi_strict: bool = False
     multiple_of: tuple = ()
     excluded: tuple = ()
+    positive: tuple = ()  # extra spelling regexes the number must match (from negations)
+    negative: tuple = ()  # spelling regexes it must not match
 
     def merge(self, o: "NumC") -> "NumC":
         lo, ls = self.lo, self.lo_strict
@@ -82,7 +84,7 @@ class NumC:
         if o.hi is not None and (hi is None or o.hi < hi or (o.hi == hi and o.hi_strict)):
             hi, hs = o.hi, o.hi_strict
         return NumC(self.integer or o.integer, lo, ls, hi, hs, self.multiple_of + o.multiple_of,
-                    self.excluded + o.excluded)
+                    self.excluded + o.excluded, self.positive + o.positive, self.negative + o.negative)
 
 
 @dataclass
@@ -835,8 +837,11 @@ class Compiler:
             rest = frozenset(TYPES) - c.types
             out.append(Conj(types=rest, origins=(loc,)))
             if c.num.integer:
-                out.append(Conj(types=frozenset(["number"]), num=NumC(), origins=(loc,)))
-                self.unsupported(p, "not", "negation of type integer (non-integral numbers) is not compiled")
+                # non-integral numbers, in plain decimal spelling (exponent forms: spelling policy)
+                fractional = rx.seq(rx.optional(rx.literal("-")), num.UINT, rx.literal("."), num.DIGITS)
+                integral = num.integer_range(None, None, zero_fraction=self.draft >= 6)
+                out.append(Conj(types=frozenset(["number"]), num=NumC(positive=(fractional,), negative=(integral,)),
+                                origins=(loc,)))
         if "enum" in keys or ("const" in keys and self.draft >= 6):
             values = list(s.get("enum", [])) if "enum" in keys else []
             if "const" in keys and self.draft >= 6:
@@ -881,6 +886,15 @@ class Compiler:
                     out.append(Conj(types=frozenset(["number"]), num=NumC(hi=v, hi_strict=not strict), origins=(loc,)))
                 else:
                     out.append(Conj(types=frozenset(["number"]), num=NumC(lo=v, lo_strict=not strict), origins=(loc,)))
+        if "multipleOf" in keys:
+            handled.add("multipleOf")
+            m = _dec(s["multipleOf"], p)
+            d = _multiple_dfa_regex(m) if m > 0 else None
+            if d is None:
+                self.unsupported(p, "multipleOf", "negation of this multipleOf is not compiled")
+            else:
+                plain = rx.seq(rx.optional(rx.literal("-")), num.UINT, rx.optional(rx.seq(rx.literal("."), num.DIGITS)))
+                out.append(Conj(types=frozenset(["number"]), num=NumC(positive=(plain,), negative=(d,)), origins=(loc,)))
         if "minLength" in keys:
             handled.add("minLength")
             m = _nonneg(s["minLength"], p)
@@ -1069,8 +1083,8 @@ class Compiler:
             if lo is not None and hi is not None and (lo > hi or (lo == hi and (n.lo_strict or n.hi_strict))):
                 return None
             base = num.number_range(lo, n.lo_strict, hi, n.hi_strict)
-        positives = [base]
-        negatives = [num.decimal_literal(e) for e in n.excluded]
+        positives = [base] + list(n.positive)
+        negatives = [num.decimal_literal(e) for e in n.excluded] + list(n.negative)
         for m, ptr in n.multiple_of:
             if n.integer and (1 / m) == (1 / m).to_integral_value():
                 continue  # every integer is a multiple of 1/n
