@@ -152,7 +152,7 @@ class CompiledGrammar:
             roots = root_lists[0] if len(root_lists) == 1 else np.unique(np.concatenate(root_lists))
             seen = done.get(nxt)
             if seen is not None:  # several paths reached this state: walk each root once
-                roots = np.setdiff1d(roots, seen, assume_unique=True)
+                roots = np.setdiff1d(roots, seen)  # roots may repeat (nested roots): no assume_unique
                 done[nxt] = np.union1d(seen, roots)
             else:
                 done[nxt] = roots
