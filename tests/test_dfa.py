@@ -257,6 +257,54 @@ def test_random_patterns_dfa_against_re(data):
         assert dfa.matches(s.encode()) == (compiled.fullmatch(s) is not None), (pattern, s)
 
 
+def _bfs_canonical(trans, accepting):
+    order, seen = [0], {0: 0}
+    for s in order:
+        for t in trans[s].tolist():
+            if t >= 0 and t not in seen:
+                seen[t] = len(order)
+                order.append(t)
+    return [([seen.get(t, -1) if t >= 0 else -1 for t in trans[s].tolist()], bool(accepting[s])) for s in order]
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(st.data())
+def test_numba_subset_construction_equals_python_references(data):
+    """The numba subset construction numbers states in the same discovery order as both Python
+    references, so the automata must be identical arrays, not just equivalent."""
+    from corral.automata import dfa as D
+
+    pattern = data.draw(_pattern_strategy())
+    pos = D._Positions(10**6)
+    first, last, nullable = pos.build(parse_regex(pattern))
+    pos.follow[0] = first
+    covers, _ = D._alphabet_classes(pos)
+    dense = D._subset_construction(pos, last, nullable, covers, 10**6, float("inf"))
+    sparse = D._subset_construction_sparse(pos, last, nullable, covers, 10**6, float("inf"))
+    fast = D._subset_construction_fast(pos, last, nullable, covers, 10**6, float("inf"))
+    assert np.array_equal(dense[0], fast[0]) and np.array_equal(dense[1], fast[1]), pattern
+    # the sparse reference numbers states in another order: compare canonical (BFS) numberings
+    for got in (sparse, fast):
+        assert _bfs_canonical(*got) == _bfs_canonical(*dense), pattern
+    trans, accepting = fast
+    from corral.automata.subset_nb import coreachable
+    assert np.array_equal(coreachable(trans, accepting), D._coreachable(trans, accepting)), pattern
+
+
+def test_numba_subset_construction_budgets():
+    from corral.automata import dfa as D
+
+    pos = D._Positions(10**6)
+    first, last, nullable = pos.build(parse_regex(r"(a|b)*a(a|b){14}"))
+    pos.follow[0] = first
+    covers, _ = D._alphabet_classes(pos)
+    with pytest.raises(CompileBudgetError, match="states"):
+        D._subset_construction_fast(pos, last, nullable, covers, 1000, float("inf"))
+    with pytest.raises(CompileBudgetError, match="time budget"):
+        D._subset_construction_fast(pos, last, nullable, covers, 10**7, time.perf_counter() + 1e-4)
+
+
 # --------------------------------------------------------------------------------------------
 # is_prefix and minimality by brute force on a small alphabet
 # --------------------------------------------------------------------------------------------
@@ -369,7 +417,7 @@ def test_large_dfa_is_minimal_and_correct():
 
 
 @settings(max_examples=60, deadline=None, derandomize=True, database=None)
-@given(st.integers(2, 40), st.integers(1, 3), st.integers(0, 2**32 - 1))
+@given(st.integers(2, 200), st.integers(1, 6), st.integers(0, 2**32 - 1))
 def test_hopcroft_equals_moore_on_random_dfas(n, k, seed):
     from corral.automata.dfa import _hopcroft, _minimize, _moore_rounds, _trim
 
@@ -390,7 +438,11 @@ def test_hopcroft_equals_moore_on_random_dfas(n, k, seed):
     # hashed Moore rounds stop early or collide) must end at Myhill-Nerode too
     coarse = np.where(accepting, moore % 2, 2 + moore % 3)
     from_coarse = _hopcroft(trans, coarse)
-    for other in (hop, from_coarse, _minimize(trans, accepting)):
+    # the numba refinement (used by _minimize) against the Python reference, from both partitions
+    from corral.automata.hopcroft_nb import hopcroft_refine
+    nb_hop = hopcroft_refine(trans, initial)
+    nb_coarse = hopcroft_refine(trans, coarse.astype(np.int64))
+    for other in (hop, from_coarse, nb_hop, nb_coarse, _minimize(trans, accepting)):
         pairs = set(zip(moore.tolist(), other.tolist()))
         assert len(pairs) == len(set(moore.tolist())) == len(set(other.tolist()))
 

@@ -25,6 +25,8 @@ from threading import Lock
 
 import numpy as np
 
+from corral.automata.hopcroft_nb import hopcroft_refine
+from corral.automata.subset_nb import STATE_BUDGET, WORK_BUDGET, coreachable, subset_construction
 from corral.errors import CompileBudgetError
 from corral.grammars import regex_ast as rx
 
@@ -32,7 +34,6 @@ __all__ = ["ByteDFA", "regex_to_dfa", "utf8_sequences", "DEFAULT_MAX_STATES", "D
 
 DEFAULT_MAX_STATES = 20000
 DEFAULT_TIME_BUDGET_S = 4.0
-_SPARSE_ABOVE_POSITIONS = 1024
 _ALL_BYTES = (1 << 256) - 1
 
 
@@ -402,6 +403,45 @@ def _subset_construction_sparse(pos: _Positions, last: set[int], nullable: bool,
     return trans, accepting
 
 
+# numba work units (successor keys gathered) per second of time budget, measured conservatively
+_WORK_PER_SECOND = 20_000_000
+
+
+def _subset_construction_fast(pos: _Positions, last: set[int], nullable: bool, covers: list[int],
+                              max_states: int, deadline: float) -> tuple[np.ndarray, np.ndarray]:
+    """``_subset_construction`` in numba (``subset_nb``); the two Python versions stay as references."""
+    n_pos = len(pos.classes)
+    fol_len = np.fromiter((len(f) for f in pos.follow), dtype=np.int64, count=n_pos)
+    fol_start = np.zeros(n_pos + 1, dtype=np.int64)
+    np.cumsum(fol_len, out=fol_start[1:])
+    fol = np.fromiter((q for f in pos.follow for q in f), dtype=np.int64, count=int(fol_start[-1]))
+    pairs_pos: list[int] = []
+    pairs_cls: list[int] = []
+    for ci, cover in enumerate(covers):
+        ps = list(_bits(cover))
+        pairs_pos.extend(ps)
+        pairs_cls.extend([ci] * len(ps))
+    pp = np.array(pairs_pos, dtype=np.int64)
+    pc = np.array(pairs_cls, dtype=np.int64)
+    order = np.argsort(pp, kind="stable")
+    cls_of = pc[order]
+    cls_start = np.zeros(n_pos + 1, dtype=np.int64)
+    np.cumsum(np.bincount(pp, minlength=n_pos)[:n_pos], out=cls_start[1:])
+    remaining = min(max(deadline - time.perf_counter(), 0.0), 3600.0)
+    status, trans, offsets, pool = subset_construction(
+        fol_start, fol, cls_start, cls_of, len(covers), max_states, int(remaining * _WORK_PER_SECOND) + 1000)
+    if status == STATE_BUDGET:
+        raise CompileBudgetError(f"regex DFA exceeds {max_states} states")
+    if status == WORK_BUDGET:  # (not the clock: the first call includes numba's compile)
+        raise CompileBudgetError(
+            f"regex DFA construction exceeded its time budget ({len(trans)} states so far)")
+    is_last = np.zeros(n_pos, dtype=bool)
+    is_last[list(last)] = True
+    accepting = np.logical_or.reduceat(is_last[pool], offsets[:-1])
+    accepting[0] = nullable
+    return trans, accepting
+
+
 # --------------------------------------------------------------------------------------------
 # Trim and minimize (code point level)
 # --------------------------------------------------------------------------------------------
@@ -434,7 +474,7 @@ def _coreachable(trans: np.ndarray, accepting: np.ndarray) -> np.ndarray:
 
 
 def _trim(trans: np.ndarray, accepting: np.ndarray):
-    live = _coreachable(trans, accepting)
+    live = coreachable(np.ascontiguousarray(trans, dtype=np.int64), accepting)
     if not live[0]:
         return None
     new_id = np.full(len(live), -1, dtype=np.int64)
@@ -525,63 +565,11 @@ def _hopcroft(trans: np.ndarray, initial: np.ndarray) -> np.ndarray:
     return dense.reshape(-1)
 
 
-_HASH_MULTIPLIERS = np.random.default_rng(0x5EED).integers(1, 2**63, size=4096, dtype=np.uint64) | np.uint64(1)
-
-
-def _moore_hashed(trans: np.ndarray, accepting: np.ndarray, max_rounds: int):
-    """Moore refinement with each round's signature hashed to one uint64 (O(n k) per round).
-
-    A hash collision can only merge blocks; so the result is checked: a partition that separates
-    acceptance and is stable under the transitions is a congruence, hence no coarser than the
-    Myhill-Nerode one, and (being no finer than Moore's) equal to it. Returns (blocks, ok) with
-    ok False when not converged within ``max_rounds`` or the check failed (caller falls back)."""
-    n, k = trans.shape
-    if k + 1 > len(_HASH_MULTIPLIERS):
-        return None, False
-    mult = _HASH_MULTIPLIERS[:k + 1]
-    block = accepting.astype(np.int64)
-    n_blocks = len(np.unique(block))
-    safe = np.maximum(trans, 0)
-    dead = trans < 0
-    for r in range(max_rounds):
-        nxt = np.where(dead, -1, block[safe])
-        with np.errstate(over="ignore"):
-            x = (nxt + 1).astype(np.uint64) * mult[1:]
-            x ^= x >> np.uint64(29)
-            h = x.sum(axis=1, dtype=np.uint64) + block.astype(np.uint64) * mult[0]
-        _, new_block = np.unique(h, return_inverse=True)
-        new_block = new_block.reshape(-1).astype(np.int64)
-        new_n = int(new_block.max()) + 1
-        if new_n == n_blocks:
-            block = new_block
-            break
-        slow = r >= 24 and new_n - n_blocks < max(4, n // 64)  # a deep chain: Hopcroft's job
-        block, n_blocks = new_block, new_n
-        if slow:
-            return block, False
-    else:
-        return block, False
-    rep = np.zeros(n_blocks, dtype=np.int64)
-    rep[block[::-1]] = np.arange(n)[::-1]
-    nxt = np.where(dead, -1, block[safe])
-    stable = (nxt == nxt[rep[block]]).all() and (accepting == accepting[rep[block]]).all()
-    return block, bool(stable)
-
-
 def _minimize(trans: np.ndarray, accepting: np.ndarray) -> np.ndarray:
-    """Block id per state of the Myhill-Nerode partition of a trimmed DFA.
-
-    Hashed Moore rounds usually finish (verified stable). Otherwise (deep chains, or a collision)
-    Hopcroft refines their partition, split by acceptance: every hashed round is coarser than or
-    equal to the exact Moore round, hence than Myhill-Nerode, so the coarsest stable refinement of
-    it is exactly Myhill-Nerode."""
-    block, ok = _moore_hashed(trans, accepting, max_rounds=512)
-    if ok:
-        return block
-    if block is None:
-        block, _ = _moore_rounds(trans, accepting, max_rounds=0)
-    initial, _ = _row_ids(np.stack([block, accepting.astype(np.int64)], axis=1))
-    return _hopcroft(trans, initial)
+    """Block id per state of the Myhill-Nerode partition of a trimmed DFA: Hopcroft (numba) from
+    the acceptance partition. (Vectorized Moore rounds were tried first: deep chains such as
+    bounded whitespace runs need one round per level, and Hopcroft in numba beats them anyway.)"""
+    return hopcroft_refine(np.ascontiguousarray(trans, dtype=np.int64), accepting.astype(np.int64))
 
 
 def _quotient(trans: np.ndarray, accepting: np.ndarray, block: np.ndarray):
@@ -952,10 +940,8 @@ def _build_unpaused(node: rx.Regex, max_states: int, time_budget_s: float) -> By
     first, last, nullable = pos.build(node)
     pos.follow[0] = first
     covers, class_ranges = _alphabet_classes(pos)
-    # dense bitset states for few positions, sparse sets for many (see the two functions)
-    subset = _subset_construction_sparse if len(pos.classes) > _SPARSE_ABOVE_POSITIONS else _subset_construction
     # the subset automaton may be several times the minimal one (redundant regexes): cap it looser
-    trans, accepting = subset(pos, last, nullable, covers, 4 * max_states, deadline)
+    trans, accepting = _subset_construction_fast(pos, last, nullable, covers, 4 * max_states, deadline)
     trimmed = _trim(trans, accepting)
     if trimmed is None:
         return ByteDFA(np.zeros((0, 256), dtype=np.int32), np.zeros(0, dtype=bool))

@@ -2,7 +2,7 @@
 
 The root walk of one terminal DFA is ``corral.masks.trie_walk.walk_trie_with_dfa``. Below a node
 where a lexeme may end inside a token, the rest of those tokens is walked for every lexing branch of
-the successor parser state: ``walk_subtries_multi`` visits, in pre-order, the descendants of each
+the successor parser state: ``walk_subtries_groups`` visits, in pre-order, the descendants of each
 root node with each branch's DFA (all terminals packed in one transition table), pruning a subtree
 at its first dead byte through the skip pointer. Tokens whose every byte keeps a branch alive get
 their bit set; nodes where a branch *accepts* and the trie goes on are returned with the branch
@@ -38,40 +38,57 @@ def walk_subtries_reference(trie, transitions, accepting, start_state, roots, vo
 
 
 @njit(cache=True, nogil=True)
-def walk_subtries_multi(
+def walk_subtries_groups(
     node_byte, node_depth, node_skip, node_tok_start, node_tok_end, tok_ids,
-    transitions, accepting, entry_states, roots, out_bits, max_depth,
+    transitions, accepting, entry_states, entry_offsets, roots, root_offsets, out_bits, max_depth,
 ):
-    """``walk_subtries`` for several lexing branches at once, over one packed transition table
-    (every terminal's DFA at its own offset). Returns (boundary nodes, index of their branch)."""
+    """Sub-walks for several parser states in one call: group ``g`` walks its roots
+    ``roots[root_offsets[g]:root_offsets[g+1]]`` with each of its lexing branches
+    ``entry_states[entry_offsets[g]:entry_offsets[g+1]]`` (start states in the packed transition
+    table of every terminal). Returns (boundary nodes, global index of their branch), sorted by
+    branch index. One call per round of the mask's worklist keeps numba dispatch and numpy
+    bookkeeping out of the per-parser-state cost."""
     stack = np.empty(max_depth + 2, dtype=np.int32)
     capacity = 0
-    for r_i in range(roots.shape[0]):
-        capacity += node_skip[roots[r_i]] - roots[r_i]
-    capacity *= entry_states.shape[0]
+    for g in range(entry_offsets.shape[0] - 1):
+        nodes = 0
+        for r_i in range(root_offsets[g], root_offsets[g + 1]):
+            nodes += node_skip[roots[r_i]] - roots[r_i]
+        capacity += nodes * (entry_offsets[g + 1] - entry_offsets[g])
     b_nodes = np.empty(capacity, dtype=np.int32)
     b_entries = np.empty(capacity, dtype=np.int32)
     n_b = 0
-    for e in range(entry_states.shape[0]):
-        for r_i in range(roots.shape[0]):
-            root = roots[r_i]
-            base = node_depth[root]
-            stack[0] = entry_states[e]
-            i = root + 1
-            end = node_skip[root]
-            while i < end:
-                d = node_depth[i] - base
-                ns = transitions[stack[d - 1], node_byte[i]]
-                if ns < 0:
-                    i = node_skip[i]
-                    continue
-                stack[d] = ns
-                for k in range(node_tok_start[i], node_tok_end[i]):
-                    tok = tok_ids[k]
-                    out_bits[tok >> 5] |= np.uint32(1) << np.uint32(tok & 31)
-                if accepting[ns] and node_skip[i] > i + 1:
-                    b_nodes[n_b] = i
-                    b_entries[n_b] = e
-                    n_b += 1
-                i += 1
+    for g in range(entry_offsets.shape[0] - 1):
+        for e in range(entry_offsets[g], entry_offsets[g + 1]):
+            for r_i in range(root_offsets[g], root_offsets[g + 1]):
+                root = roots[r_i]
+                base = node_depth[root]
+                stack[0] = entry_states[e]
+                i = root + 1
+                end = node_skip[root]
+                while i < end:
+                    d = node_depth[i] - base
+                    ns = transitions[stack[d - 1], node_byte[i]]
+                    if ns < 0:
+                        i = node_skip[i]
+                        continue
+                    stack[d] = ns
+                    for k in range(node_tok_start[i], node_tok_end[i]):
+                        tok = tok_ids[k]
+                        out_bits[tok >> 5] |= np.uint32(1) << np.uint32(tok & 31)
+                    if accepting[ns] and node_skip[i] > i + 1:
+                        b_nodes[n_b] = i
+                        b_entries[n_b] = e
+                        n_b += 1
+                    i += 1
     return b_nodes[:n_b].copy(), b_entries[:n_b].copy()
+
+
+def walk_subtries_multi(node_byte, node_depth, node_skip, node_tok_start, node_tok_end, tok_ids,
+                        transitions, accepting, entry_states, roots, out_bits, max_depth):
+    """One group of ``walk_subtries_groups``: every branch in ``entry_states`` over every root."""
+    entry_offsets = np.array([0, len(entry_states)], dtype=np.int64)
+    root_offsets = np.array([0, len(roots)], dtype=np.int64)
+    return walk_subtries_groups(node_byte, node_depth, node_skip, node_tok_start, node_tok_end, tok_ids,
+                                transitions, accepting, np.asarray(entry_states, dtype=np.int32), entry_offsets,
+                                np.asarray(roots, dtype=np.int32), root_offsets, out_bits, max_depth)

@@ -21,7 +21,7 @@ import torch
 
 from corral.automata.earley import DEAD, ParserStates, ParserTables
 from corral.grammars.ir import Grammar
-from corral.masks.mask_walk import walk_subtries_multi
+from corral.masks.mask_walk import walk_subtries_groups
 from corral.masks.trie_walk import walk_trie_with_dfa
 
 MASK_MEMO_SIZE = 2048  # masks kept per compiled grammar (16 KB each for a 128k vocabulary)
@@ -138,6 +138,8 @@ class CompiledGrammar:
         states = self.states
         st = states.states[sid]
         bits = np.zeros(self._n_words, dtype=np.uint32)
+        # parser state after a lexeme -> arrays of trie nodes (the lexeme ends inside a token) to
+        # walk from with that state's branches; big for identifier-like terminals, so kept in numpy
         pending: dict[int, list[np.ndarray]] = {}
         for term, q, start in st.entries:
             ci_bits, bounds = self._root_walk(term, q)
@@ -146,30 +148,45 @@ class CompiledGrammar:
                 nxt = states.after_terminal(start, term)
                 if nxt != DEAD:
                     pending.setdefault(nxt, []).append(bounds)
-        done: dict[int, np.ndarray] = {}
+        done: dict[int, np.ndarray] = {}  # several paths may reach a state: walk each root once
         while pending:
-            nxt, root_lists = pending.popitem()
-            roots = root_lists[0] if len(root_lists) == 1 else np.unique(np.concatenate(root_lists))
-            seen = done.get(nxt)
-            if seen is not None:  # several paths reached this state: walk each root once
-                roots = np.setdiff1d(roots, seen)  # roots may repeat (nested roots): no assume_unique
-                done[nxt] = np.union1d(seen, roots)
-            else:
-                done[nxt] = roots
-            if not len(roots):
-                continue
-            packed, branch_info = self._branches(nxt)
-            if not len(packed):
-                continue
-            b_nodes, b_entries = walk_subtries_multi(
-                *self._trie_args, self._packed_trans, self._packed_accept, packed,
-                roots.astype(np.int32, copy=False), bits, self._max_depth)
+            entry_chunks, root_chunks, infos = [], [], []
+            e_off, r_off = [0], [0]
+            for nxt, root_lists in pending.items():
+                roots = root_lists[0] if len(root_lists) == 1 else np.unique(np.concatenate(root_lists))
+                seen = done.get(nxt)
+                if seen is not None:
+                    roots = np.setdiff1d(roots, seen)  # roots may repeat (nested roots): no assume_unique
+                    done[nxt] = np.union1d(seen, roots)
+                else:
+                    done[nxt] = roots
+                if not len(roots):
+                    continue
+                packed, branch_info = self._branches(nxt)
+                if not len(packed):
+                    continue
+                entry_chunks.append(packed)
+                root_chunks.append(roots)
+                infos.extend(branch_info)
+                e_off.append(e_off[-1] + len(packed))
+                r_off.append(r_off[-1] + len(roots))
+            pending = {}
+            if not entry_chunks:
+                break
+            one = len(entry_chunks) == 1
+            b_nodes, b_entries = walk_subtries_groups(
+                *self._trie_args, self._packed_trans, self._packed_accept,
+                entry_chunks[0] if one else np.concatenate(entry_chunks), np.array(e_off, dtype=np.int64),
+                (root_chunks[0] if one else np.concatenate(root_chunks)).astype(np.int32, copy=False),
+                np.array(r_off, dtype=np.int64), bits, self._max_depth)
             if len(b_nodes):
-                for e in np.unique(b_entries):
-                    start, term = branch_info[e]
+                # entries come sorted: one run of boundary nodes per branch
+                cuts = [0] + (np.flatnonzero(b_entries[1:] != b_entries[:-1]) + 1).tolist() + [len(b_nodes)]
+                for a, b in zip(cuts, cuts[1:]):
+                    start, term = infos[int(b_entries[a])]
                     after = states.after_terminal(start, term)
                     if after != DEAD:
-                        pending.setdefault(after, []).append(b_nodes[b_entries == e])
+                        pending.setdefault(after, []).append(b_nodes[a:b])
         if st.accepting:
             bits |= self._eos_bits
         return bits
