@@ -241,8 +241,37 @@ def test_errors_and_lenient_report():
     res = json_schema_to_grammar({"type": "array", "uniqueItems": True}, lenient=True)
     assert res.report and res.report[0][1] == "uniqueItems"
     assert LarkOracle(res.grammar).accepts("[1, 1]")  # lenient: ignored (looser), and reported
-    with pytest.raises(UnsupportedSchemaError):
-        json_schema_to_grammar({"oneOf": [{"items": {"type": "integer"}}, {"maxItems": 2}]})
+    with pytest.raises(UnsupportedSchemaError):  # overlapping oneOf whose negation is not compiled
+        json_schema_to_grammar({"oneOf": [{"patternProperties": {"^a": {"type": "integer"}}}, {"maxProperties": 1}]})
+
+
+def test_overlapping_one_of_through_negated_items_is_exact():
+    import jsonschema
+
+    schema = {"oneOf": [{"items": {"type": "integer"}}, {"maxItems": 2}]}
+    oracle = LarkOracle(json_schema_to_grammar(schema).grammar)
+    for inst in ([1, 2, 3], [1, 2], ["a"], ["a", "b", "c"], [], 5, "x", {"a": 1}, [1, "a", 2], [[1]]):
+        want = jsonschema.Draft202012Validator(schema).is_valid(inst)
+        assert oracle.accepts(json.dumps(inst)) == want, inst
+
+
+def test_one_of_disjoint_on_objects_overlapping_elsewhere_is_exact():
+    """Branches disjoint as objects (a required key the other forbids, or a discriminator) but both
+    vacuous on other types: oneOf must then reject those other types."""
+    import jsonschema
+
+    for schema in (
+        {"oneOf": [{"properties": {"a": {}}, "required": ["a"], "additionalProperties": False},
+                   {"properties": {"b": {}}, "required": ["b"], "additionalProperties": False}]},
+        {"oneOf": [{"properties": {"t": {"const": "x"}}, "required": ["t"]},
+                   {"properties": {"t": {"const": "y"}}, "required": ["t"]}]},
+        {"not": {"oneOf": [{"type": "integer"}, {"minimum": 2}]}},
+    ):
+        oracle = LarkOracle(json_schema_to_grammar(schema).grammar)
+        for inst in ({"a": 1}, {"b": 1}, {"a": 1, "b": 2}, {}, {"t": "x"}, {"t": "y"}, {"t": "z"}, "s", 1, 2.5, 3,
+                     None, [1], True):
+            want = jsonschema.Draft202012Validator(schema).is_valid(inst)
+            assert oracle.accepts(json.dumps(inst)) == want, (schema, inst)
 
 
 def test_budgets_raise_instead_of_running_away():
@@ -258,3 +287,19 @@ def test_budgets_raise_instead_of_running_away():
     with pytest.raises(CompileBudgetError):
         json_schema_to_grammar({"anyOf": [{"type": "integer", "minimum": i} for i in range(20)],
                                 "allOf": [{"anyOf": [{"maximum": i} for i in range(20)]}]}, max_dnf=100)
+
+
+@pytest.mark.parametrize("schema", [
+    {"multipleOf": 11},
+    {"type": "integer", "multipleOf": 33, "minimum": -70, "maximum": 400},
+    {"not": {"multipleOf": 7}},
+    {"multipleOf": 1.3, "maximum": 20},
+])
+def test_multiple_of_without_a_small_regex_is_exact(schema):
+    """Divisibility by 7, 11, 13... has no small regex: the remainder automaton is intersected as a DFA."""
+    import jsonschema
+
+    oracle = LarkOracle(json_schema_to_grammar(schema).grammar)
+    validator = jsonschema.Draft202012Validator(schema)
+    for v in list(range(-80, 130)) + [x / 10 for x in range(-60, 60)] + ["5", None]:
+        assert oracle.accepts(json.dumps(v)) == validator.is_valid(v), v

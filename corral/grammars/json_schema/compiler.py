@@ -52,10 +52,25 @@ class Loc:
 
 @dataclass(frozen=True)
 class NegLoc:
+    """The negation of ``loc``, restricted to the JSON types in ``only`` when given (keywords that
+    apply to other types are then irrelevant and not compiled)."""
     loc: Loc
+    only: frozenset | None = None
 
     def key(self):
-        return ("not",) + self.loc.key()
+        return ("not", self.only) + self.loc.key()
+
+
+# the JSON type each type-specific keyword constrains (it is vacuous on the others)
+KEYWORD_TYPE = {
+    **{k: "object" for k in ("properties", "required", "additionalProperties", "patternProperties", "propertyNames",
+                             "minProperties", "maxProperties", "dependencies", "dependentRequired",
+                             "dependentSchemas", "unevaluatedProperties")},
+    **{k: "array" for k in ("items", "prefixItems", "additionalItems", "contains", "minContains", "maxContains",
+                            "uniqueItems", "minItems", "maxItems", "unevaluatedItems")},
+    **{k: "string" for k in ("pattern", "minLength", "maxLength", "format")},
+    **{k: "number" for k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")},
+}
 
 
 def refs_key(refs) -> tuple:
@@ -444,7 +459,7 @@ class Compiler:
         self._norm_stack.append(key)
         try:
             if isinstance(r, NegLoc):
-                res = self.negate(r.loc)
+                res = self.negate(r.loc, r.only)
             else:
                 res = self._normalize_loc(r)
         finally:
@@ -537,11 +552,14 @@ class Compiler:
         children = [self.child(loc, sub, "oneOf", i) for i, sub in enumerate(subs)]
         branches = [self.normalize(c) for c in children]
         overlaps: dict[int, set] = {i: set() for i in range(len(subs))}
+        overlap_types: dict[tuple, frozenset] = {}
         for i in range(len(subs)):
             for j in range(i + 1, len(subs)):
-                if not all(self.disjoint(a, c) for a in branches[i] for c in branches[j]):
+                ts = frozenset().union(*(self.overlap_types(a, c) for a in branches[i] for c in branches[j]))
+                if ts:
                     overlaps[i].add(j)
                     overlaps[j].add(i)
+                    overlap_types[(i, j)] = overlap_types[(j, i)] = ts
         if not any(overlaps.values()):
             return [c for b in branches for c in b]
         mark = len(self.issues)
@@ -550,7 +568,12 @@ class Compiler:
             for i in range(len(subs)):
                 dnf = branches[i]
                 for j in sorted(overlaps[i]):
-                    dnf = self.product(dnf, self.normalize(NegLoc(children[j])))
+                    # S_i AND NOT S_j only matters on the types where they may overlap
+                    ts = overlap_types[(i, j)]
+                    rest = frozenset(TYPES) - ts
+                    not_j = ([Conj(types=rest)] if rest else []) + self.normalize(
+                        NegLoc(children[j], None if not rest else ts))
+                    dnf = self.product(dnf, not_j)
                 out.extend(dnf)
         except CompileBudgetError:
             out = None
@@ -562,6 +585,27 @@ class Compiler:
         self.unsupported(loc.pointer, "oneOf", f"branches {i} and {j} may overlap and their negation is not compiled "
                                                f"(treated as anyOf)")
         return [c for b in branches for c in b]
+
+    def overlap_types(self, a: Conj, c: Conj) -> frozenset:
+        """The JSON types on which ``a`` and ``c`` may both hold (conservative: a superset)."""
+        if a.nt is not None or c.nt is not None:
+            return frozenset() if self.disjoint(a, c) else (a.types & c.types if a.nt is None and c.nt is None
+                                                              else frozenset(TYPES))
+        if a.enum is not None or c.enum is not None:
+            return frozenset() if self.disjoint(a, c) else a.types & c.types
+        return frozenset(t for t in a.types & c.types if not self._type_disjoint(t, a, c))
+
+    def _forbids_key(self, o: "ObjC", k: str) -> bool:
+        """Provably no object satisfying ``o`` has key ``k`` (additionalProperties: false without a
+        declaration or pattern for it; patterns are not matched here, so they make it unprovable)."""
+        if k in o.forbidden:
+            return True
+        for g in o.groups:
+            if k in g.props or g.patterns or g.additional is None:
+                continue
+            if any(isinstance(r, Loc) and r.schema is False for r in g.additional):
+                return True
+        return False
 
     def disjoint(self, a: Conj, c: Conj) -> bool:
         """Provably no instance satisfies both (conservative)."""
@@ -610,7 +654,7 @@ class Compiler:
                         continue
                     if all(self.disjoint(x, y) for x in da for y in dc):
                         return True
-            for k in (oa.required & oc.forbidden) | (oc.required & oa.forbidden):
+            if any(self._forbids_key(oc, k) for k in oa.required) or any(self._forbids_key(oa, k) for k in oc.required):
                 return True
             return False
         if t == "string":
@@ -806,14 +850,16 @@ class Compiler:
             return None
 
     # ---------------------------------------------------------------- negation
-    def negate(self, loc: Loc) -> list[Conj]:
-        out = self._negate(loc)
+    def negate(self, loc: Loc, only: frozenset | None = None) -> list[Conj]:
+        out = self._negate(loc, only)
+        if only is not None:
+            out = self.product(out, [Conj(types=only)])
         # records built here stand for "not loc": finite values are validated against the negation
         neg = NegLoc(loc)
         return [replace(c, origins=tuple(neg if o is loc else o for o in c.origins)) if c.nt is None else c
                 for c in out]
 
-    def _negate(self, loc: Loc) -> list[Conj]:
+    def _negate(self, loc: Loc, only: frozenset | None = None) -> list[Conj]:
         s = loc.schema
         if s is True:
             return []
@@ -822,11 +868,15 @@ class Compiler:
         if not isinstance(s, dict):
             raise SchemaError("a schema must be an object or a boolean", loc.pointer)
         keys = {k for k in s if k not in ANNOTATIONS}
+        if only is not None:  # keywords of other types hold vacuously on the types asked for
+            keys = {k for k in keys if KEYWORD_TYPE.get(k, None) is None or KEYWORD_TYPE[k] in only}
+            if not keys:
+                return []
         if not keys:
             return []
         if "$ref" in keys and len(keys) == 1:
             target = self.resolve_ref(loc, s["$ref"], "$ref")
-            return self.negate(target)
+            return self.negate(target, only)
         out: list[Conj] = []
         p = loc.pointer
         handled = set()
@@ -850,7 +900,7 @@ class Compiler:
             if "const" in keys and self.draft >= 6:
                 values = [s["const"]] if "enum" not in keys else [v for v in values if json_equal(v, s["const"])]
             handled |= {"enum", "const"}
-            out.extend(self._exclude_values(values, loc))
+            out.extend(self._exclude_values(values, loc, only))
         if "required" in keys and isinstance(s["required"], list):
             handled.add("required")
             for k in s["required"]:
@@ -865,12 +915,29 @@ class Compiler:
             handled.add("anyOf")
             dnf = [Conj()]
             for i, sub in enumerate(_list(s["anyOf"], loc, "anyOf")):
-                dnf = self.product(dnf, self.normalize(NegLoc(self.child(loc, sub, "anyOf", i))))
+                dnf = self.product(dnf, self.normalize(NegLoc(self.child(loc, sub, "anyOf", i), only)))
             out.extend(dnf)
         if "allOf" in keys:
             handled.add("allOf")
             for i, sub in enumerate(_list(s["allOf"], loc, "allOf")):
-                out.extend(self.normalize(NegLoc(self.child(loc, sub, "allOf", i))))
+                out.extend(self.normalize(NegLoc(self.child(loc, sub, "allOf", i), only)))
+        if "oneOf" in keys:  # not exactly one: none holds, or some two hold
+            handled.add("oneOf")
+            kids = [self.child(loc, sub, "oneOf", i) for i, sub in enumerate(_list(s["oneOf"], loc, "oneOf"))]
+            dnf = [Conj()]
+            for k in kids:
+                dnf = self.product(dnf, self.normalize(NegLoc(k, only)))
+            out.extend(dnf)
+            for i in range(len(kids)):
+                for j in range(i + 1, len(kids)):
+                    out.extend(self.product(self.normalize(kids[i]), self.normalize(kids[j])))
+        items = s.get("items")
+        if "items" in keys and isinstance(items, (dict, bool)) and not ("prefixItems" in s and self.draft >= 2020):
+            # some element violates the (single) items schema: contains(not items)
+            handled |= {"items", "additionalItems"}  # additionalItems is inert next to schema-form items
+            neg = NegLoc(self.child(loc, items, "items"))
+            out.append(Conj(types=frozenset(["array"]), arr=ArrC(contains=((neg, 1, None, p),), pointer=p),
+                            origins=(loc,)))
         if "pattern" in keys:
             handled.add("pattern")
             r = self.pattern_regex(s["pattern"], p, "pattern")
@@ -930,13 +997,15 @@ class Compiler:
                 self.unsupported(p, kw, "negation (not / if-else) of this keyword is not compiled")
         return out
 
-    def _exclude_values(self, values, loc) -> list[Conj]:
-        """Instances equal to none of ``values``."""
+    def _exclude_values(self, values, loc, only: frozenset | None = None) -> list[Conj]:
+        """Instances equal to none of ``values`` (of the types in ``only``, when given)."""
         by_type: dict[str, list] = {}
         for v in values:
             by_type.setdefault(json_type(v), []).append(v)
         out = []
         for t in TYPES:
+            if only is not None and t not in only:
+                continue
             vs = by_type.get(t, [])
             if not vs:
                 out.append(Conj(types=frozenset([t]), origins=(loc,)))
@@ -1686,8 +1755,9 @@ def _length_implied(r: rx.Regex, lo: int, hi: int | None) -> bool:
 _MULTIPLE_CACHE: dict = {}
 
 
-def _multiple_dfa_regex(m: Decimal) -> rx.Regex | None:
-    """Plain decimal spellings of multiples of m (any sign), as a regex; None when m's numerator is too large."""
+def _multiple_dfa_regex(m: Decimal) -> "rx.Regex | cpdfa.Dfa | None":
+    """Plain decimal spellings of multiples of m (any sign), as a regex or a code-point DFA; None
+    when m's numerator is too large."""
     if m in _MULTIPLE_CACHE:
         return _MULTIPLE_CACHE[m]
     sign, digits, exp = m.normalize().as_tuple()
@@ -1768,6 +1838,8 @@ def _multiple_dfa_regex(m: Decimal) -> rx.Regex | None:
                 go("0", ("zeros", r))
             trans[s] = row
         dfa = cpdfa.Dfa(atoms, trans, accept).minimize()
-        r = dfa.to_regex(max_nodes=20000)
+        # a regex when it stays small; else the automaton itself (cpdfa.combine takes either):
+        # divisibility by 7, 11, 13... has no small regex
+        r = dfa.to_regex(max_nodes=20000) or dfa
     _MULTIPLE_CACHE[m] = r
     return r

@@ -132,7 +132,7 @@ class _Nfa:
         return frozenset(seen)
 
 
-@dataclass
+@dataclass(eq=False)  # identity hash: DFAs are memo keys of the compiler
 class Dfa:
     """Complete DFA over atom ids: ``trans[state][atom]`` (state 0 is the start; a dead state exists)."""
 
@@ -199,6 +199,11 @@ class Dfa:
                 row.append(index[nxt])
             trans.append(row)
         return Dfa(self.atoms, trans, accept).minimize()
+
+    def remap(self, atoms: Atoms) -> "Dfa":
+        """The same automaton over ``atoms``, which must refine this DFA's atoms."""
+        old = [bisect.bisect_right(self.atoms.starts, lo) - 1 for lo, _ in atoms.intervals]
+        return Dfa(atoms, [[row[a] for a in old] for row in self.trans], list(self.accept))
 
     def complement(self) -> "Dfa":
         return Dfa(self.atoms, [list(r) for r in self.trans], [not a for a in self.accept])
@@ -322,13 +327,22 @@ def _size(g) -> int:
     return sum(tree(r) for d in g.values() for r in d.values())
 
 
-def combine(positive: list[rx.Regex], negative: list[rx.Regex] = ()) -> Dfa:
-    """DFA of (intersection of ``positive``) minus (union of ``negative``)."""
-    atoms = Atoms(list(positive) + list(negative) + [rx.any_char()])
-    any_dfa = Dfa.from_regex(rx.star(rx.any_char()), atoms)
-    acc = any_dfa
+def combine(positive: list, negative: list = ()) -> Dfa:
+    """DFA of (intersection of ``positive``) minus (union of ``negative``): regexes or ``Dfa``s (for
+    languages whose regex would be huge, e.g. the multiples of 11 in decimal)."""
+    parts = list(positive) + list(negative)
+    classes = [p for p in parts if not isinstance(p, Dfa)]
+    for p in parts:
+        if isinstance(p, Dfa):  # the common atoms must refine every given DFA's atoms
+            classes.extend(p.atoms.to_class({i}) for i in range(len(p.atoms.intervals)))
+    atoms = Atoms(classes + [rx.any_char()])
+
+    def dfa(p) -> Dfa:
+        return p.remap(atoms) if isinstance(p, Dfa) else Dfa.from_regex(p, atoms)
+
+    acc = Dfa.from_regex(rx.star(rx.any_char()), atoms)
     for r in positive:
-        acc = acc.product(Dfa.from_regex(r, atoms), both=True)
+        acc = acc.product(dfa(r), both=True)
     for r in negative:
-        acc = acc.product(Dfa.from_regex(r, atoms).complement(), both=True)
+        acc = acc.product(dfa(r).complement(), both=True)
     return acc
