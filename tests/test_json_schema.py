@@ -277,8 +277,8 @@ def test_one_of_disjoint_on_objects_overlapping_elsewhere_is_exact():
 def test_budgets_raise_instead_of_running_away():
     many_required = {"type": "object", "required": [f"k{i}" for i in range(20)],
                      "properties": {f"k{i}": {"type": "integer"} for i in range(20)}}
-    with pytest.raises(CompileBudgetError):
-        json_schema_to_grammar(many_required)
+    with pytest.raises(CompileBudgetError):  # with a property-count bound the key sets are built eagerly
+        json_schema_to_grammar({**many_required, "maxProperties": 30})
     ordered = json_schema_to_grammar(many_required, property_order="schema")
     oracle = LarkOracle(ordered.grammar)
     inst = {f"k{i}": i for i in range(20)}
@@ -303,3 +303,70 @@ def test_multiple_of_without_a_small_regex_is_exact(schema):
     validator = jsonschema.Draft202012Validator(schema)
     for v in list(range(-80, 130)) + [x / 10 for x in range(-60, 60)] + ["5", None]:
         assert oracle.accepts(json.dumps(v)) == validator.is_valid(v), v
+
+
+def _engine_accepts(compiled, tokenizer, text: str) -> bool:
+    m = compiled.matcher()
+    for t in tokenizer.encode(text, add_special_tokens=False):
+        bits = m.next_token_bits()
+        if not (int(bits[t >> 5]) >> (t & 31)) & 1:
+            return False
+        assert m.accept_token(t)
+    return m.is_accepting()
+
+
+@pytest.mark.parametrize("additional", [True, False])
+def test_many_required_keys_any_order_through_the_rule_family(llama3_vocab, llama3_tokenizer, additional):
+    """25 required keys in any order (2^25 key sets): the parser builds the key-set nonterminals it
+    visits. Checked against jsonschema on shuffled, incomplete, duplicated and extended objects."""
+    import random
+
+    import jsonschema
+
+    import corral
+
+    n = 25
+    schema = {"type": "object", "required": [f"k{i}" for i in range(n)], "additionalProperties": additional,
+              "properties": {**{f"k{i}": {"type": "integer", "minimum": i} for i in range(n)},
+                             "note": {"type": "string"}}}
+    compiled = corral.compile_json_schema(schema, llama3_vocab)
+    validator = jsonschema.Draft202012Validator(schema)
+    rnd = random.Random(additional)
+    for trial in range(12):
+        keys = [f"k{i}" for i in range(n)]
+        rnd.shuffle(keys)
+        inst = {k: int(k[1:]) + rnd.randint(0, 9) for k in keys}
+        if trial % 3 == 1:
+            inst["note"] = "x"
+        if trial % 4 == 2:
+            inst["extra"] = [1]
+        cases = [inst, {k: v for k, v in inst.items() if k != keys[trial]},  # a required key missing
+                 {**inst, keys[0]: -1}]  # a value out of range
+        for case in cases:
+            assert _engine_accepts(compiled, llama3_tokenizer, json.dumps(case)) == validator.is_valid(case), case
+        # a required key written twice in place of a missing one (the count of members is right)
+        without = {k: v for k, v in inst.items() if k != keys[1]}
+        dup = json.dumps(without)[:-1] + f', "{keys[0]}": 50' + "}"
+        assert not _engine_accepts(compiled, llama3_tokenizer, dup)
+
+
+def test_rule_family_expands_to_the_eager_key_set_machine():
+    """Forcing the family on a small object (max_tracked_keys=2): its expansion must accept exactly
+    what jsonschema accepts, key orders included."""
+    import itertools
+
+    import jsonschema
+
+    schema = {"type": "object", "required": ["a", "b", "c", "d"], "additionalProperties": False,
+              "properties": {"a": {"type": "integer"}, "b": {"type": "boolean"}, "c": {"type": "null"},
+                             "d": {"enum": [1, 2]}, "e": {"type": "string"}}}
+    res = json_schema_to_grammar(schema, max_tracked_keys=2)
+    assert res.grammar.families  # the lazy path is the one under test
+    oracle = LarkOracle(res.grammar.expanded())
+    validator = jsonschema.Draft202012Validator(schema)
+    full = {"a": 1, "b": True, "c": None, "d": 2, "e": "x"}
+    for r in range(3, 6):
+        for keys in itertools.permutations(full, r):
+            inst = {k: full[k] for k in keys}
+            assert oracle.accepts(json.dumps(inst)) == validator.is_valid(inst), inst
+    assert not oracle.accepts('{"a": 1, "a": 1, "b": true, "c": null, "d": 2}')

@@ -63,54 +63,103 @@ class ParserTables:
         self.terminal_nullable = [rx.min_length(r) == 0 for r in regexes]
         term_empty = [rx.min_length(r) >= (1 << 30) for r in regexes]
 
-        # Nonterminals and rules (augmented start rule first).
+        # Nonterminals and rules (augmented start rule first). Rule-family members (see
+        # ``RuleFamily``) get ids as they are first referenced and rules when first predicted.
         nt_names = [ACCEPT_SYMBOL] + sorted(grammar.rules)
         self.nonterminal_names = nt_names
-        nt_index = {n: i for i, n in enumerate(nt_names)}
+        self._nt_index = {n: i for i, n in enumerate(nt_names)}
+        self._term_empty = term_empty
+        self._lazy_lock = threading.RLock()
+        self._lazy_alts: dict[int, tuple] = {}  # member id -> alternatives not yet turned into rules
+        self._member_nullable: dict[int, bool] = {}
         start_rhs = (grammar.start, TAIL_TERMINAL) if ignore_re is not None else (grammar.start,)
         raw_rules: list[tuple[int, tuple[int, ...]]] = []
-
-        def enc(sym: str) -> int:  # terminals are encoded as negative numbers
-            if sym in self.terminal_index:
-                return -1 - self.terminal_index[sym]
-            return nt_index[sym]
-
-        raw_rules.append((0, tuple(enc(s) for s in start_rhs)))
+        raw_rules.append((0, tuple(self._encode(s) for s in start_rhs)))
         for name in sorted(grammar.rules):
             for alt in grammar.rules[name]:
-                raw_rules.append((nt_index[name], tuple(enc(s) for s in alt)))
+                raw_rules.append((self._nt_index[name], tuple(self._encode(s) for s in alt)))
+        n_nt = len(nt_names)
 
-        rules = self._prune_unproductive(raw_rules, len(nt_names), term_empty)
+        self._productive = self._productive_nts(raw_rules, n_nt, term_empty, set(self._lazy_alts))
+        rules = [(lhs, rhs) for lhs, rhs in raw_rules if self._rule_ok(lhs, rhs)]
         # An empty language is legal (JSON Schema `false`): its only state has no items, allows
         # nothing and never accepts. Front-ends where it must be a mistake check `empty_language`.
         self.empty_language = not any(lhs == 0 for lhs, _ in rules)
         self.rules = rules
 
         # Dotted positions: pos = rule_first_pos[r] + dot.
-        next_sym: list[int | None] = []
-        pos_lhs: list[int] = []
-        pos_rule: list[int] = []
+        self.next_sym: list[int | None] = []
+        self.pos_lhs: list[int] = []
         self.rule_first_pos: list[int] = []
-        for r, (lhs, rhs) in enumerate(rules):
-            self.rule_first_pos.append(len(next_sym))
-            for d in range(len(rhs) + 1):
-                next_sym.append(rhs[d] if d < len(rhs) else None)
-                pos_lhs.append(lhs)
-                pos_rule.append(r)
-        self.next_sym = next_sym
-        self.pos_lhs = pos_lhs
+        self.rules_of: list[list[int] | None] = [None if i in self._lazy_alts else [] for i in range(n_nt)]
+        for lhs, rhs in rules:
+            self.rules_of[lhs].append(self._add_positions(lhs, rhs))
         self.accept_pos = -2 if self.empty_language else self.rule_first_pos[0] + len(rules[0][1])
-        self.rules_of: list[list[int]] = [[] for _ in nt_names]
-        for r, (lhs, _) in enumerate(rules):
-            self.rules_of[lhs].append(self.rule_first_pos[r])
-        self.nullable_nt = self._nullable(rules, len(nt_names))
+        self.nullable_nt = self._nullable(rules, n_nt, self._member_nullable)
         self._dfas: list[ByteDFA | None] = [None] * len(term_names)
         self._dfa_lock = threading.Lock()
         self._has_out: list[np.ndarray | None] = [None] * len(term_names)
 
+    def _encode(self, sym: str) -> int:
+        """Symbol id: terminals negative, nonterminals >= 0 (family members allocated on first use)."""
+        t = self.terminal_index.get(sym)
+        if t is not None:
+            return -1 - t
+        i = self._nt_index.get(sym)
+        if i is not None:
+            return i
+        fam = self.grammar.family_of(sym)
+        if fam is None:
+            raise GrammarError(f"undefined symbol {sym!r}")
+        with self._lazy_lock:
+            i = self._nt_index.get(sym)
+            if i is not None:
+                return i
+            alts = tuple(fam[0].alternatives(fam[1]))
+            i = len(self.nonterminal_names)
+            self._lazy_alts[i] = alts
+            self._member_nullable[i] = () in alts
+            if hasattr(self, "nullable_nt"):  # after construction: extend the per-nonterminal tables
+                self.nullable_nt.append(() in alts)
+                self._productive.append(True)
+                self.rules_of.append(None)
+            self.nonterminal_names.append(sym)
+            self._nt_index[sym] = i  # published last: readers see complete tables
+            return i
+
+    def _rule_ok(self, lhs: int, rhs: tuple) -> bool:
+        return self._productive[lhs] and all(
+            (s < 0 and not self._term_empty[-1 - s]) or (s >= 0 and self._productive[s]) for s in rhs)
+
+    def _add_positions(self, lhs: int, rhs: tuple) -> int:
+        first = len(self.next_sym)
+        self.rule_first_pos.append(first)
+        for d in range(len(rhs) + 1):
+            self.next_sym.append(rhs[d] if d < len(rhs) else None)
+            self.pos_lhs.append(lhs)
+        return first
+
+    def rules_for(self, nt: int) -> list[int]:
+        """First positions of ``nt``'s rules (a family member's rules are built on first call)."""
+        r = self.rules_of[nt]
+        if r is not None:
+            return r
+        with self._lazy_lock:
+            r = self.rules_of[nt]
+            if r is not None:
+                return r
+            r = []
+            for alt in self._lazy_alts.pop(nt):
+                rhs = tuple(self._encode(s) for s in alt)
+                if self._rule_ok(nt, rhs):
+                    self.rules.append((nt, rhs))
+                    r.append(self._add_positions(nt, rhs))
+            self.rules_of[nt] = r
+            return r
+
     @staticmethod
-    def _prune_unproductive(rules, n_nt, term_empty):
-        productive = [False] * n_nt
+    def _productive_nts(rules, n_nt, term_empty, assumed) -> list[bool]:
+        productive = [i in assumed for i in range(n_nt)]
         changed = True
         while changed:
             changed = False
@@ -120,14 +169,10 @@ class ParserTables:
                 if all((s < 0 and not term_empty[-1 - s]) or (s >= 0 and productive[s]) for s in rhs):
                     productive[lhs] = True
                     changed = True
-        return [
-            (lhs, rhs)
-            for lhs, rhs in rules
-            if productive[lhs] and all((s < 0 and not term_empty[-1 - s]) or (s >= 0 and productive[s]) for s in rhs)
-        ]
+        return productive
 
-    def _nullable(self, rules, n_nt):
-        nullable = [False] * n_nt
+    def _nullable(self, rules, n_nt, known: dict):
+        nullable = [known.get(i, False) for i in range(n_nt)]
         changed = True
         while changed:
             changed = False
@@ -221,7 +266,7 @@ class ParserStates:
                     for w in self.waiting_nt(o, pos_lhs[p]):
                         agenda.append((w[0] + 1, w[1]))
             elif s >= 0:
-                for rp in t.rules_of[s]:
+                for rp in t.rules_for(s):
                     agenda.append((rp, SELF))
                 if t.nullable_nt[s]:
                     agenda.append((p + 1, o))

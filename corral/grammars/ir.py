@@ -16,8 +16,29 @@ import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from corral.errors import GrammarError
+from corral.errors import CompileBudgetError, GrammarError
 from corral.grammars import regex_ast as rx
+
+
+FAMILY_SEPARATOR = "@"
+
+
+class RuleFamily:
+    """Nonterminals defined by a function instead of listed rules: member ``f"{family}@{key}"``
+    has the alternatives ``alternatives(key)``, whose symbols are terminals, ordinary nonterminals
+    or members of any family. For languages whose rules are exponential but of which a sentence
+    visits few (JSON objects with many required keys in any order: one member per set of keys
+    seen). The parser expands members as it predicts them; ``Grammar.expanded`` lists them all.
+
+    Contract: members are productive; a member is nullable iff it has the empty alternative (every
+    other alternative starts with a non-nullable symbol). Subclasses are immutable and picklable."""
+
+    def alternatives(self, key: str) -> tuple[tuple[str, ...], ...]:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """A stable text form of the whole family (part of the grammar's fingerprint)."""
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)
@@ -26,6 +47,7 @@ class Grammar:
     rules: Mapping[str, tuple[tuple[str, ...], ...]]
     start: str
     ignore: tuple[str, ...] = ()
+    families: Mapping[str, RuleFamily] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.start not in self.rules:
@@ -36,7 +58,7 @@ class Grammar:
         for name, alts in self.rules.items():
             for alt in alts:
                 for sym in alt:
-                    if sym not in self.terminals and sym not in self.rules:
+                    if sym not in self.terminals and sym not in self.rules and self.family_of(sym) is None:
                         raise GrammarError(f"rule {name!r} uses undefined symbol {sym!r}")
         for t in self.ignore:
             if t not in self.terminals:
@@ -45,6 +67,41 @@ class Grammar:
     def is_terminal(self, name: str) -> bool:
         return name in self.terminals
 
+    def family_of(self, name: str) -> tuple[RuleFamily, str] | None:
+        """(family, key) when ``name`` is a family member."""
+        fam, sep, key = name.partition(FAMILY_SEPARATOR)
+        if sep and fam in self.families:
+            return self.families[fam], key
+        return None
+
+    def alternatives(self, name: str) -> tuple[tuple[str, ...], ...]:
+        """The alternatives of a listed nonterminal or of a family member."""
+        alts = self.rules.get(name)
+        if alts is not None:
+            return alts
+        fam = self.family_of(name)
+        if fam is None:
+            raise GrammarError(f"undefined nonterminal {name!r}")
+        return fam[0].alternatives(fam[1])
+
+    def expanded(self, max_rules: int = 100_000) -> "Grammar":
+        """The same grammar with every reachable family member listed as a rule (no families).
+        Exponential for the grammars families exist for: for tests, exports and small cases."""
+        if not self.families:
+            return self
+        rules = {k: tuple(v) for k, v in self.rules.items()}
+        todo = [s for alts in rules.values() for a in alts for s in a if self.family_of(s) is not None]
+        while todo:
+            name = todo.pop()
+            if name in rules:
+                continue
+            alts = self.alternatives(name)
+            rules[name] = alts
+            if len(rules) > max_rules:
+                raise CompileBudgetError(f"expanding the grammar's rule families exceeds {max_rules} rules")
+            todo.extend(s for a in alts for s in a if self.family_of(s) is not None and s not in rules)
+        return Grammar(terminals=self.terminals, rules=rules, start=self.start, ignore=self.ignore)
+
     def fingerprint(self) -> str:
         """A stable text form, used as a cache key."""
         parts = [f"start={self.start}", f"ignore={','.join(self.ignore)}"]
@@ -52,6 +109,8 @@ class Grammar:
             parts.append(f"T {k} = {self.terminals[k]!r}")
         for k in sorted(self.rules):
             parts.append(f"R {k} = {self.rules[k]!r}")
+        for k in sorted(self.families):
+            parts.append(f"F {k} = {self.families[k].describe()}")
         return "\n".join(parts)
 
 
@@ -62,6 +121,7 @@ class GrammarBuilder:
     terminals: dict[str, rx.Regex] = field(default_factory=dict)
     rules: dict[str, list[tuple[str, ...]]] = field(default_factory=dict)
     ignore: list[str] = field(default_factory=list)
+    families: dict[str, RuleFamily] = field(default_factory=dict)
     _by_regex: dict[rx.Regex, str] = field(default_factory=dict)
     _counter: int = 0
 
@@ -93,6 +153,7 @@ class GrammarBuilder:
             rules={k: tuple(v) for k, v in self.rules.items()},
             start=start,
             ignore=tuple(self.ignore),
+            families=dict(self.families),
         )
 
 
@@ -101,7 +162,9 @@ def to_lark(grammar: Grammar) -> str:
 
     Use with ``Lark(text, parser="earley", lexer="dynamic_complete")``, whose scanless semantics match
     corral's non-deterministic lexing. Empty-matching terminals are inlined as optional rules.
+    Rule families are expanded (``Grammar.expanded``).
     """
+    grammar = grammar.expanded()
     tname = {t: f"T{i}" for i, t in enumerate(sorted(grammar.terminals))}
     nname = {n: f"r{i}" for i, n in enumerate(sorted(grammar.rules))}
     lines = [f"start: {nname[grammar.start]}"]

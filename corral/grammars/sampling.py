@@ -26,6 +26,7 @@ def sample_regex(node: rx.Regex, rnd: random.Random, max_repeat: int = 4) -> str
 
 def sample_grammar(g: Grammar, rnd: random.Random, max_depth: int = 12) -> str:
     """A random sentence: random alternatives, shortest-derivation ones past ``max_depth``."""
+    g = g.expanded()
     inf = 1 << 30
     height = {n: inf for n in g.rules}
     changed = True

@@ -1563,6 +1563,13 @@ class Compiler:
         keys = list(members)
         must = set(required) | dep_keys
         limit = self.opt.max_tracked_keys
+        if self.opt.property_order == "schema" and len(keys) > limit:
+            return self._ordered_members(members, required, region_members, min_props, max_props, deps, pointer)
+        if not deps and not min_props and max_props is None and (
+                len(keys) > limit and len(must) > limit):
+            # many required keys: one nonterminal per set of keys seen is exponential, but a text
+            # visits only a chain of them, so the parser builds them as it goes (a rule family)
+            return self._lazy_members(members, [k for k in keys if k in must], region_members)
         if len(keys) <= limit:
             tracked = keys
         elif len(must) <= max(limit, self.opt.max_tracked_required):
@@ -1616,6 +1623,19 @@ class Compiler:
         self._check_budget()
         return root
 
+    def _lazy_members(self, members: dict, tracked: list, region_members) -> str:
+        """The key-set machine of ``members_machine`` as a ``KeySetFamily`` (no dependencies and no
+        property-count bounds: then every member can still reach the end, as families require)."""
+        untracked = [members[k] for k in members if k not in tracked] + list(region_members)
+        any_untracked = None
+        if untracked:
+            any_untracked = self.b.fresh("member")
+            self.b.rule(any_untracked, [(kt, v) for kt, v in untracked])
+        name = self.b.fresh("keyset")
+        self.b.families[name] = KeySetFamily(
+            name, tuple((k, members[k][0], members[k][1]) for k in tracked), any_untracked, self.COMMA)
+        return KeySetFamily.member(name, 0, False)
+
     def _ordered_members(self, members, required, region_members, min_props, max_props, deps, pointer) -> str:
         if deps or min_props or max_props is not None:
             self.unsupported(pointer, "dependentRequired/minProperties/maxProperties",
@@ -1649,6 +1669,39 @@ class Compiler:
                     alts.append(sep + (any_untracked, st_(i, True)))
                 self.b.rule(st_(i, started), alts)
         return st_(0, False)
+
+
+@dataclass(frozen=True, eq=False)
+class KeySetFamily(ir.RuleFamily):
+    """Member ``(seen, started)`` of an object's member list: ``seen`` = bitmask of the tracked
+    (required) keys already written. Any order; each tracked key once; the list may end once every
+    tracked key is seen; untracked keys (``any_untracked``) anywhere, any number of times."""
+
+    name: str
+    tracked: tuple  # (key, key terminal, value symbol) per tracked key
+    any_untracked: str | None
+    comma: str
+
+    @staticmethod
+    def member(name: str, seen: int, started: bool) -> str:
+        return f"{name}{ir.FAMILY_SEPARATOR}{seen:x}_{int(started)}"
+
+    def alternatives(self, key: str) -> tuple[tuple[str, ...], ...]:
+        seen_hex, started = key.split("_")
+        seen = int(seen_hex, 16)
+        alts: list[tuple[str, ...]] = []
+        if seen == (1 << len(self.tracked)) - 1:
+            alts.append(())
+        sep = (self.comma,) if started == "1" else ()
+        for i, (_, kt, v) in enumerate(self.tracked):
+            if not (seen >> i) & 1:
+                alts.append(sep + (kt, v, self.member(self.name, seen | (1 << i), True)))
+        if self.any_untracked is not None:
+            alts.append(sep + (self.any_untracked, self.member(self.name, seen, True)))
+        return tuple(alts)
+
+    def describe(self) -> str:
+        return f"KeySetFamily({self.tracked!r}, {self.any_untracked!r}, {self.comma!r})"
 
 
 def _quote(r: rx.Regex, quote) -> rx.Regex:
