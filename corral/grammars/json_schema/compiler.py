@@ -45,6 +45,7 @@ class Loc:
     resolver: Any = field(compare=False, hash=False)
     pointer: str
     base: str
+    spec: Any = field(default=None, compare=False, hash=False)  # the dialect of its document (None: root's)
 
     def key(self):
         return ("loc", id(self.schema), self.base)
@@ -82,6 +83,7 @@ def refs_key(refs) -> tuple:
 @dataclass
 class NumC:
     integer: bool = False
+    int_zero_fraction: bool = True  # 1.0 counts as an integer (draft 6+; draft 4 says no)
     lo: Decimal | None = None
     lo_strict: bool = False
     hi: Decimal | None = None
@@ -98,7 +100,8 @@ class NumC:
         hi, hs = self.hi, self.hi_strict
         if o.hi is not None and (hi is None or o.hi < hi or (o.hi == hi and o.hi_strict)):
             hi, hs = o.hi, o.hi_strict
-        return NumC(self.integer or o.integer, lo, ls, hi, hs, self.multiple_of + o.multiple_of,
+        return NumC(self.integer or o.integer, self.int_zero_fraction and o.int_zero_fraction, lo, ls, hi, hs,
+                    self.multiple_of + o.multiple_of,
                     self.excluded + o.excluded, self.positive + o.positive, self.negative + o.negative)
 
 
@@ -353,14 +356,14 @@ class Compiler:
         base = loc.base
         if isinstance(schema, dict):
             try:
-                resource = self.spec.create_resource(schema)
+                resource = (loc.spec or self.spec).create_resource(schema)
                 sub_id = resource.id()
             except Exception:
                 sub_id = None
             if sub_id is not None:
                 resolver = resolver.in_subresource(resource)
                 base = str(resolver._base_uri)
-        return Loc(schema, resolver, ptr, base)
+        return Loc(schema, resolver, ptr, base, loc.spec)
 
     def resolve_ref(self, loc: Loc, ref: str, keyword: str) -> Loc:
         try:
@@ -369,14 +372,18 @@ class Compiler:
             raise SchemaError(f"cannot resolve $ref {ref!r}: {e}", loc.pointer + "/" + keyword)
         resolver = resolved.resolver  # already based at the target's own $id, if any
         schema = resolved.contents
+        spec = loc.spec
         if isinstance(schema, dict) and isinstance(schema.get("$schema"), str):
-            try:
-                other = rj.specification_with(schema["$schema"])
+            try:  # a document of another dialect is compiled with its own dialect's rules
+                spec = rj.specification_with(schema["$schema"])
             except Exception:
-                other = self.spec
-            if other is not self.spec:
-                self.unsupported(loc.pointer, keyword, f"$ref into a {schema['$schema']!r} document: one dialect per compile")
-        return Loc(schema, resolver, f"{loc.pointer}/{keyword}->{ref}", str(resolver._base_uri) + "#" + str(id(schema)))
+                pass
+        return Loc(schema, resolver, f"{loc.pointer}/{keyword}->{ref}", str(resolver._base_uri) + "#" + str(id(schema)),
+                   spec)
+
+    def draft_of(self, loc) -> int:
+        spec = loc.spec if isinstance(loc, Loc) else None
+        return self.draft if spec is None else DRAFT_ORDER.get(spec, self.draft)
 
     # ---------------------------------------------------------------- values
     def value_nt(self, refs) -> str:
@@ -476,7 +483,7 @@ class Compiler:
             return []
         if not isinstance(s, dict):
             raise SchemaError("a schema must be an object or a boolean", loc.pointer)
-        d = self.draft
+        d = self.draft_of(loc)
         if "$ref" in s and d <= 7:
             target = self.resolve_ref(loc, s["$ref"], "$ref")
             return self.normalize_pure_ref(target)
@@ -671,7 +678,7 @@ class Compiler:
     # ---------------------------------------------------------------- own keywords
     def own_conj(self, loc: Loc) -> Conj:
         s = loc.schema
-        d = self.draft
+        d = self.draft_of(loc)
         c = Conj(origins=(loc,))
         p = loc.pointer
         if "type" in s:
@@ -692,7 +699,7 @@ class Compiler:
             if integer and "number" in ts:
                 integer = False
             c.types = frozenset(allowed)
-            c.num = replace(c.num, integer=integer)
+            c.num = replace(c.num, integer=integer, int_zero_fraction=not integer or d >= 6)
         if "enum" in s:
             if not isinstance(s["enum"], list):
                 raise SchemaError("enum must be an array", p + "/enum")
@@ -784,7 +791,7 @@ class Compiler:
         if "additionalProperties" in s:
             additional = (self.child(loc, s["additionalProperties"], "additionalProperties"),)
         elif self.opt.strict_properties and (props or pats):
-            additional = (Loc(False, loc.resolver, p + "/additionalProperties", "#false"),)
+            additional = (Loc(False, loc.resolver, p + "/additionalProperties", "#false", loc.spec),)
         if props or pats or additional is not None:
             o = replace(o, groups=(ObjGroup(props, pats, additional),))
         if "required" in s:
@@ -879,6 +886,7 @@ class Compiler:
             return self.negate(target, only)
         out: list[Conj] = []
         p = loc.pointer
+        d = self.draft_of(loc)
         handled = set()
         if "not" in keys:
             handled.add("not")  # not(not S) == S
@@ -886,18 +894,18 @@ class Compiler:
         # type
         if "type" in keys:
             handled.add("type")
-            c = self.own_conj(Loc({"type": s["type"]}, loc.resolver, p, loc.base))
+            c = self.own_conj(Loc({"type": s["type"]}, loc.resolver, p, loc.base, loc.spec))
             rest = frozenset(TYPES) - c.types
             out.append(Conj(types=rest, origins=(loc,)))
             if c.num.integer:
                 # non-integral numbers, in plain decimal spelling (exponent forms: spelling policy)
                 fractional = rx.seq(rx.optional(rx.literal("-")), num.UINT, rx.literal("."), num.DIGITS)
-                integral = num.integer_range(None, None, zero_fraction=self.draft >= 6)
+                integral = num.integer_range(None, None, zero_fraction=d >= 6)
                 out.append(Conj(types=frozenset(["number"]), num=NumC(positive=(fractional,), negative=(integral,)),
                                 origins=(loc,)))
-        if "enum" in keys or ("const" in keys and self.draft >= 6):
+        if "enum" in keys or ("const" in keys and d >= 6):
             values = list(s.get("enum", [])) if "enum" in keys else []
-            if "const" in keys and self.draft >= 6:
+            if "const" in keys and d >= 6:
                 values = [s["const"]] if "enum" not in keys else [v for v in values if json_equal(v, s["const"])]
             handled |= {"enum", "const"}
             out.extend(self._exclude_values(values, loc, only))
@@ -932,7 +940,7 @@ class Compiler:
                 for j in range(i + 1, len(kids)):
                     out.extend(self.product(self.normalize(kids[i]), self.normalize(kids[j])))
         items = s.get("items")
-        if "items" in keys and isinstance(items, (dict, bool)) and not ("prefixItems" in s and self.draft >= 2020):
+        if "items" in keys and isinstance(items, (dict, bool)) and not ("prefixItems" in s and d >= 2020):
             # some element violates the (single) items schema: contains(not items)
             handled |= {"items", "additionalItems"}  # additionalItems is inert next to schema-form items
             neg = NegLoc(self.child(loc, items, "items"))
@@ -944,9 +952,9 @@ class Compiler:
             if r is not None:
                 out.append(Conj(types=frozenset(["string"]), str=StrC(negative=(r,)), origins=(loc,)))
         for kw, lo_kw in (("minimum", True), ("maximum", False), ("exclusiveMinimum", True), ("exclusiveMaximum", False)):
-            if kw in keys and (self.draft >= 6 or kw in ("minimum", "maximum")):
+            if kw in keys and (d >= 6 or kw in ("minimum", "maximum")):
                 handled.add(kw)
-                if self.draft <= 4 and kw in ("minimum", "maximum"):
+                if d <= 4 and kw in ("minimum", "maximum"):
                     strict = bool(s.get("exclusive" + kw.capitalize()))
                     handled.add("exclusive" + kw.capitalize())
                 else:
@@ -959,12 +967,12 @@ class Compiler:
         if "multipleOf" in keys:
             handled.add("multipleOf")
             m = _dec(s["multipleOf"], p)
-            d = _multiple_dfa_regex(m) if m > 0 else None
-            if d is None:
+            multiples = _multiple_dfa_regex(m) if m > 0 else None
+            if multiples is None:
                 self.unsupported(p, "multipleOf", "negation of this multipleOf is not compiled")
             else:
                 plain = rx.seq(rx.optional(rx.literal("-")), num.UINT, rx.optional(rx.seq(rx.literal("."), num.DIGITS)))
-                out.append(Conj(types=frozenset(["number"]), num=NumC(positive=(plain,), negative=(d,)), origins=(loc,)))
+                out.append(Conj(types=frozenset(["number"]), num=NumC(positive=(plain,), negative=(multiples,)), origins=(loc,)))
         if "minLength" in keys:
             handled.add("minLength")
             m = _nonneg(s["minLength"], p)
@@ -1089,13 +1097,13 @@ class Compiler:
 
     def _validate(self, loc: Loc, value) -> bool:
         import jsonschema
-        cls = self._validators.get("cls")
+        draft = self.draft_of(loc)
+        cls = self._validators.get(draft)
         if cls is None:
-            cls = jsonschema.validators.validator_for({"$schema": self.spec.id if hasattr(self.spec, "id") else ""},
-                                                      default=jsonschema.Draft202012Validator)
             cls = {4: jsonschema.Draft4Validator, 6: jsonschema.Draft6Validator, 7: jsonschema.Draft7Validator,
-                   2019: jsonschema.Draft201909Validator, 2020: jsonschema.Draft202012Validator}.get(self.draft, cls)
-            self._validators["cls"] = cls
+                   2019: jsonschema.Draft201909Validator, 2020: jsonschema.Draft202012Validator}.get(
+                       draft, jsonschema.Draft202012Validator)
+            self._validators[draft] = cls
         if isinstance(loc.schema, bool):
             return loc.schema
         try:
@@ -1150,7 +1158,7 @@ class Compiler:
             ihi = None if hi is None else (math.ceil(hi) - 1 if (n.hi_strict and hi == math.ceil(hi)) else math.floor(hi))
             if ilo is not None and ihi is not None and ilo > ihi:
                 return None
-            base = num.integer_range(ilo, ihi, zero_fraction=self.draft >= 6)
+            base = num.integer_range(ilo, ihi, zero_fraction=n.int_zero_fraction)
         else:
             if lo is not None and hi is not None and (lo > hi or (lo == hi and (n.lo_strict or n.hi_strict))):
                 return None
