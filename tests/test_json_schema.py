@@ -370,3 +370,21 @@ def test_rule_family_expands_to_the_eager_key_set_machine():
             inst = {k: full[k] for k in keys}
             assert oracle.accepts(json.dumps(inst)) == validator.is_valid(inst), inst
     assert not oracle.accepts('{"a": 1, "a": 1, "b": true, "c": null, "d": 2}')
+
+
+def test_rule_family_with_an_unsatisfiable_required_value_is_pruned(llama3_vocab, llama3_tokenizer):
+    """A required key whose value can never be written makes the object impossible: the parser must
+    not let the object start (no dead end), exactly as eager pruning would."""
+    import corral
+
+    props = {f"k{i}": {"type": "integer"} for i in range(11)}
+    # an object that must contain itself: only the grammar's productivity analysis sees it is empty
+    props["k11"] = {"$ref": "#/$defs/loop"}
+    schema = {"anyOf": [{"type": "string"}, {"type": "object", "required": list(props), "properties": props}],
+              "$defs": {"loop": {"type": "object", "required": ["x"], "properties": {"x": {"$ref": "#/$defs/loop"}}}}}
+    compiled = corral.compile_json_schema(schema, llama3_vocab)
+    assert compiled.grammar.families
+    bits = compiled.matcher().next_token_bits()
+    for text, allowed in (("{", False), ('"', True)):
+        t = llama3_tokenizer.encode(text, add_special_tokens=False)[0]
+        assert bool((int(bits[t >> 5]) >> (t & 31)) & 1) == allowed, text

@@ -21,7 +21,7 @@ import numpy as np
 from corral.automata.dfa import ByteDFA, regex_to_dfa
 from corral.errors import CompileBudgetError, GrammarError
 from corral.grammars import regex_ast as rx
-from corral.grammars.ir import Grammar
+from corral.grammars.ir import FAMILY_SEPARATOR as ir_sep, Grammar
 
 SELF = -1  # origin marker: "the state this item lives in"
 DEAD = -1  # state id of the empty (rejecting) state
@@ -78,9 +78,18 @@ class ParserTables:
         for name in sorted(grammar.rules):
             for alt in grammar.rules[name]:
                 raw_rules.append((self._nt_index[name], tuple(self._encode(s) for s in alt)))
+        # a member's productivity is its family's: a pseudo-rule over the family's required symbols
+        pseudo: list[tuple[int, tuple[int, ...]]] = []
+        done_members: set[int] = set()
+        while len(done_members) < len(self._lazy_alts):
+            for i in [i for i in self._lazy_alts if i not in done_members]:
+                done_members.add(i)
+                fam, _ = grammar.family_of(nt_names[i])
+                pseudo.append((i, tuple(self._encode(s) for s in fam.required_symbols())))
         n_nt = len(nt_names)
 
-        self._productive = self._productive_nts(raw_rules, n_nt, term_empty, set(self._lazy_alts))
+        self._productive = self._productive_nts(raw_rules + pseudo, n_nt, term_empty, set())
+        self._family_productive = {nt_names[i].partition(ir_sep)[0]: self._productive[i] for i, _ in pseudo}
         rules = [(lhs, rhs) for lhs, rhs in raw_rules if self._rule_ok(lhs, rhs)]
         # An empty language is legal (JSON Schema `false`): its only state has no items, allows
         # nothing and never accepts. Front-ends where it must be a mistake check `empty_language`.
@@ -121,7 +130,7 @@ class ParserTables:
             self._member_nullable[i] = () in alts
             if hasattr(self, "nullable_nt"):  # after construction: extend the per-nonterminal tables
                 self.nullable_nt.append(() in alts)
-                self._productive.append(True)
+                self._productive.append(self._family_productive.get(sym.partition(ir_sep)[0], False))
                 self.rules_of.append(None)
             self.nonterminal_names.append(sym)
             self._nt_index[sym] = i  # published last: readers see complete tables

@@ -30,8 +30,9 @@ class RuleFamily:
     visits few (JSON objects with many required keys in any order: one member per set of keys
     seen). The parser expands members as it predicts them; ``Grammar.expanded`` lists them all.
 
-    Contract: members are productive; a member is nullable iff it has the empty alternative (every
-    other alternative starts with a non-nullable symbol). Subclasses are immutable and picklable."""
+    Contract: a member is productive iff every symbol of ``required_symbols`` is; a member is
+    nullable iff it has the empty alternative (every other alternative starts with a non-nullable
+    symbol). Subclasses are immutable and picklable."""
 
     def alternatives(self, key: str) -> tuple[tuple[str, ...], ...]:
         raise NotImplementedError
@@ -39,6 +40,11 @@ class RuleFamily:
     def describe(self) -> str:
         """A stable text form of the whole family (part of the grammar's fingerprint)."""
         raise NotImplementedError
+
+    def required_symbols(self) -> tuple[str, ...]:
+        """Symbols every complete derivation of every member uses: a member is productive iff all
+        of these are (the parser prunes members that cannot complete, as it prunes listed rules)."""
+        return ()
 
 
 @dataclass(frozen=True)

@@ -1711,6 +1711,9 @@ class KeySetFamily(ir.RuleFamily):
     def describe(self) -> str:
         return f"KeySetFamily({self.tracked!r}, {self.any_untracked!r}, {self.comma!r})"
 
+    def required_symbols(self) -> tuple[str, ...]:
+        return tuple(s for _, kt, v in self.tracked for s in (kt, v))
+
 
 def _quote(r: rx.Regex, quote) -> rx.Regex:
     if quote == "raw":
