@@ -24,14 +24,28 @@ __all__ = ["load_draft", "run_testsuite", "summarize_testsuite", "write_testsuit
 DRAFTS = ("draft2020-12", "draft2019-09", "draft7", "draft6", "draft4")
 
 
+DIALECT_URIS = {"draft4": "http://json-schema.org/draft-04/schema#", "draft6": "http://json-schema.org/draft-06/schema#",
+                "draft7": "http://json-schema.org/draft-07/schema#",
+                "draft2019-09": "https://json-schema.org/draft/2019-09/schema",
+                "draft2020-12": "https://json-schema.org/draft/2020-12/schema"}
+
+
 def load_draft(suite_dir: Path, draft: str, optional: bool = False) -> list[tuple[str, list[dict]]]:
-    """(category, groups) per test file of a draft; optional/ files are categories "optional/<name>"."""
+    """(category, groups) per test file of a draft; optional/ files are categories "optional/<name>".
+    A group schema without ``$schema`` gets its draft's, so every engine validates it by that draft
+    (engines default to their own dialect, e.g. 2020-12, where ``$ref`` siblings apply)."""
     root = Path(suite_dir) / "tests" / draft
     files = sorted(root.glob("*.json"))
     if optional:
         files += sorted((root / "optional").rglob("*.json"))
-    return [(str(path.relative_to(root).with_suffix("")), json.loads(path.read_text(encoding="utf-8")))
-            for path in files]
+    out = []
+    for path in files:
+        groups = json.loads(path.read_text(encoding="utf-8"))
+        for g in groups:
+            if isinstance(g.get("schema"), dict) and "$schema" not in g["schema"]:
+                g["schema"] = {"$schema": DIALECT_URIS[draft], **g["schema"]}
+        out.append((str(path.relative_to(root).with_suffix("")), groups))
+    return out
 
 
 def add_arguments(parser) -> None:
