@@ -66,8 +66,9 @@ class CompiledGrammar:
         self._root_walks_lock = v.cache.setdefault("corral.root_walks_lock", threading.Lock())
         # Every terminal's DFA at its own offset in one table, so one numba call walks all the
         # lexing branches of a state (sub-walks below lexeme boundaries).
-        self._packed_trans = np.zeros((0, 256), dtype=np.int32)
-        self._packed_accept = np.zeros(0, dtype=np.bool_)
+        self._packed_buffers = (np.zeros((0, 256), dtype=np.int32), np.zeros(0, dtype=np.bool_))
+        self._packed_trans = self._packed_buffers[0][:0]
+        self._packed_accept = self._packed_buffers[1][:0]
         self._packed_base: dict[int, int] = {}
         self._packed_lock = threading.Lock()
         self._state_branches: dict[int, tuple] = {}
@@ -105,10 +106,23 @@ class CompiledGrammar:
                 base = self._packed_base.get(term)
                 if base is None:
                     base = self._packed_trans.shape[0]
-                    shifted = np.where(dfa.transitions >= 0, dfa.transitions + base, -1).astype(np.int32)
-                    # new arrays, never in-place: concurrent readers keep a consistent snapshot
-                    self._packed_trans = np.concatenate([self._packed_trans, shifted])
-                    self._packed_accept = np.concatenate([self._packed_accept, dfa.accepting.astype(np.bool_)])
+                    n = dfa.n_states
+                    buf_t, buf_a = self._packed_buffers
+                    if base + n > len(buf_t):
+                        # grow by doubling (amortized O(1) per state: concatenating per terminal was
+                        # quadratic, GBs copied on schemas with hundreds of key terminals)
+                        cap = max(2 * len(buf_t), base + n, 1024)
+                        new_t = np.empty((cap, 256), dtype=np.int32)
+                        new_t[:base] = buf_t[:base]
+                        new_a = np.zeros(cap, dtype=np.bool_)
+                        new_a[:base] = buf_a[:base]
+                        buf_t, buf_a = new_t, new_a
+                        self._packed_buffers = (buf_t, buf_a)
+                    # rows past the published views: concurrent readers never look at them
+                    buf_t[base:base + n] = np.where(dfa.transitions >= 0, dfa.transitions + base, -1)
+                    buf_a[base:base + n] = dfa.accepting
+                    self._packed_accept = buf_a[:base + n]
+                    self._packed_trans = buf_t[:base + n]
                     self._packed_base[term] = base
         return base
 
