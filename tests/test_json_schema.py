@@ -388,3 +388,20 @@ def test_rule_family_with_an_unsatisfiable_required_value_is_pruned(llama3_vocab
     for text, allowed in (("{", False), ('"', True)):
         t = llama3_tokenizer.encode(text, add_special_tokens=False)[0]
         assert bool((int(bits[t >> 5]) >> (t & 31)) & 1) == allowed, text
+
+
+@pytest.mark.parametrize("schema", [
+    {"not": {"const": [1, "a"]}},
+    {"not": {"enum": [{"a": 1}, {"a": 1, "b": [2]}, []]}},
+    {"type": "array", "not": {"const": [[1], {"x": None}]}},
+    {"not": {"_vendorKeyword": True, "type": "string"}},  # unknown keywords are not validation: ignored
+])
+def test_negated_compound_values_are_exact(schema):
+    import jsonschema
+
+    oracle = LarkOracle(json_schema_to_grammar(schema).grammar)
+    validator = jsonschema.Draft202012Validator(schema)
+    for inst in ([1, "a"], [1, "b"], [1], [1, "a", 2], [], {"a": 1}, {"a": 2}, {"a": 1, "b": [2]}, {"a": 1, "b": [3]},
+                 {"b": [2]}, {}, [[1], {"x": None}], [[1], {"x": 0}], [[2], {"x": None}], [[1], {"x": None}, 1],
+                 5, "s", None):
+        assert oracle.accepts(json.dumps(inst)) == validator.is_valid(inst), inst

@@ -62,6 +62,17 @@ class NegLoc:
         return ("not", self.only) + self.loc.key()
 
 
+# keywords with a validation meaning in some draft (anything else in a schema is an annotation or
+# an unknown keyword, which validators ignore)
+VALIDATION_KEYWORDS = {
+    "type", "enum", "const", "multipleOf", "maximum", "exclusiveMaximum", "minimum", "exclusiveMinimum",
+    "maxLength", "minLength", "pattern", "format", "items", "prefixItems", "additionalItems", "unevaluatedItems",
+    "contains", "minContains", "maxContains", "maxItems", "minItems", "uniqueItems", "properties",
+    "patternProperties", "additionalProperties", "unevaluatedProperties", "propertyNames", "maxProperties",
+    "minProperties", "required", "dependentRequired", "dependentSchemas", "dependencies", "allOf", "anyOf",
+    "oneOf", "not", "if", "then", "else", "$ref", "$dynamicRef", "$recursiveRef",
+}
+
 # the JSON type each type-specific keyword constrains (it is vacuous on the others)
 KEYWORD_TYPE = {
     **{k: "object" for k in ("properties", "required", "additionalProperties", "patternProperties", "propertyNames",
@@ -999,7 +1010,15 @@ class Compiler:
         if "maxProperties" in keys:
             handled.add("maxProperties")
             out.append(Conj(types=frozenset(["object"]), obj=ObjC(min_props=_nonneg(s["maxProperties"], p) + 1), origins=(loc,)))
-        rest = keys - handled
+        # unknown keywords (`_uniqueItems`, vendor extensions) have no validation meaning; neither
+        # do then/else without if, if without then/else, or format when formats are not asserted
+        rest = {k for k in keys - handled if k in VALIDATION_KEYWORDS}
+        if "if" not in s:
+            rest -= {"then", "else"}
+        elif "then" not in s and "else" not in s:
+            rest.discard("if")
+        if not self.opt.format_assert:
+            rest.discard("format")
         if rest:
             for kw in sorted(rest):
                 self.unsupported(p, kw, "negation (not / if-else) of this keyword is not compiled")
@@ -1028,9 +1047,40 @@ class Compiler:
                 out.append(Conj(types=frozenset([t]), num=NumC(excluded=tuple(to_decimal(v) for v in vs)), origins=(loc,)))
             elif t == "string":
                 out.append(Conj(types=frozenset([t]), str=StrC(excluded=tuple(vs)), origins=(loc,)))
-            else:
-                self.unsupported(loc.pointer, "not", f"excluding {t} values is not compiled")
-                out.append(Conj(types=frozenset([t]), origins=(loc,)))
+            else:  # arrays / objects: differ from every excluded value somewhere
+                dnf = [Conj(types=frozenset([t]), origins=(loc,))]
+                for v in vs:
+                    dnf = self.product(dnf, self._differs_from(v, loc))
+                out.extend(dnf)
+        return out
+
+    def _value_loc(self, v, loc: Loc, where: str) -> Loc:
+        """A synthetic schema location ``{"enum": [v]}`` (enum: every draft has it)."""
+        schema = {"enum": [v]}
+        return Loc(schema, loc.resolver, f"{loc.pointer}/{where}", f"{loc.base}#value{id(schema)}", loc.spec)
+
+    def _differs_from(self, v, loc: Loc) -> list[Conj]:
+        """Arrays / objects not JSON-equal to the array / object ``v`` (objects: over texts without
+        duplicate keys, the exactness policy)."""
+        if isinstance(v, list):
+            n = len(v)
+            any_loc = Loc(True, loc.resolver, loc.pointer, "#true", loc.spec)
+            out = [Conj(types=frozenset(["array"]), arr=ArrC(min_items=n + 1), origins=(loc,))]
+            if n:
+                out.append(Conj(types=frozenset(["array"]), arr=ArrC(max_items=n - 1), origins=(loc,)))
+            for i in range(n):  # same length, position i differs
+                prefix = tuple((NegLoc(self._value_loc(v[i], loc, f"enum/{i}")),) if j == i else (any_loc,)
+                               for j in range(n))
+                out.append(Conj(types=frozenset(["array"]), arr=ArrC(groups=((prefix, None),), min_items=n, max_items=n),
+                                origins=(loc,)))
+            return out
+        keys = list(v)
+        out = [Conj(types=frozenset(["object"]), obj=ObjC(min_props=len(keys) + 1), origins=(loc,))]
+        for k in keys:  # k missing, or its value differs (else an extra key makes the count exceed)
+            out.append(Conj(types=frozenset(["object"]), obj=ObjC(forbidden=frozenset([k])), origins=(loc,)))
+            neg = NegLoc(self._value_loc(v[k], loc, f"enum/{k}"))
+            out.append(Conj(types=frozenset(["object"]), obj=ObjC(groups=(ObjGroup({k: (neg,)}, (), None),),
+                                                                required=frozenset([k])), origins=(loc,)))
         return out
 
     # ---------------------------------------------------------------- emission
