@@ -310,12 +310,16 @@ def run_generate(args, log=print) -> dict:
 
 
 def write_generate_report(dirs, out: Path, plots: bool = True) -> dict:
-    rows, configs = [], {}
+    rows, configs, seen = [], {}, set()
     for directory in map(Path, dirs):
         configs[str(directory)] = json.loads((directory / "config.json").read_text())
         for line in (directory / "generations.jsonl").read_text(encoding="utf-8").split("\n"):
             if line.strip():
-                rows.append(json.loads(line))
+                row = json.loads(line)
+                key = (row["engine"], row.get("split"), row.get("id"))
+                if key not in seen:  # merged runs may share a schema: count it once (first run wins)
+                    seen.add(key)
+                    rows.append(row)
     engines = list(dict.fromkeys(r["engine"] for r in rows))
     totals, table = {}, []
     for engine in engines:
@@ -350,6 +354,7 @@ def write_generate_report(dirs, out: Path, plots: bool = True) -> dict:
     markdown += f"\n\nModel: {next(iter(configs.values())).get('model')}. Wall time: {walls}.\n"
     summary = {"engines": engines, "totals": totals, "markdown": markdown}
     out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     (out / "summary.md").write_text(markdown)
     if plots and rows:
         import matplotlib  # noqa: PLC0415
