@@ -8,7 +8,9 @@ Rows (all greedy, corral's own KV-cache loop unless noted):
   constrained, no jump     JSON Schema masks, one forward per output token
   constrained, jump        plus verified jump-forward drafts
   HF generate              transformers' model.generate, without / with corral.LogitsProcessor
-Reported: ms per output token, the ratio to the unconstrained loop, mask time per token (computed on a
+Reported: ms per output token (wall / tokens) and TPOT (decode time per token after the first, the
+prefill step excluded: constrained outputs end sooner, so wall / tokens charges them more prefill per
+token), each with its ratio to the unconstrained loop, mask time per token (computed on a
 worker thread during the forward) and the part of it the loop waited for, forwards per output token.
 Prints a table and saves a PNG (--png).
 """
@@ -101,6 +103,10 @@ def run_own_loop(model, tokenizer, prompts, grammars, max_tokens, jump, device, 
     return {
         "seconds": elapsed,
         "tokens": tokens,
+        # the prefill step (prompt forward + first token); decode time per token excludes it, because
+        # a constrained output that ends sooner would otherwise carry more prefill per token
+        "prefill_s": steps[0].forward_s + steps[0].mask_wait_s + steps[0].sample_s if steps else 0.0,
+        "rows": len(results),
         "forwards": len(steps),
         "forward_s": sum(s.forward_s for s in steps),
         "mask_s": sum(s.mask_s for s in steps),
@@ -166,8 +172,8 @@ def main() -> None:
     generate(model, tokenizer, prompts[:1], None, max_new_tokens=8, chat=chat)
 
     configs = [("unconstrained", None, False), ("constrained, no jump", "g", False), ("constrained, jump", "g", True)]
-    totals = {name: {"seconds": 0.0, "tokens": 0, "forwards": 0, "forward_s": 0.0, "mask_s": 0.0,
-                     "mask_wait_s": 0.0, "forced": 0, "finished": 0} for name, _, _ in configs}
+    totals = {name: {"seconds": 0.0, "tokens": 0, "prefill_s": 0.0, "rows": 0, "forwards": 0, "forward_s": 0.0,
+                     "mask_s": 0.0, "mask_wait_s": 0.0, "forced": 0, "finished": 0} for name, _, _ in configs}
     groups = [list(range(i, min(i + args.batch, len(prompts)))) for i in range(0, len(prompts), args.batch)]
     for group in tqdm(groups, desc="prompt groups"):
         # interleave the configurations per group so machine-load drift hits them alike
@@ -189,24 +195,31 @@ def main() -> None:
             hf_rows[name] = agg
 
     base = totals["unconstrained"]["seconds"] / max(totals["unconstrained"]["tokens"], 1)
+
+    def decode_per_token(t):
+        return (t["seconds"] - t["prefill_s"]) / max(t["tokens"] - t["rows"], 1)
+
+    base_decode = decode_per_token(totals["unconstrained"])
     print(f"\nmodel: {label}; device: {args.device}; torch threads: {torch.get_num_threads()}; "
           f"{len(prompts)} prompts, batch {args.batch}, max {args.max_tokens} tokens, greedy; "
           f"compile {compile_ms:.1f} ms/schema")
-    header = f"{'loop':32} {'tokens':>6} {'ms/token':>9} {'vs free':>8} {'mask ms/tok':>11} {'waited':>8} " \
-             f"{'fwd/token':>9} {'forced':>6} {'done':>5}"
+    header = f"{'loop':32} {'tokens':>6} {'ms/token':>9} {'vs free':>8} {'TPOT ms':>8} {'vs free':>8} " \
+             f"{'mask ms/tok':>11} {'waited':>8} {'fwd/token':>9} {'forced':>6} {'done':>5}"
     print(header)
     print("-" * len(header))
     plot_names, plot_values = [], []
     for name, t in totals.items():
         per = t["seconds"] / max(t["tokens"], 1)
-        print(f"{name:32} {t['tokens']:6d} {per * 1e3:9.2f} {per / base:7.3f}x {t['mask_s'] / max(t['tokens'], 1) * 1e3:11.3f} "
+        tpot = decode_per_token(t)
+        print(f"{name:32} {t['tokens']:6d} {per * 1e3:9.2f} {per / base:7.3f}x {tpot * 1e3:8.2f} {tpot / base_decode:7.3f}x "
+              f"{t['mask_s'] / max(t['tokens'], 1) * 1e3:11.3f} "
               f"{t['mask_wait_s'] / max(t['tokens'], 1) * 1e3:8.3f} {t['forwards'] / max(t['tokens'], 1):9.3f} "
               f"{t['forced']:6d} {t['finished']:5d}")
         plot_names.append(name)
         plot_values.append(per * 1e3)
     for name, t in hf_rows.items():
         per = t["seconds"] / max(t["tokens"], 1)
-        print(f"{name:32} {t['tokens']:6d} {per * 1e3:9.2f} {'':8} {t['mask_s'] / max(t['tokens'], 1) * 1e3:11.3f} "
+        print(f"{name:32} {t['tokens']:6d} {per * 1e3:9.2f} {'':8} {'':8} {'':8} {t['mask_s'] / max(t['tokens'], 1) * 1e3:11.3f} "
               f"{'':8} {t['forwards'] / max(t['tokens'], 1):9.3f}")
         plot_names.append(name)
         plot_values.append(per * 1e3)
