@@ -57,3 +57,42 @@ def test_walk_subtries_multi_matches_single_walks(llama3_vocab):
                   for r in roots]
         assert sorted(nodes[which == e].tolist()) == sorted(np.concatenate(single).tolist())
     assert np.array_equal(bits, expected_bits)
+
+
+def test_walk_subtries_groups_equals_one_call_per_group(llama3_vocab):
+    """Several parser states' walks in one call: the same bits, and the same boundaries per branch,
+    as one ``walk_subtries_multi`` call per group (global branch indices, sorted by branch)."""
+    from corral.masks.mask_walk import walk_subtries_groups
+
+    trie = llama3_vocab.trie
+    dfas = [regex_to_dfa(parse_regex(p)) for p in PATTERNS]
+    bases, tables, accepts, offset = [], [], [], 0
+    for d in dfas:
+        bases.append(offset)
+        tables.append(np.where(d.transitions >= 0, d.transitions + offset, -1))
+        accepts.append(d.accepting)
+        offset += d.n_states
+    packed = np.concatenate(tables).astype(np.int32)
+    accept = np.concatenate(accepts)
+    starts = [b + min(1, d.n_states - 1) for b, d in zip(bases, dfas)]
+    groups = [  # (branch start states, roots) per parser state
+        (starts[:2], [0]),
+        (starts[1:], [trie.find(b"("), trie.find(b'"')]),
+        (starts[::2], [trie.find(b'"')]),
+    ]
+    entry_states = np.array([s for g, _ in groups for s in g], dtype=np.int32)
+    entry_offsets = np.cumsum([0] + [len(g) for g, _ in groups]).astype(np.int64)
+    roots = np.array([r for _, rs in groups for r in rs], dtype=np.int32)
+    root_offsets = np.cumsum([0] + [len(rs) for _, rs in groups]).astype(np.int64)
+    bits = np.zeros((llama3_vocab.size + 31) // 32, dtype=np.uint32)
+    nodes, which = walk_subtries_groups(*trie.arrays(), packed, accept, entry_states, entry_offsets, roots,
+                                        root_offsets, bits, trie.max_depth)
+    assert np.all(np.diff(which) >= 0)
+    expected_bits = np.zeros_like(bits)
+    for g, (branch_starts, rs) in enumerate(groups):
+        n, w = walk_subtries_multi(*trie.arrays(), packed, accept, np.array(branch_starts, dtype=np.int32),
+                                   np.array(rs, dtype=np.int32), expected_bits, trie.max_depth)
+        for local in range(len(branch_starts)):
+            global_index = entry_offsets[g] + local
+            assert sorted(nodes[which == global_index].tolist()) == sorted(n[w == local].tolist())
+    assert np.array_equal(bits, expected_bits)
