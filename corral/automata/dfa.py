@@ -6,9 +6,11 @@ Construction (details and the minimality argument in docs/automata.md):
 1. Otherwise a Glushkov (position) automaton over *code points*: one position per character class
    leaf; bounded repeats are unrolled (``x{0,n}`` nested so the follow relation stays linear).
 2. Code points are partitioned into alphabet classes (sets of positions accepting them), and the
-   subset construction runs over classes (int-bitset states, or frozensets for many positions).
-   A state or time budget raises ``CompileBudgetError`` instead of blowing up.
-3. Trim states that cannot reach acceptance; minimize (vectorized Moore rounds, then Hopcroft).
+   subset construction runs over classes in numba (``subset_nb``; the int-bitset and frozenset
+   versions here are its plain-Python references). A state or work budget raises
+   ``CompileBudgetError`` instead of blowing up.
+3. Trim states that cannot reach acceptance; minimize with Hopcroft in numba (``hopcroft_nb``;
+   ``_hopcroft`` and ``_moore_rounds`` here are the references the tests compare against).
 4. Expand to bytes: ASCII columns by one gather, multi-byte characters through cached UTF-8 trie
    templates whose nodes are hash-consed, which keeps the byte DFA minimal.
 
