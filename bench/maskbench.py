@@ -386,7 +386,8 @@ def run_maskbench(args, log=print) -> dict:
                     for engine, worker in workers.items():
                         result = worker.run(schema_text, instances, args.timeout, args.mask_timeout)
                         row = schema_row(engine, split, record["id"], result, instances, tokenizer)
-                        rows_file.write(json.dumps(row) + "\n")
+                        # default=str: an odd object in an engine's error must not end a long run
+                        rows_file.write(json.dumps(row, default=str) + "\n")
                         rows_file.flush()
                         result["tbm_us"].astype(np.float32).tofile(tbm_files[engine])
     finally:
