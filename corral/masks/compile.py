@@ -13,6 +13,10 @@ from corral.grammars.ir import Grammar
 from corral.masks.matcher import CompiledGrammar
 
 _COMPILE_CACHE_SIZE = 128
+# Compiled grammars grow as they are used (memoized masks: 16 KB each on a 128k vocabulary, the
+# packed DFA table, parser states), so the cache is bounded by their estimated size too: a long
+# MaskBench run kept 128 large grammars and reached the worker's 8 GB limit.
+_COMPILE_CACHE_BYTES = 1 << 30
 _lock = threading.Lock()
 
 
@@ -20,11 +24,15 @@ def _cached(vocab, key, build):
     cache = vocab.cache.setdefault("corral.compiled", {})
     hit = cache.get(key)
     if hit is not None:
+        with _lock:  # most recently used last
+            if cache.pop(key, None) is not None:
+                cache[key] = hit
         return hit
     compiled = build()
     with _lock:
-        if len(cache) >= _COMPILE_CACHE_SIZE:
-            cache.pop(next(iter(cache)))
+        total = sum(c.memory_bytes() for c in cache.values())
+        while cache and (len(cache) >= _COMPILE_CACHE_SIZE or total > _COMPILE_CACHE_BYTES):
+            total -= cache.pop(next(iter(cache))).memory_bytes()
         cache[key] = compiled
     return compiled
 

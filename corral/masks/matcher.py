@@ -83,6 +83,11 @@ class CompiledGrammar:
     def matcher(self) -> "Matcher":
         return Matcher(self)
 
+    def memory_bytes(self) -> int:
+        """Estimated memory held by this compiled grammar's lazily grown state (for cache bounds)."""
+        return (len(self._mask_memo) * self._n_words * 4 + self._packed_buffers[0].nbytes
+                + 100 * len(self._token_step) + 2000 * len(self.states.states))
+
     # -- masks ----------------------------------------------------------------------------------
     def _root_walk(self, term: int, q: int):
         dfa = self.tables.dfa(term)
