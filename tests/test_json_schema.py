@@ -242,7 +242,7 @@ def test_errors_and_lenient_report():
     assert res.report and res.report[0][1] == "uniqueItems"
     assert LarkOracle(res.grammar).accepts("[1, 1]")  # lenient: ignored (looser), and reported
     with pytest.raises(UnsupportedSchemaError):  # overlapping oneOf whose negation is not compiled
-        json_schema_to_grammar({"oneOf": [{"patternProperties": {"^a": {"type": "integer"}}}, {"maxProperties": 1}]})
+        json_schema_to_grammar({"oneOf": [{"type": "array", "uniqueItems": True}, {"maxItems": 1}]})
 
 
 def test_overlapping_one_of_through_negated_items_is_exact():
@@ -405,3 +405,110 @@ def test_negated_compound_values_are_exact(schema):
                  {"b": [2]}, {}, [[1], {"x": None}], [[1], {"x": 0}], [[2], {"x": None}], [[1], {"x": None}, 1],
                  5, "s", None):
         assert oracle.accepts(json.dumps(inst)) == validator.is_valid(inst), inst
+
+
+OBJECT_INSTANCES = [{}, {"a": 1}, {"a": "x"}, {"b": 1}, {"b": "x"}, {"a": 1, "b": 2}, {"x1": 1}, {"x1": "s"},
+                    {"a": 1, "x1": "s"}, {"A": 1}, {"ab": True}, {"a": 1, "b": "x", "c": None}, {"zz": [1]},
+                    {"x2": 3, "x3": "y"}, 5, "s", [1], None]
+
+
+@pytest.mark.parametrize("schema", [
+    {"not": {"additionalProperties": False}},
+    {"not": {"properties": {"a": {}}, "additionalProperties": False}},
+    {"not": {"properties": {"a": {"type": "integer"}}, "additionalProperties": {"type": "string"}}},
+    {"not": {"patternProperties": {"^x": {"type": "integer"}}}},
+    {"not": {"patternProperties": {"^x": {"type": "integer"}}, "additionalProperties": False}},
+    {"not": {"propertyNames": {"maxLength": 1}}},
+    {"not": {"propertyNames": {"enum": ["a", "b"]}, "required": ["a"]}},
+    {"not": {"additionalProperties": False, "propertyNames": {"pattern": "^[a-z]$"}}},
+    {"properties": {"a": {"type": "integer"}}, "not": {"additionalProperties": {"type": "integer"}}},
+    {"oneOf": [{"properties": {"a": {"type": "integer"}}, "additionalProperties": False},
+               {"patternProperties": {"^[ab]$": {"type": "integer"}}}]},
+    {"oneOf": [{"type": "object", "propertyNames": {"pattern": "^x"}}, {"type": "object", "maxProperties": 1}]},
+    {"type": "object", "oneOf": [{"additionalProperties": {"type": "string"}},
+                                 {"additionalProperties": {"type": "integer"}}]},
+    # disjoint as objects by counting: two required keys vs at most one property
+    {"oneOf": [{"required": ["a", "b"], "properties": {"a": {"type": "integer"}}},
+               {"maxProperties": 1, "additionalProperties": {"type": "string"}}]},
+])
+def test_negated_member_constraints_are_exact(schema):
+    """not additionalProperties / patternProperties / propertyNames: "some member breaks it"."""
+    check(schema, OBJECT_INSTANCES)
+
+
+MIXED_INSTANCES = [[], [1], ["a"], [1, "a"], [1, 2], [1, 2, 3], ["a", "b", 1], {}, {"a": 1}, {"a": 1, "b": 2},
+                   {"b": 2}, {"a": "x", "c": 1}, {"a": 1, "c": 2}, "2024-01-01", "not a date", "", 5, None,
+                   "12:00:00Z", "a@b.co"]
+
+
+@pytest.mark.parametrize("schema", [
+    {"not": {"contains": {"type": "integer"}}},
+    {"not": {"contains": {"type": "integer"}, "minContains": 2}},
+    {"not": {"contains": {"type": "integer"}, "minContains": 0, "maxContains": 1}},
+    {"not": {"contains": {"type": "integer"}, "maxContains": 1}},
+    {"not": {"format": "date"}},
+    {"not": {"format": "email", "maxLength": 3}},
+    {"not": {"format": "some-unknown-format"}},
+    {"not": {"dependentRequired": {"a": ["b"]}}},
+    {"not": {"dependentSchemas": {"a": {"required": ["c"]}}}},
+    {"$schema": "http://json-schema.org/draft-07/schema#", "not": {"dependencies": {"a": ["b"], "c": {"minProperties": 3}}}},
+    {"$defs": {"int": {"type": "integer"}}, "not": {"$ref": "#/$defs/int", "minimum": 3}},
+    {"$schema": "http://json-schema.org/draft-07/schema#", "definitions": {"s": {"type": "string"}},
+     "not": {"$ref": "#/definitions/s", "minLength": 2}},
+    {"oneOf": [{"contains": {"type": "string"}}, {"items": {"type": "integer"}}]},
+    {"oneOf": [{"format": "date"}, {"type": "string", "maxLength": 10}]},
+    {"contains": {"type": "integer"}, "maxContains": 1},
+    {"contains": {"type": "integer"}, "minContains": 2, "maxContains": 2, "maxItems": 3},
+    {"allOf": [{"contains": {"type": "integer"}}, {"contains": {"type": "string"}}]},
+    {"allOf": [{"contains": {"type": "integer"}, "maxContains": 1}, {"contains": {"const": 1}}], "minItems": 2},
+])
+def test_negated_array_format_dependency_and_ref_keywords_are_exact(schema):
+    check(schema, MIXED_INSTANCES)
+
+
+def test_one_of_discriminated_by_a_key_the_parent_requires():
+    """Branches that declare `kind` with different consts but do not require it: disjoint only
+    because the parent requires `kind` (no negation needed, and the result is exact)."""
+    # branch a's uniqueItems has no compiled negation: only the scoped disjointness test compiles it
+    branches = [{"properties": {"kind": {"const": k}, "v": v}, "additionalProperties": False}
+                for k, v in (("a", {"type": "array", "items": {"enum": [1, 2]}, "uniqueItems": True}),
+                             ("b", {"type": "integer"}), ("c", {"type": "boolean"}))]
+    for schema in ({"type": "object", "required": ["kind"], "oneOf": branches},
+                   {"type": "object", "required": ["kind"], "allOf": [{"properties": {"x": {}}}, {"oneOf": branches}]}):
+        compiled = json_schema_to_grammar(schema)
+        assert not compiled.report
+        check(schema, [{"kind": "a", "v": [1, 2]}, {"kind": "a", "v": [1, 1]}, {"kind": "b", "v": 1}, {"kind": "c", "v": True},
+                       {"kind": "d"}, {"v": 1}, {}, {"kind": "b"}, {"kind": "a", "w": 1}, 3])
+
+
+def test_the_same_definition_through_many_references_is_intersected_once():
+    """Merged groups repeat a property's schemas (8 allOf members all pointing `p` at one
+    definition): 2**8 alternatives unless repeats are recognized, and the budget would refuse it."""
+    schema = {"$defs": {"x": {"anyOf": [{"required": ["a"]}, {"required": ["b"]}]}},
+              "allOf": [{"properties": {"p": {"$ref": "#/$defs/x"}}} for _ in range(8)]
+              + [{"patternProperties": {"": {"$ref": "#/$defs/x"}}}]}
+    check(schema, [{"p": {"a": 1}}, {"p": {"b": 1}}, {"p": {}}, {"p": {"c": 1}}, {"q": {}}, {"q": {"a": 2}}, {}])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_large_key_region_automata_become_one_regex(seed):
+    """"Any key but these N declared ones" (N large: > 64 automaton states) used to become
+    right-linear rules, one lexeme per character; it is one regex now, with one shared tail.
+    Checked against plain set membership and Python's re on random keys."""
+    import random
+
+    from corral.grammars.json_schema import cpdfa
+
+    rnd = random.Random(seed)
+    words = sorted({"".join(rnd.choice("abc_x") for _ in range(rnd.randint(1, 9))) for _ in range(60)})
+    negatives = [rx.literal(w) for w in words]
+    extra = [rx.seq(rx.literal("x"), rx.star(rx.any_char()))] if seed % 2 else []  # a pattern region too
+    d = cpdfa.combine([rx.star(rx.any_char())], negatives + extra)
+    assert len(d.trans) > 64
+    r = d.to_regex(max_nodes=20000)
+    assert r is not None
+    probes = set(words) | {w[:-1] for w in words} | {w + "a" for w in words} | {""} | {
+        "".join(rnd.choice("abc_xé") for _ in range(rnd.randint(0, 11))) for _ in range(400)}
+    for s in probes:
+        want = s not in words and not (extra and s.startswith("x"))
+        assert fullmatch(r, s) == want, s

@@ -86,7 +86,7 @@ KEYWORD_TYPE = {
 
 
 def refs_key(refs) -> tuple:
-    return tuple(sorted(r.key() for r in refs))
+    return tuple(sorted({r.key() for r in refs}))  # a conjunction: order and repeats do not matter
 
 
 # ------------------------------------------------------------------ per-type constraint records
@@ -166,12 +166,17 @@ class ObjC:
     dep_required: tuple = ()  # (key, frozenset)
     pointer: str = ""
     required_order: tuple = ()  # required keys in schema order (for property_order="schema")
+    # "some member has a key in this region and a value satisfying these refs" (negated
+    # additionalProperties / patternProperties / propertyNames): (key regexes all matched,
+    # key regexes none matched, value refs)
+    witnesses: tuple = ()
 
     def merge(self, o: "ObjC") -> "ObjC":
         mx = self.max_props if o.max_props is None else o.max_props if self.max_props is None else min(self.max_props, o.max_props)
         return ObjC(self.groups + o.groups, self.required | o.required, self.forbidden | o.forbidden,
                     self.names + o.names, max(self.min_props, o.min_props), mx, self.dep_required + o.dep_required,
-                    self.pointer or o.pointer, self.required_order + o.required_order)
+                    self.pointer or o.pointer, self.required_order + o.required_order,
+                    self.witnesses + tuple(w for w in o.witnesses if w not in self.witnesses))
 
 
 @dataclass
@@ -256,6 +261,9 @@ class Options:
     default_dialect: str = "https://json-schema.org/draft/2020-12/schema"
 
 
+MAX_ONE_OF_CONTEXT = 8  # sibling alternatives a oneOf's overlap test is scoped by
+MAX_CONTAINS = 5  # contains constraints per array: 2**n item kinds
+MAX_WITNESSES = 6  # "some member" constraints per object: 2**n masks of member variants
 LONG_STRING = 48  # length bounds above this use chunked strings (see Compiler._long_string)
 STRING_CHUNK = 16
 
@@ -424,11 +432,31 @@ class Compiler:
     # ---------------------------------------------------------------- normalization
     def normalize_refs(self, refs) -> list[Conj]:
         dnf = [Conj()]
+        seen = set()
         for r in refs:
+            r = self._through_pure_refs(r)
+            k = r.key()
+            if k in seen:  # the same schema twice (merged groups repeat them): once is enough
+                continue
+            seen.add(k)
             dnf = self.product(dnf, self.normalize(r))
             if not dnf:
                 break
         return dnf
+
+    def _through_pure_refs(self, r):
+        """A location that is only ``{"$ref": ...}`` (annotations aside) stands for its target: the
+        same definition reached through two references is then recognized as one."""
+        for _ in range(16):
+            if not isinstance(r, Loc) or not isinstance(r.schema, dict) or "$ref" not in r.schema:
+                return r
+            if any(k not in ANNOTATIONS for k in r.schema if k != "$ref"):
+                return r
+            try:
+                r = self.resolve_ref(r, r.schema["$ref"], "$ref")
+            except SchemaError:
+                return r
+        return r
 
     def product(self, a: list[Conj], b: list[Conj]) -> list[Conj]:
         out = []
@@ -516,14 +544,19 @@ class Compiler:
                     self.unsupported(loc.pointer, kw, "dynamic scoping is not compiled")
         if "allOf" in s:
             for i, sub in enumerate(_list(s["allOf"], loc, "allOf")):
-                dnf = self.product(dnf, self.normalize(self.child(loc, sub, "allOf", i)))
+                child = self.child(loc, sub, "allOf", i)
+                if isinstance(sub, dict) and {k for k in sub if k not in ANNOTATIONS} == {"oneOf"}:
+                    # a bare oneOf: decided within the siblings built so far (see one_of)
+                    dnf = self.product(dnf, self.one_of(child, _list(sub["oneOf"], child, "oneOf"), dnf))
+                else:
+                    dnf = self.product(dnf, self.normalize(child))
         if "anyOf" in s:
             alts = []
             for i, sub in enumerate(_list(s["anyOf"], loc, "anyOf")):
                 alts.extend(self.normalize(self.child(loc, sub, "anyOf", i)))
             dnf = self.product(dnf, alts)
         if "oneOf" in s:
-            dnf = self.product(dnf, self.one_of(loc, _list(s["oneOf"], loc, "oneOf")))
+            dnf = self.product(dnf, self.one_of(loc, _list(s["oneOf"], loc, "oneOf"), dnf))
         if "not" in s:
             dnf = self.product(dnf, self.normalize(NegLoc(self.child(loc, s["not"], "not"))))
         if d >= 7 and "if" in s and ("then" in s or "else" in s):
@@ -563,17 +596,29 @@ class Compiler:
             dnf = self.product(dnf, [non_obj, absent] + present)
         return dnf
 
-    def one_of(self, loc: Loc, subs) -> list[Conj]:
+    def one_of(self, loc: Loc, subs, context: list | None = None) -> list[Conj]:
         """Exactly one branch. Disjoint branches: their union. Otherwise the exact rewrite
         oneOf(S1..Sn) = OR_i (S_i AND NOT S_j for every j that may overlap S_i), when every needed
-        negation compiles (see ``negate``); else reported (lenient: anyOf)."""
+        negation compiles (see ``negate``); else reported (lenient: anyOf).
+
+        ``context``: the alternatives the result will be intersected with (the sibling keywords);
+        branches disjoint within it need no negation (a discriminator property whose key the
+        parent schema requires)."""
         children = [self.child(loc, sub, "oneOf", i) for i, sub in enumerate(subs)]
         branches = [self.normalize(c) for c in children]
+        if context is not None and (len(context) > MAX_ONE_OF_CONTEXT or all(_is_trivial(x) for x in context)):
+            context = None
+        scoped = branches
+        if context is not None:
+            try:
+                scoped = [self.product(context, b) for b in branches]
+            except CompileBudgetError:
+                scoped = branches
         overlaps: dict[int, set] = {i: set() for i in range(len(subs))}
         overlap_types: dict[tuple, frozenset] = {}
         for i in range(len(subs)):
             for j in range(i + 1, len(subs)):
-                ts = frozenset().union(*(self.overlap_types(a, c) for a in branches[i] for c in branches[j]))
+                ts = frozenset().union(*(self.overlap_types(a, c) for a in scoped[i] for c in scoped[j]))
                 if ts:
                     overlaps[i].add(j)
                     overlaps[j].add(i)
@@ -662,6 +707,11 @@ class Compiler:
         if t == "object":
             # discriminator: a key required by both whose values are disjoint
             oa, oc = a.obj, c.obj
+            m = oa.merge(oc)
+            if m.required & m.forbidden:
+                return True
+            if m.max_props is not None and (m.min_props > m.max_props or len(m.required) > m.max_props):
+                return True
             for k in oa.required & oc.required:
                 va = [r for g in oa.groups for r in g.props.get(k, ())]
                 vc = [r for g in oc.groups for r in g.props.get(k, ())]
@@ -892,13 +942,49 @@ class Compiler:
                 return []
         if not keys:
             return []
-        if "$ref" in keys and len(keys) == 1:
+        d = self.draft_of(loc)
+        if "$ref" in keys and (len(keys) == 1 or d <= 7):  # draft <= 7: $ref hides its siblings
             target = self.resolve_ref(loc, s["$ref"], "$ref")
             return self.negate(target, only)
         out: list[Conj] = []
         p = loc.pointer
-        d = self.draft_of(loc)
         handled = set()
+        if "$ref" in keys:  # not (S and ref) == not S or not ref
+            handled.add("$ref")
+            out.extend(self.negate(self.resolve_ref(loc, s["$ref"], "$ref"), only))
+        if "format" in keys and isinstance(s["format"], str) and self.opt.format_assert:
+            f = s["format"]
+            r = st.format_regex(f, self.opt.exact_leap_seconds)
+            if r is not None:
+                handled.add("format")
+                out.append(Conj(types=frozenset(["string"]), str=StrC(negative=(r,)), origins=(loc,)))
+            elif f not in st.KNOWN_UNSUPPORTED_FORMATS:
+                handled.add("format")  # an unknown format asserts nothing: its negation excludes nothing
+        if "contains" in keys and d >= 6:  # fewer than minContains or more than maxContains matches
+            lo = _nonneg(s.get("minContains", 1), p) if d >= 2019 else 1
+            hi = _nonneg(s["maxContains"], p) if d >= 2019 and "maxContains" in s else None
+            child = self.child(loc, s["contains"], "contains")
+            if lo > 0:
+                out.append(Conj(types=frozenset(["array"]), arr=ArrC(contains=((child, 0, lo - 1, p),), pointer=p),
+                                origins=(loc,)))
+            if hi is not None:
+                out.append(Conj(types=frozenset(["array"]), arr=ArrC(contains=((child, hi + 1, None, p),), pointer=p),
+                                origins=(loc,)))
+        handled |= {"contains", "minContains", "maxContains"} & keys  # without contains: no assertion
+        for kw in ("dependencies", "dependentRequired", "dependentSchemas"):
+            if kw not in keys:
+                continue
+            handled.add(kw)
+            if not isinstance(s[kw], dict) or (kw != "dependencies" and d < 2019):
+                continue
+            for k, dep in s[kw].items():  # k present and the dependency broken
+                has_k = Conj(types=frozenset(["object"]), obj=ObjC(required=frozenset([k])), origins=(loc,))
+                if isinstance(dep, list):
+                    for x in dep:
+                        out.append(Conj(types=frozenset(["object"]), obj=ObjC(required=frozenset([k]),
+                                                                             forbidden=frozenset([x])), origins=(loc,)))
+                else:
+                    out.extend(self.product([has_k], self.normalize(NegLoc(self.child(loc, dep, kw, k)))))
         if "not" in keys:
             handled.add("not")  # not(not S) == S
             out.extend(self.normalize(self.child(loc, s["not"], "not")))
@@ -930,6 +1016,33 @@ class Compiler:
                 neg = NegLoc(self.child(loc, sub, "properties", k))
                 out.append(Conj(types=frozenset(["object"]), obj=ObjC(
                     groups=(ObjGroup({k: (neg,)}, (), None),), required=frozenset([k])), origins=(loc,)))
+        # some member violates additionalProperties / a patternProperties schema / propertyNames
+        any_key = rx.star(rx.any_char())
+        pattern_res = []
+        for pat, sub in (s.get("patternProperties") or {}).items() if isinstance(s.get("patternProperties"), dict) else ():
+            pattern_res.append((self.pattern_regex(pat, p + "/patternProperties", "patternProperties"), pat, sub))
+        if "patternProperties" in keys and isinstance(s["patternProperties"], dict):
+            handled.add("patternProperties")
+            for r, pat, sub in pattern_res:
+                child = self.child(loc, sub, "patternProperties", pat)
+                if r is not None and not _is_true_refs((child,)):
+                    out.append(Conj(types=frozenset(["object"]), obj=ObjC(witnesses=(((r,), (), (NegLoc(child),)),)),
+                                    origins=(loc,)))
+        if "additionalProperties" in keys:
+            handled.add("additionalProperties")
+            child = self.child(loc, s["additionalProperties"], "additionalProperties")
+            if not _is_true_refs((child,)) and all(r is not None for r, _, _ in pattern_res):
+                props = s.get("properties") if isinstance(s.get("properties"), dict) else {}
+                outside = tuple(rx.literal(k) for k in props) + tuple(r for r, _, _ in pattern_res)
+                out.append(Conj(types=frozenset(["object"]), obj=ObjC(witnesses=(((any_key,), outside, (NegLoc(child),)),)),
+                                origins=(loc,)))
+        if "propertyNames" in keys and d >= 6:
+            handled.add("propertyNames")
+            child = self.child(loc, s["propertyNames"], "propertyNames")
+            if not _is_true_refs((child,)):
+                names = self._names_regex(self.normalize(child), p + "/propertyNames")
+                out.append(Conj(types=frozenset(["object"]), obj=ObjC(
+                    witnesses=(((any_key,), (names,) if names is not None else (), ()),)), origins=(loc,)))
         if "anyOf" in keys:
             handled.add("anyOf")
             dnf = [Conj()]
@@ -1350,15 +1463,12 @@ class Compiler:
             return refs
 
         contains = [x for x in a.contains if x[1] > 0 or x[2] is not None]
-        if len(contains) > 1:
-            self.unsupported(a.pointer, "contains", "several contains constraints are not compiled")
-            contains = contains[:1]
+        counted = len(contains) > 1 or any(x[2] is not None for x in contains)
         need = 0
         c_refs = None
+        cmax = None
         if contains:
             c_loc, need, cmax, ptr = contains[0]
-            if cmax is not None:
-                self.unsupported(ptr, "maxContains", "maxContains is not compiled")
             c_refs = [c_loc]
         if a.unique and not (a.max_items is not None and a.max_items <= 1):
             sym = self._unique_finite_array(a, m, schemas_at, contains)
@@ -1366,11 +1476,15 @@ class Compiler:
                 return sym
             self.unsupported(a.pointer, "uniqueItems", "uniqueItems is only compiled for small finite item domains")
         key = ("arr", tuple(refs_key(schemas_at(i)) for i in range(m + 1)), a.min_items, a.max_items,
-               refs_key(c_refs) if c_refs else None, need)
+               refs_key(c_refs) if c_refs else None, need,
+               tuple((refs_key([x[0]]), x[1], x[2]) for x in contains) if counted else None)
         if key in self._emit_memo:
             return self._emit_memo[key]
         name = self.b.fresh("array")
         self._emit_memo[key] = name
+        if counted:
+            self.b.rule(name, [(self.LBRACK, self._counted_items(a, m, schemas_at, contains), self.RBRACK)])
+            return name
         elem_nt = {}
 
         def elem(i: int, counted: bool) -> str | None:
@@ -1427,6 +1541,57 @@ class Compiler:
             self.b.rule(nm, alts or [(self.NEVER,)])
         self.b.rule(name, [(self.LBRACK, root, self.RBRACK)])
         return name
+
+    def _counted_items(self, a: ArrC, m: int, schemas_at, contains) -> str:
+        """Item list with exact counts of the items matching each ``contains`` constraint (several
+        constraints, or maxContains, need exact counts rather than a lower bound): each item
+        matches a subset of the constraints and the negation of the others."""
+        if len(contains) > MAX_CONTAINS:
+            raise CompileBudgetError(f"more than {MAX_CONTAINS} contains constraints on one array")
+        cap = max(m, a.min_items, 1) if a.max_items is None else a.max_items
+        # a count past need (no maximum) or past the maximum never matters: cap it there
+        limits = [lo if hi is None else hi + 1 for _, lo, hi, _ in contains]
+        elem_nt: dict = {}
+
+        def elem(i: int, mask: int) -> str | None:
+            k = (min(i, m), mask)
+            if k not in elem_nt:
+                refs = list(schemas_at(k[0]))
+                for j, (c_loc, _, _, _) in enumerate(contains):
+                    refs.append(c_loc if mask >> j & 1 else _negated_ref(c_loc))
+                elem_nt[k] = self.satisfiable_nt(refs)
+            return elem_nt[k]
+
+        states: dict = {}
+        todo = []
+
+        def state(n: int, counts: tuple) -> str:
+            if (n, counts) not in states:
+                if len(states) > self.opt.max_array_states:
+                    raise CompileBudgetError("array constraints need too many states")
+                states[(n, counts)] = self.b.fresh("items")
+                todo.append((n, counts))
+            return states[(n, counts)]
+
+        root = state(0, (0,) * len(contains))
+        while todo:
+            n, counts = todo.pop()
+            alts = []
+            if n >= a.min_items and all(lo <= c and (hi is None or c <= hi)
+                                        for c, (_, lo, hi, _) in zip(counts, contains)):
+                alts.append(())
+            if a.max_items is None or n < a.max_items:
+                sep = (self.COMMA,) if n > 0 else ()
+                nn = min(n + 1, cap) if a.max_items is None else n + 1
+                for mask in range(1 << len(contains)):
+                    nxt = tuple(min(c + (mask >> j & 1), lim) for j, (c, lim) in enumerate(zip(counts, limits)))
+                    if any(hi is not None and c > hi for c, (_, _, hi, _) in zip(nxt, contains)):
+                        continue
+                    e = elem(n, mask)
+                    if e is not None:
+                        alts.append(sep + (e, state(nn, nxt)))
+            self.b.rule(states[(n, counts)], alts or [(self.NEVER,)])
+        return root
 
     def _unique_finite_array(self, a: ArrC, m: int, schemas_at, contains):
         """uniqueItems over a finite item domain (enum/const/boolean/null items, at most 8 values):
@@ -1494,6 +1659,7 @@ class Compiler:
         if o.names:
             names_dnf = self.normalize_refs(list(o.names))
         members: dict[str, tuple[str, str]] = {}
+        member_refs: dict[str, list] = {}
         for k in declared:
             if k in o.forbidden:
                 continue
@@ -1512,6 +1678,7 @@ class Compiler:
             if v is None:
                 continue
             members[k] = (self.key_terminal_literal(k), v)
+            member_refs[k] = refs
         if any(k not in members for k in o.required):
             return None
         # regions of undeclared keys: split by every pattern, value = the schemas that apply
@@ -1524,6 +1691,7 @@ class Compiler:
             else:
                 key_pos = [r]
         regions = []
+        excluded = []
         if key_pos is not None:
             pats = [(pre, pr, gi) for gi, g in enumerate(o.groups) for pre, pr in g.patterns]
             all_free = all(g.additional is None or _is_true_refs(g.additional) for g in o.groups) and \
@@ -1555,7 +1723,41 @@ class Compiler:
                     region_members.append((sym, v))
         else:
             region_members = []
-        return self._object_from_members(o, members, region_members)
+        witness_members = self._witness_members(o, members, member_refs, regions, excluded)
+        if witness_members is None:
+            return None
+        return self._object_from_members(o, members, region_members, witness_members)
+
+    def _witness_members(self, o: ObjC, members, member_refs, regions, excluded) -> list | None:
+        """Members that satisfy a set of ``o.witnesses`` at once: (bitmask of witnesses, key symbol,
+        value nonterminal, declared key or None). None when some witness cannot be satisfied."""
+        n = len(o.witnesses)
+        if not n:
+            return []
+        if n > MAX_WITNESSES:
+            raise CompileBudgetError(f"more than {MAX_WITNESSES} 'some member' constraints on one object")
+        out = []
+        for mask in range(1, 1 << n):
+            ws = [o.witnesses[i] for i in range(n) if mask >> i & 1]
+            pos = [r for w in ws for r in w[0]]
+            neg = [r for w in ws for r in w[1]]
+            refs = [r for w in ws for r in w[2]]
+            for k, (kt, _) in members.items():
+                if all(_fullmatch(r, k) for r in pos) and not any(_fullmatch(r, k) for r in neg):
+                    v = self.satisfiable_nt(member_refs[k] + refs)
+                    if v is not None:
+                        out.append((mask, kt, v, k))
+            for rpos, rneg, rrefs in regions:
+                v = self.satisfiable_nt(list(rrefs) + refs)
+                if v is None:
+                    continue
+                sym = self._key_region_terminal(list(rpos) + pos, list(rneg) + excluded + neg)
+                if sym is not None:
+                    out.append((mask, sym, v, None))
+        covered = 0
+        for mask, _, _, _ in out:
+            covered |= mask
+        return out if covered == (1 << n) - 1 else None
 
     def _names_regex(self, dnf, pointer) -> rx.Regex | None:
         parts = []
@@ -1601,19 +1803,26 @@ class Compiler:
         self._emit_memo[key] = sym
         return sym
 
-    def _object_from_members(self, o: ObjC, members, region_members) -> str:
+    def _object_from_members(self, o: ObjC, members, region_members, witness_members=()) -> str:
         key = ("obj", tuple(sorted(members.items())), tuple(region_members), o.required, o.min_props, o.max_props,
-               o.dep_required)
+               o.dep_required, tuple(witness_members))
         if key in self._emit_memo:
             return self._emit_memo[key]
         name = self.b.fresh("object")
         self._emit_memo[key] = name
-        body = self.members_machine(members, o.required, region_members, o.min_props, o.max_props, o.dep_required, o.pointer)
+        body = self.members_machine(members, o.required, region_members, o.min_props, o.max_props, o.dep_required,
+                                    o.pointer, witness_members)
         self.b.rule(name, [(self.LBRACE, body, self.RBRACE)])
         return name
 
-    def members_machine(self, members: dict, required, region_members, min_props, max_props, deps, pointer) -> str:
-        """Nonterminal for the member list: any order, required keys present, tracked keys at most once."""
+    def members_machine(self, members: dict, required, region_members, min_props, max_props, deps, pointer,
+                        witness_members=()) -> str:
+        """Nonterminal for the member list: any order, required keys present, tracked keys at most once,
+        and (``witness_members``) for each witness some member satisfying it."""
+        n_wit = 0
+        for mask, _, _, _ in witness_members:
+            n_wit = max(n_wit, mask.bit_length())
+        all_wit = (1 << n_wit) - 1
         dep_keys = set()
         for k, ds in deps:
             if k in members:
@@ -1621,9 +1830,11 @@ class Compiler:
         keys = list(members)
         must = set(required) | dep_keys
         limit = self.opt.max_tracked_keys
+        if n_wit and self.opt.property_order == "schema" and len(keys) > limit:
+            self.unsupported(pointer, "not", "'some member' constraints with property_order='schema' on large objects")
         if self.opt.property_order == "schema" and len(keys) > limit:
             return self._ordered_members(members, required, region_members, min_props, max_props, deps, pointer)
-        if not deps and not min_props and max_props is None and (
+        if not deps and not min_props and max_props is None and not n_wit and (
                 len(keys) > limit and len(must) > limit):
             # many required keys: one nonterminal per set of keys seen is exponential, but a text
             # visits only a chain of them, so the parser builds them as it goes (a rule family)
@@ -1646,26 +1857,37 @@ class Compiler:
         if untracked:
             any_untracked = self.b.fresh("member")
             self.b.rule(any_untracked, [(kt, v) for kt, v in untracked])
+        # witness-satisfying members: per tracked key, and one nonterminal per mask for the rest
+        tracked_wit: dict[str, list] = {}
+        untracked_wit: dict[int, list] = {}
+        for mask, kt, v, k in witness_members:
+            if k is not None and k in tracked:
+                tracked_wit.setdefault(k, []).append((mask, kt, v))
+            else:
+                untracked_wit.setdefault(mask, []).append((kt, v))
+        untracked_wit_nt = {}
+        for mask, alts_ in untracked_wit.items():
+            untracked_wit_nt[mask] = self.b.fresh("witness")
+            self.b.rule(untracked_wit_nt[mask], alts_)
         count_cap = max(min_props, (max_props + 1) if max_props is not None else 0)
         states: dict = {}
         todo = []
-        idx = {k: i for i, k in enumerate(tracked)}
 
-        def state(seen: frozenset, started: bool, count: int) -> str:
-            k = (seen, started, min(count, count_cap))
+        def state(seen: frozenset, started: bool, count: int, wit: int) -> str:
+            k = (seen, started, min(count, count_cap), wit)
             if k not in states:
-                if len(states) > (1 << limit) * 4 * max(1, count_cap + 1):
+                if len(states) > (1 << limit) * 4 * max(1, count_cap + 1) * (1 << n_wit):
                     raise CompileBudgetError("object key-set state budget exceeded")
                 states[k] = self.b.fresh("members")
                 todo.append(k)
             return states[k]
 
-        root = state(frozenset(), False, 0)
+        root = state(frozenset(), False, 0, 0)
         while todo:
-            seen, started, count = todo.pop()
-            nm = states[(seen, started, count)]
+            seen, started, count, wit = todo.pop()
+            nm = states[(seen, started, count, wit)]
             alts = []
-            ok = all(r in seen for r in required) and count >= min_props
+            ok = all(r in seen for r in required) and count >= min_props and wit == all_wit
             ok = ok and all(set(ds) <= seen for k, ds in deps if k in seen)
             if ok:
                 alts.append(())
@@ -1674,9 +1896,15 @@ class Compiler:
                 for k in tracked:
                     if k not in seen:
                         kt, v = members[k]
-                        alts.append(sep + (kt, v, state(seen | {k}, True, count + 1)))
+                        alts.append(sep + (kt, v, state(seen | {k}, True, count + 1, wit)))
+                        for mask, wkt, wv in tracked_wit.get(k, ()):
+                            if wit | mask != wit:
+                                alts.append(sep + (wkt, wv, state(seen | {k}, True, count + 1, wit | mask)))
                 if any_untracked is not None:
-                    alts.append(sep + (any_untracked, state(seen, True, count + 1)))
+                    alts.append(sep + (any_untracked, state(seen, True, count + 1, wit)))
+                for mask, wnt in untracked_wit_nt.items():
+                    if wit | mask != wit:
+                        alts.append(sep + (wnt, state(seen, True, count + 1, wit | mask)))
             self.b.rule(nm, alts or [(self.NEVER,)])
         self._check_budget()
         return root
@@ -1779,6 +2007,15 @@ class _Multi(Conj):
         self.items = items
 
 
+def _negated_ref(r):
+    """The ref for "not r" (a double negation cancels)."""
+    if isinstance(r, NegLoc):
+        if r.only is not None:  # "not (r.loc on these types)" is a union: no single ref says it
+            raise CompileBudgetError("negation of a type-restricted negation is not compiled")
+        return r.loc
+    return NegLoc(r)
+
+
 def _flatten(dnf):
     out = []
     for c in dnf:
@@ -1794,6 +2031,7 @@ def _is_trivial(c: Conj) -> bool:
             and not c.arr.groups and c.arr.min_items == 0 and c.arr.max_items is None and not c.arr.contains
             and not c.arr.unique and not c.obj.groups and not c.obj.required and not c.obj.forbidden
             and not c.obj.names and c.obj.min_props == 0 and c.obj.max_props is None and not c.obj.dep_required
+            and not c.obj.witnesses
             and c.bools == frozenset({True, False}) and c.null_ok)
 
 

@@ -277,7 +277,9 @@ class Dfa:
         if self.is_empty():
             return rx.NOTHING
         if len(self.trans) > 64:
-            return None  # state elimination on large automata nests too deeply: use rules instead
+            # state elimination on large automata nests too deeply; tree-like automata (a trie of
+            # excluded keys and a universal sink) have a direct regex, else the caller uses rules
+            return self._dag_regex(max_nodes)
         edges = self.edges()
         n = len(self.trans)
         START, END = n, n + 1
@@ -304,6 +306,71 @@ class Dfa:
             if _size(g) > max_nodes:
                 return None
         return g[START].get(END, rx.NOTHING)
+
+
+    def _dag_regex(self, max_nodes: int) -> rx.Regex | None:
+        """Regex of an automaton whose live states form a DAG apart from self-loops:
+        ``R(q) = loop(q)* (EMPTY if accepting | class_c R(next_c) ...)``, memoized per state (shared
+        sub-regexes). None when a longer cycle exists or the tree size exceeds ``max_nodes``."""
+        edges = self.edges()
+        order: list[int] = []  # reverse topological order of the live states reachable from 0
+        color: dict[int, int] = {}
+        stack = [(0, iter(edges.get(0, {})))]
+        color[0] = 1
+        while stack:
+            s, it = stack[-1]
+            for t in it:
+                if t == s:
+                    continue
+                c = color.get(t, 0)
+                if c == 1:
+                    return None  # a cycle through another state
+                if c == 0:
+                    color[t] = 1
+                    stack.append((t, iter(edges.get(t, {}))))
+                    break
+            else:
+                stack.pop()
+                color[s] = 2
+                order.append(s)
+        # accepting states whose only edge is a self-loop (the "anything else" tail of a key region)
+        sinks = {s for s in order if self.accept[s] and set(edges.get(s, {})) == {s}}
+        if len({id(edges[s][s]) for s in sinks}) > 1 or any(s in edges.get(s, {}) for s in order if s not in sinks):
+            return None
+        # R(0) = A(0) | B(0) tail*: A = paths ending in acceptance outside the sink, B = paths that
+        # enter the sink. One shared tail keeps the Glushkov positions (and the byte DFA's subset
+        # construction) linear in the DFA; a tail copy per entry edge multiplied them.
+        tail = next((rx.star(edges[s][s]) for s in sinks), None)
+        a_re: dict[int, rx.Regex] = {}
+        b_re: dict[int, rx.Regex] = {}
+        size: dict[int, int] = {}
+        for s in order:
+            if s in sinks:
+                a_re[s], b_re[s], size[s] = rx.EMPTY, rx.NOTHING, 1
+                continue
+            a_parts = [rx.EMPTY] if self.accept[s] else []
+            b_parts, n = [], 1
+            for t, cls in edges.get(s, {}).items():
+                if t in sinks:
+                    b_parts.append(cls)
+                    n += 1
+                else:
+                    if a_re[t] is not rx.NOTHING:
+                        a_parts.append(rx.seq(cls, a_re[t]))
+                    if b_re[t] is not rx.NOTHING:
+                        b_parts.append(rx.seq(cls, b_re[t]))
+                    n += 2 + size[t]
+            a_re[s] = rx.alt(*a_parts) if a_parts else rx.NOTHING
+            b_re[s] = rx.alt(*b_parts) if b_parts else rx.NOTHING
+            size[s] = n
+            if n > max_nodes:
+                return None
+        if 0 in sinks:
+            return tail
+        out = [a_re[0]]
+        if tail is not None and b_re[0] is not rx.NOTHING:
+            out.append(rx.seq(b_re[0], tail))
+        return rx.alt(*out)
 
 
 def _size(g) -> int:
