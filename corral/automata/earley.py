@@ -233,6 +233,7 @@ class ParserStates:
         self._waiting_t: dict[tuple[int, int], tuple] = {}
         self._waiting_nt: dict[tuple[int, int], tuple] = {}
         self._after_terminal: dict[tuple[int, int], int] = {}
+        self._without: dict[tuple[int, frozenset], int] = {}
         kernel = set() if tables.empty_language else {(tables.rule_first_pos[0], SELF)}
         self.initial = self._closure_state(kernel, frozenset(), initial=True)
 
@@ -255,8 +256,10 @@ class ParserStates:
             self._by_key[key] = sid
             return sid
 
-    def _closure_state(self, kernel: set, scans: frozenset, initial: bool = False) -> int:
-        """Predict/complete closure of ``kernel`` items at a new position, then intern the state."""
+    def _closure_state(self, kernel: set, scans: frozenset, initial: bool = False,
+                       blocked: frozenset = frozenset()) -> int:
+        """Predict/complete closure of ``kernel`` items at a new position, then intern the state.
+        Items of ``blocked`` nonterminals are left out (see ``without``)."""
         t = self.t
         items: set = set()
         agenda = list(kernel)
@@ -264,6 +267,8 @@ class ParserStates:
         while agenda:
             it = agenda.pop()
             if it in items:
+                continue
+            if blocked and pos_lhs[it[0]] in blocked:
                 continue
             items.add(it)
             p, o = it
@@ -308,6 +313,23 @@ class ParserStates:
             kernel = {(p + 1, o) for p, o in self.waiting_t(start_sid, term)}
             n = self._closure_state(kernel, frozenset()) if kernel else DEAD
             self._after_terminal[key] = n
+        return n
+
+    def without(self, sid: int, blocked: frozenset) -> int:
+        """State ``sid`` with every parse through the nonterminals ``blocked`` (ids) removed: the
+        Matcher's value constraints kill the parses of an array whose items repeat this way. Items
+        completed or predicted here are derived again from the kept ones, so none comes back through
+        a completion; DEAD when nothing is left."""
+        key = (sid, blocked)
+        n = self._without.get(key)
+        if n is None:
+            st = self.states[sid]
+            pos_lhs = self.t.pos_lhs
+            kernel = {(p, o) for p, o in st.items if o != SELF and pos_lhs[p] not in blocked}
+            n = self._closure_state(kernel, st.scans, blocked=blocked) if kernel or st.scans else DEAD
+            if n != DEAD and not self.states[n].entries and not self.states[n].accepting:
+                n = DEAD
+            self._without[key] = n
         return n
 
     # -- stepping -----------------------------------------------------------------------------

@@ -54,6 +54,12 @@ class Grammar:
     start: str
     ignore: tuple[str, ...] = ()
     families: Mapping[str, RuleFamily] = field(default_factory=dict)
+    # A constraint no context-free rule can state: JSON arrays whose items are pairwise distinct.
+    # Key: the terminal opening such an array (used for nothing else); value: the nonterminals of
+    # that array's own structure (not its item values). The items are JSON strings, compared as
+    # decoded strings; the Matcher enforces it (corral.masks.unique) by removing the parses of
+    # the array when an item repeats.
+    unique_arrays: Mapping[str, frozenset] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.start not in self.rules:
@@ -69,6 +75,9 @@ class Grammar:
         for t in self.ignore:
             if t not in self.terminals:
                 raise GrammarError(f"ignored terminal {t!r} is not defined")
+        for t, nts in self.unique_arrays.items():
+            if t not in self.terminals or any(n not in self.rules for n in nts):
+                raise GrammarError(f"unique array {t!r} names undefined symbols")
 
     def is_terminal(self, name: str) -> bool:
         return name in self.terminals
@@ -106,7 +115,8 @@ class Grammar:
             if len(rules) > max_rules:
                 raise CompileBudgetError(f"expanding the grammar's rule families exceeds {max_rules} rules")
             todo.extend(s for a in alts for s in a if self.family_of(s) is not None and s not in rules)
-        return Grammar(terminals=self.terminals, rules=rules, start=self.start, ignore=self.ignore)
+        return Grammar(terminals=self.terminals, rules=rules, start=self.start, ignore=self.ignore,
+                       unique_arrays=self.unique_arrays)
 
     def fingerprint(self) -> str:
         """A stable text form, used as a cache key."""
@@ -117,6 +127,8 @@ class Grammar:
             parts.append(f"R {k} = {self.rules[k]!r}")
         for k in sorted(self.families):
             parts.append(f"F {k} = {self.families[k].describe()}")
+        for k in sorted(self.unique_arrays):
+            parts.append(f"U {k} = {sorted(self.unique_arrays[k])!r}")
         return "\n".join(parts)
 
 
@@ -128,6 +140,7 @@ class GrammarBuilder:
     rules: dict[str, list[tuple[str, ...]]] = field(default_factory=dict)
     ignore: list[str] = field(default_factory=list)
     families: dict[str, RuleFamily] = field(default_factory=dict)
+    unique_arrays: dict[str, frozenset] = field(default_factory=dict)
     _by_regex: dict[rx.Regex, str] = field(default_factory=dict)
     _counter: int = 0
 
@@ -160,6 +173,7 @@ class GrammarBuilder:
             start=start,
             ignore=tuple(self.ignore),
             families=dict(self.families),
+            unique_arrays=dict(self.unique_arrays),
         )
 
 

@@ -23,6 +23,7 @@ from corral.automata.earley import DEAD, ParserStates, ParserTables
 from corral.grammars.ir import Grammar
 from corral.masks.mask_walk import walk_subtries_groups
 from corral.masks.trie_walk import walk_trie_with_dfa
+from corral.masks.unique import UniqueArrays
 
 MASK_MEMO_SIZE = 2048  # masks kept per compiled grammar (16 KB each for a 128k vocabulary)
 ROOT_WALK_CACHE_SIZE = 8192  # (terminal DFA, state) masks kept per vocabulary, shared by all grammars
@@ -72,6 +73,8 @@ class CompiledGrammar:
         self._packed_base: dict[int, int] = {}
         self._packed_lock = threading.Lock()
         self._state_branches: dict[int, tuple] = {}
+        # arrays of distinct strings (a constraint outside the grammar's rules): see masks/unique.py
+        self._unique = UniqueArrays(self.grammar, self.tables, self.states, v) if self.grammar.unique_arrays else None
 
     def __getstate__(self):
         return {"grammar": self.grammar, "vocab": self.vocab, "report": self.report}
@@ -223,13 +226,15 @@ class CompiledGrammar:
 class Matcher:
     """Per-sequence state over a CompiledGrammar (the contract in DESIGN.md)."""
 
-    __slots__ = ("compiled", "_history", "_terminated")
+    __slots__ = ("compiled", "_history", "_terminated", "_frames")
 
-    def __init__(self, compiled: CompiledGrammar, _history=None, _terminated=None):
+    def __init__(self, compiled: CompiledGrammar, _history=None, _terminated=None, _frames=None):
         self.compiled = compiled
         # one entry per accepted token: the parser state after it; a stop token repeats the state
         self._history: list[int] = _history if _history is not None else [compiled.states.initial]
         self._terminated: list[bool] = _terminated if _terminated is not None else [False]
+        # per entry: the open unique-items array (masks/unique.py), None for most grammars
+        self._frames: list = _frames if _frames is not None else [None]
 
     @property
     def state_id(self) -> int:
@@ -255,14 +260,20 @@ class Matcher:
                 return False
             self._history.append(sid)
             self._terminated.append(True)
+            self._frames.append(self._frames[-1])
             return True
         if token_id < 0 or token_id >= g.vocab.size:
             return False
-        nxt = g.step_token(sid, token_id)
+        frame = None
+        if g._unique is not None and (self._frames[-1] is not None or b"[" in g.vocab.token_bytes(token_id)):
+            nxt, frame = g._unique.advance(sid, self._frames[-1], g.vocab.token_bytes(token_id))
+        else:
+            nxt = g.step_token(sid, token_id)
         if nxt == DEAD:
             return False
         self._history.append(nxt)
         self._terminated.append(False)
+        self._frames.append(frame)
         return True
 
     def accept_string(self, text: str | bytes) -> bool:
@@ -270,11 +281,17 @@ class Matcher:
         if self._terminated[-1]:
             return False
         data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
-        nxt = self.compiled.states.step_bytes(self._history[-1], data)
+        g = self.compiled
+        frame = None
+        if g._unique is not None:
+            nxt, frame = g._unique.advance(self._history[-1], self._frames[-1], data)
+        else:
+            nxt = g.states.step_bytes(self._history[-1], data)
         if nxt == DEAD:
             return False
         self._history.append(nxt)
         self._terminated.append(False)
+        self._frames.append(frame)
         return True
 
     def rollback(self, num_tokens: int = 1) -> None:
@@ -283,20 +300,25 @@ class Matcher:
         if num_tokens:
             del self._history[-num_tokens:]
             del self._terminated[-num_tokens:]
+            del self._frames[-num_tokens:]
 
     def reset(self) -> None:
         del self._history[1:]
         del self._terminated[1:]
+        del self._frames[1:]
 
     def fork(self) -> "Matcher":
-        return Matcher(self.compiled, list(self._history), list(self._terminated))
+        return Matcher(self.compiled, list(self._history), list(self._terminated), list(self._frames))
 
     def next_token_bits(self) -> np.ndarray:
         """uint32 words of the allowed next tokens (after a stop token: the stop tokens only)."""
         g = self.compiled
         if self._terminated[-1]:
             return g._eos_bits
-        return g.mask_bits(self._history[-1])
+        bits = g.mask_bits(self._history[-1])
+        if self._frames[-1] is not None:
+            bits = g._unique.filter_mask(bits, self._history[-1], self._frames[-1])
+        return bits
 
     def fill_next_token_bitmask(self, bitmask: torch.Tensor, index: int = 0) -> None:
         bits = self.next_token_bits()

@@ -534,11 +534,8 @@ class Compiler:
                 dnf = self.product(dnf, self.normalize_pure_ref(target))
         for kw in ("$dynamicRef", "$recursiveRef"):
             if kw in s:
-                if kw == "$recursiveRef" and s[kw] == "#" and not self._has_recursive_anchor():
-                    target = self.resolve_ref(loc, "#", kw)
-                    dnf = self.product(dnf, self.normalize_pure_ref(target))
-                elif kw == "$dynamicRef" and not self._has_dynamic_anchor():
-                    target = self.resolve_ref(loc, s[kw], kw)
+                target = self._static_dynamic_target(loc, kw, s[kw])
+                if target is not None:
                     dnf = self.product(dnf, self.normalize_pure_ref(target))
                 else:
                     self.unsupported(loc.pointer, kw, "dynamic scoping is not compiled")
@@ -573,11 +570,30 @@ class Compiler:
                 dnf = self._dependent_schemas(loc, dnf, schemas, "dependencies")
         return dnf
 
-    def _has_recursive_anchor(self) -> bool:
-        return _find_key(self.root, "$recursiveAnchor")
-
-    def _has_dynamic_anchor(self) -> bool:
-        return _find_key(self.root, "$dynamicAnchor")
+    def _static_dynamic_target(self, loc: Loc, kw: str, ref) -> Loc | None:
+        """Where a ``$recursiveRef`` / ``$dynamicRef`` goes when that does not depend on the path
+        taken to it: the statically resolved target, unless it declares the anchor that makes
+        the reference dynamic (then the outermost such anchor in the dynamic scope decides: the
+        root's when the root schema declares it at its top, otherwise not compiled: None)."""
+        if not isinstance(ref, str):
+            raise SchemaError(f"{kw} must be a string", loc.pointer)
+        if kw == "$recursiveRef":
+            if ref != "#":
+                return self.resolve_ref(loc, ref, kw)
+            target = self.resolve_ref(loc, "#", kw)
+            if not (isinstance(target.schema, dict) and target.schema.get("$recursiveAnchor") is True):
+                return target
+            root = self.root_loc.schema
+            if isinstance(root, dict) and root.get("$recursiveAnchor") is True:
+                return self.root_loc
+            return None
+        target = self.resolve_ref(loc, ref, kw)
+        name = ref.partition("#")[2]
+        if not (isinstance(target.schema, dict) and target.schema.get("$dynamicAnchor") == name):
+            return target  # no bookending anchor: a plain $ref
+        if _declares_dynamic_anchor(self.root_loc.schema, name):
+            return self.resolve_ref(self.root_loc, "#" + name, kw)  # the root resource is outermost
+        return None
 
     def normalize_pure_ref(self, target: Loc) -> list[Conj]:
         key = target.key()
@@ -1472,9 +1488,12 @@ class Compiler:
             c_refs = [c_loc]
         if a.unique and not (a.max_items is not None and a.max_items <= 1):
             sym = self._unique_finite_array(a, m, schemas_at, contains)
+            if sym is False:
+                sym = self._unique_string_array(a, m, schemas_at, contains)
             if sym is not False:
                 return sym
-            self.unsupported(a.pointer, "uniqueItems", "uniqueItems is only compiled for small finite item domains")
+            self.unsupported(a.pointer, "uniqueItems", "uniqueItems is only compiled for small finite item domains "
+                                                       "and for strings of an open-ended language")
         key = ("arr", tuple(refs_key(schemas_at(i)) for i in range(m + 1)), a.min_items, a.max_items,
                refs_key(c_refs) if c_refs else None, need,
                tuple((refs_key([x[0]]), x[1], x[2]) for x in contains) if counted else None)
@@ -1636,6 +1655,88 @@ class Compiler:
         name = self.b.fresh("array")
         self.b.rule(name, [(self.LBRACK, names[frozenset()], self.RBRACK)])
         return name
+
+    def _unique_string_array(self, a: ArrC, m: int, schemas_at, contains):
+        """uniqueItems over JSON strings of an open-ended language: every prefix of an item has
+        infinitely many completions, so a repeat can only happen at an item's closing quote, where
+        the Matcher removes the array's parses (``Grammar.unique_arrays``). The grammar states the
+        array with an opening terminal of its own. False when not applicable."""
+        if m > 0 or contains:
+            return False
+        refs = schemas_at(0)
+        dnf = self.normalize_refs(refs)
+        if not dnf:
+            return False
+        for c in dnf:
+            if c.nt is not None or c.enum is not None or c.types != frozenset(["string"]):
+                return False
+            if not self._open_ended(c.str):
+                return False
+        elem = self.satisfiable_nt(refs)
+        if elem is None:
+            return False
+        key = ("uarray", refs_key(refs), a.min_items, a.max_items)
+        if key in self._emit_memo:
+            return self._emit_memo[key]
+        opening = self.b.terminal(self.b.terminals[self.LBRACK], f"ULBRACK_{len(self.b.unique_arrays)}")
+        own: set = set()
+
+        def fresh(prefix: str) -> str:
+            name = self.b.fresh(prefix)
+            own.add(name)
+            return name
+
+        cap = max(a.min_items, 1) if a.max_items is None else a.max_items
+        if cap > self.opt.max_array_states:
+            raise CompileBudgetError("array constraints need too many states")
+        counts = [fresh("uitems") for _ in range(cap + 1)]
+        for k in range(cap + 1):
+            alts = [()] if k >= a.min_items else []
+            if a.max_items is None and k == cap:
+                tail = fresh("utail")  # left-recursive, as in emit_array
+                self.b.rule(tail, [(self.COMMA, elem), (tail, self.COMMA, elem)])
+                alts.append((tail,))
+            elif a.max_items is None or k < a.max_items:
+                alts.append(((self.COMMA,) if k > 0 else ()) + (elem, counts[k + 1]))
+            self.b.rule(counts[k], alts or [(self.NEVER,)])
+        name = fresh("uarray")
+        self.b.rule(name, [(opening, counts[0], self.RBRACK)])
+        self.b.unique_arrays[opening] = frozenset(own)
+        self._emit_memo[key] = name
+        return name
+
+    def _open_ended(self, s: StrC) -> bool:
+        """Every prefix of a string satisfying ``s`` has infinitely many completions (no live state
+        of its automaton is cut off from a cycle)."""
+        if s.max_len is not None:
+            return False
+        positives = list(s.patterns) + ([rx.repeat(rx.any_char(), s.min_len, None)] if s.min_len else [])
+        negatives = list(s.negative) + [rx.literal(v) for v in s.excluded]
+        try:
+            d = cpdfa.combine(positives or [rx.star(rx.any_char())], negatives)
+        except CompileBudgetError:
+            return False
+        live = d.live()
+        succ = [{t for t in row if live[t]} if live[q] else set() for q, row in enumerate(d.trans)]
+        # peel live states without live successors: what is left can reach a cycle
+        remaining = {q for q in range(len(d.trans)) if live[q]}
+        changed = True
+        while changed:
+            changed = False
+            for q in list(remaining):
+                if not (succ[q] & remaining):
+                    remaining.discard(q)
+                    changed = True
+        seen, stack = {0}, [0]
+        while stack:
+            q = stack.pop()
+            if live[q] and q not in remaining:
+                return False
+            for t in succ[q]:
+                if t not in seen:
+                    seen.add(t)
+                    stack.append(t)
+        return live[0]
 
     # objects ----------------------------------------------------------------
     def emit_object(self, o: ObjC) -> str | None:
@@ -2007,6 +2108,22 @@ class _Multi(Conj):
         self.items = items
 
 
+def _declares_dynamic_anchor(schema, name: str) -> bool:
+    """``$dynamicAnchor: name`` somewhere in this schema resource (not inside embedded resources)."""
+    stack = [(schema, True)]
+    while stack:
+        node, top = stack.pop()
+        if isinstance(node, dict):
+            if not top and "$id" in node:
+                continue
+            if node.get("$dynamicAnchor") == name:
+                return True
+            stack.extend((v, False) for k, v in node.items() if k not in ("enum", "const"))
+        elif isinstance(node, list):
+            stack.extend((v, False) for v in node)
+    return False
+
+
 def _negated_ref(r):
     """The ref for "not r" (a double negation cancels)."""
     if isinstance(r, NegLoc):
@@ -2057,14 +2174,6 @@ def _nonneg(v, pointer: str) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or v < 0:
         raise SchemaError("expected a non-negative integer", pointer)
     return v
-
-
-def _find_key(doc, key) -> bool:
-    if isinstance(doc, dict):
-        return key in doc or any(_find_key(v, key) for v in doc.values())
-    if isinstance(doc, list):
-        return any(_find_key(v, key) for v in doc)
-    return False
 
 
 _FULLMATCH_CACHE: dict = {}

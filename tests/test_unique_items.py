@@ -1,0 +1,157 @@
+"""uniqueItems over strings of an open-ended language: the grammar states the array, the Matcher
+removes its parses when an item repeats (corral/masks/unique.py).
+
+Oracles: jsonschema for whole documents; for masks, the same schema without uniqueItems (syntax)
+plus an independent scan of the completed items (regex + json.loads) for repeats.
+"""
+from __future__ import annotations
+
+import json
+import random
+import re
+
+import jsonschema
+import numpy as np
+import pytest
+
+import corral
+from corral.errors import UnsupportedSchemaError
+
+STRINGS = {"type": "array", "items": {"type": "string"}, "uniqueItems": True}
+SCHEMAS = [
+    STRINGS,
+    {"type": "array", "items": {"type": "string", "minLength": 1}, "uniqueItems": True, "maxItems": 4},
+    {"type": "array", "items": {"type": "string", "pattern": "^[a-c]+$"}, "uniqueItems": True, "minItems": 2},
+    {"type": "object", "properties": {"tags": STRINGS, "more": STRINGS, "n": {"type": "integer"}},
+     "required": ["tags"]},
+    # overlapping branches: a repeat only kills the unique branch, the other goes on
+    {"anyOf": [STRINGS, {"type": "array", "items": {"type": "string"}, "maxItems": 3}]},
+    {"anyOf": [STRINGS, {"type": "array", "items": {"type": "integer"}}]},
+    {"type": "array", "items": STRINGS},  # unique arrays nested in a plain array
+]
+
+
+def _instances(rnd: random.Random):
+    words = ["a", "b", "ab", "c", "a\"", "é", "\\", "x y", ""]
+    out = [[], ["a"], ["a", "a"], ["a", "b"], ["ab", "a", "ab"], [1, 2], [1, 1], {"tags": ["a", "a"]},
+           {"tags": ["a", "b"], "more": ["a", "a"]}, {"tags": ["x"], "more": ["x"]}, [["a", "a"]], [["a"], ["a"]],
+           ["a", "b", "c", "a"], ["a", "b", "a"], ["a", "b", "c", "d"]]
+    for _ in range(40):
+        out.append([rnd.choice(words) for _ in range(rnd.randint(0, 5))])
+    return out
+
+
+def _accepts(compiled, tokenizer, text: str) -> bool:
+    m = compiled.matcher()
+    for t in tokenizer.encode(text, add_special_tokens=False):
+        bits = m.next_token_bits()
+        if not (int(bits[t >> 5]) >> (t & 31)) & 1:
+            assert not m.fork().accept_token(t), "a token outside the mask was accepted"
+            return False
+        assert m.accept_token(t)
+    return m.is_accepting()
+
+
+@pytest.mark.parametrize("schema", SCHEMAS)
+def test_documents_match_jsonschema(schema, llama3_vocab, llama3_tokenizer):
+    compiled = corral.compile_json_schema(schema, llama3_vocab)
+    assert compiled.grammar.unique_arrays
+    validator = jsonschema.Draft202012Validator(schema)
+    for inst in _instances(random.Random(7)):
+        want = validator.is_valid(inst)
+        for text in (json.dumps(inst), json.dumps(inst, ensure_ascii=False, separators=(",", ":")),
+                     json.dumps(inst, indent=2)):
+            assert _accepts(compiled, llama3_tokenizer, text) == want, (schema, text)
+
+
+def test_escaped_spellings_are_the_same_item(llama3_vocab, llama3_tokenizer):
+    compiled = corral.compile_json_schema(STRINGS, llama3_vocab)
+    assert not _accepts(compiled, llama3_tokenizer, '["a", "\\u0061"]')
+    assert not _accepts(compiled, llama3_tokenizer, '["é/", "\\u00e9\\/"]')
+    assert _accepts(compiled, llama3_tokenizer, '["a", "\\u0062"]')
+
+
+_STRING_RE = re.compile(rb'"(?:[^"\\]|\\.)*"')
+
+
+def _oracle_bits(plain_bits: np.ndarray, prefix: bytes, vocab) -> np.ndarray:
+    """Plain-grammar mask minus the quote tokens after which two completed items are equal (for a
+    single array of strings, the prefix being inside it)."""
+    out = plain_bits.copy()
+    for tok in range(vocab.size):
+        data = vocab.token_bytes(tok)
+        if b'"' not in data or not (int(out[tok >> 5]) >> (tok & 31)) & 1:
+            continue
+        items = [json.loads(m.group()) for m in _STRING_RE.finditer(prefix + data)]
+        if len(set(items)) != len(items):
+            out[tok >> 5] &= ~np.uint32(1 << (tok & 31))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_masks_equal_the_brute_force_oracle(seed, llama3_vocab, llama3_tokenizer):
+    rnd = random.Random(seed)
+    compiled = corral.compile_json_schema(STRINGS, llama3_vocab)
+    plain = corral.compile_json_schema({"type": "array", "items": {"type": "string"}}, llama3_vocab)
+    words = ["alpha", "beta", "al", "a b", "x\"y"]
+    items = [rnd.choice(words) for _ in range(4)]
+    text = json.dumps(items).encode()
+    ids = llama3_tokenizer.encode(text.decode(), add_special_tokens=False)
+    m, p = compiled.matcher(), plain.matcher()
+    prefix = b""
+    for t in ids:
+        got = m.next_token_bits()
+        want = _oracle_bits(p.next_token_bits(), prefix, llama3_vocab)
+        assert np.array_equal(got, want), prefix
+        if not (int(got[t >> 5]) >> (t & 31)) & 1:
+            break  # the document repeats an item here: the oracle agreed it is not allowed
+        assert m.accept_token(t) and p.accept_token(t)
+        prefix += llama3_vocab.token_bytes(t)
+
+
+def test_random_walks_end_in_valid_documents(llama3_vocab):
+    schema = {"type": "array", "items": {"type": "string", "pattern": "^[ab]+$"}, "uniqueItems": True,
+              "minItems": 3, "maxItems": 6}
+    compiled = corral.compile_json_schema(schema, llama3_vocab, whitespace="compact")
+    validator = jsonschema.Draft202012Validator(schema)
+    eos = set(llama3_vocab.eos_token_ids)
+    rnd = random.Random(3)
+    for _ in range(15):
+        m = compiled.matcher()
+        text = b""
+        for _ in range(80):
+            ids = m.allowed_token_ids()
+            assert len(ids), "dead end"
+            tok = int(rnd.choice(ids))
+            if tok in eos:
+                break
+            # short tokens first, so items repeat often
+            if len(llama3_vocab.token_bytes(tok)) > 2 and rnd.random() < 0.7:
+                continue
+            assert m.accept_token(tok)
+            text += llama3_vocab.token_bytes(tok)
+        if m.is_accepting():
+            assert validator.is_valid(json.loads(text)), text
+
+
+def test_rollback_and_fork_keep_the_items(llama3_vocab, llama3_tokenizer):
+    compiled = corral.compile_json_schema(STRINGS, llama3_vocab)
+    m = compiled.matcher()
+    for t in llama3_tokenizer.encode('["a", "b", ', add_special_tokens=False):
+        assert m.accept_token(t)
+    before = m.next_token_bits().copy()
+    child = m.fork()
+    for t in llama3_tokenizer.encode('"c", ', add_special_tokens=False):
+        assert child.accept_token(t)
+    assert np.array_equal(m.next_token_bits(), before)
+    n = len(llama3_tokenizer.encode('"c", ', add_special_tokens=False))
+    child.rollback(n)
+    assert np.array_equal(child.next_token_bits(), before)
+    assert not child.accept_string('"a"') and child.accept_string('"c"')
+
+
+def test_closed_item_languages_stay_unsupported(llama3_vocab):
+    """A prefix with finitely many completions could be forced into a repeat: not compiled."""
+    for items in ({"type": "string", "maxLength": 3}, {"type": "string", "format": "date"}, {}):
+        with pytest.raises(UnsupportedSchemaError):
+            corral.compile_json_schema({"type": "array", "items": items, "uniqueItems": True}, llama3_vocab)
