@@ -512,3 +512,19 @@ def test_large_key_region_automata_become_one_regex(seed):
     for s in probes:
         want = s not in words and not (extra and s.startswith("x"))
         assert fullmatch(r, s) == want, s
+
+
+def test_recursive_ref_into_an_anchored_document_is_reported_not_resolved_statically():
+    """The 2019-09 meta-schema's vocabularies use `$recursiveRef: "#"` under `$recursiveAnchor`:
+    resolving it to the vocabulary document (not the outermost anchored schema) accepted
+    `{"$defs": {"foo": {"type": 1}}}`. It is dynamic scoping: reported."""
+    schema = {"$schema": "https://json-schema.org/draft/2019-09/schema",
+              "$ref": "https://json-schema.org/draft/2019-09/schema"}
+    with pytest.raises(UnsupportedSchemaError) as e:
+        json_schema_to_grammar(schema, format_assert=False)
+    assert any(k == "$recursiveRef" for _, k, _ in e.value.issues)
+    # anchored at the root: the root is the outermost anchor, so the reference is static
+    tree = {"$schema": "https://json-schema.org/draft/2019-09/schema", "$recursiveAnchor": True,
+            "type": "object", "properties": {"kids": {"type": "array", "items": {"$recursiveRef": "#"}}},
+            "additionalProperties": False}
+    check(tree, [{}, {"kids": [{}]}, {"kids": [{"kids": []}]}, {"kids": [{"x": 1}]}, {"kids": [1]}])

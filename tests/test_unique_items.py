@@ -155,3 +155,18 @@ def test_closed_item_languages_stay_unsupported(llama3_vocab):
     for items in ({"type": "string", "maxLength": 3}, {"type": "string", "format": "date"}, {}):
         with pytest.raises(UnsupportedSchemaError):
             corral.compile_json_schema({"type": "array", "items": items, "uniqueItems": True}, llama3_vocab)
+
+
+def test_the_draft7_meta_schema_validates_schemas(llama3_vocab):
+    """A real schema with unique string arrays (`required`, `type` lists, `enum` is plain): the
+    draft-07 meta-schema, fetched offline from jsonschema's bundled copies."""
+    meta = {"$ref": "http://json-schema.org/draft-07/schema#"}
+    compiled = corral.compile_json_schema(meta, llama3_vocab, format_assert=False)
+    validator = jsonschema.Draft7Validator(jsonschema.Draft7Validator.META_SCHEMA)
+    docs = [{"type": "object", "required": ["a", "b"]}, {"required": ["a", "a"]}, {"type": ["string", "null"]},
+            {"type": ["string", "string"]}, {"type": 1}, {"minLength": -1}, {"properties": {"x": {"enum": [1, 1]}}},
+            {"items": [{"type": "integer"}, {"required": ["k", "k"]}]}, {"dependencies": {"a": ["b", "b"]}}, True]
+    for doc in docs:
+        m = compiled.matcher()
+        got = m.accept_string(json.dumps(doc)) and m.is_accepting()
+        assert got == validator.is_valid(doc), doc

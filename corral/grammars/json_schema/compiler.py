@@ -300,9 +300,9 @@ class Compiler:
         retrieve = options.retrieve
 
         def _retrieve(uri):
-            if retrieve is None:
-                raise referencing.exceptions.NoSuchResource(ref=uri)
-            doc = retrieve(uri)
+            doc = retrieve(uri) if retrieve is not None else None
+            if doc is None:
+                doc = _bundled_metaschema(uri)  # the drafts' meta-schemas ship with jsonschema (offline)
             if doc is None:
                 raise referencing.exceptions.NoSuchResource(ref=uri)
             return referencing.Resource.from_contents(doc, default_specification=default_spec)
@@ -1892,7 +1892,9 @@ class Compiler:
             if d.is_empty():
                 self._emit_memo[key] = None
                 return None
-            r = d.to_regex(max_nodes=6000)
+            # (a budget in regex nodes: quoting multiplies each class by its escaped spellings, and
+            # the byte DFA construction refuses terminals over 80k positions)
+            r = d.to_regex(max_nodes=2500)
             if r is None:
                 # e.g. "any key but these 150 declared ones": right-linear rules, then the colon
                 body = self._dfa_rules(d, True)
@@ -2106,6 +2108,20 @@ class _Multi(Conj):
     def __init__(self, items):
         super().__init__()
         self.items = items
+
+
+def _bundled_metaschema(uri: str):
+    """A JSON Schema meta-schema (or vocabulary) document from ``jsonschema_specifications``."""
+    try:
+        import jsonschema_specifications
+    except ImportError:
+        return None
+    for candidate in (uri, uri.rstrip("#"), uri.rstrip("#") + "#"):
+        try:
+            return jsonschema_specifications.REGISTRY.contents(candidate)
+        except Exception:
+            continue
+    return None
 
 
 def _declares_dynamic_anchor(schema, name: str) -> bool:

@@ -17,6 +17,7 @@ from corral.grammars import regex_ast as rx
 
 MAX_NFA_STATES = 20000
 MAX_DFA_STATES = 4000
+MAX_DAG_DEPTH = 64  # longest path of an automaton turned into a regex by _dag_regex
 
 
 def _classes(node: rx.Regex, out: set, seen: set | None = None) -> None:
@@ -344,10 +345,16 @@ class Dfa:
         a_re: dict[int, rx.Regex] = {}
         b_re: dict[int, rx.Regex] = {}
         size: dict[int, int] = {}
+        depth: dict[int, int] = {}
         for s in order:
             if s in sinks:
-                a_re[s], b_re[s], size[s] = rx.EMPTY, rx.NOTHING, 1
+                a_re[s], b_re[s], size[s], depth[s] = rx.EMPTY, rx.NOTHING, 1, 0
                 continue
+            # regex nesting grows with the longest path: deep ones (a 255-character bound) would
+            # overrun recursive consumers, and rules serve them as well
+            depth[s] = 1 + max((depth[t] for t in edges.get(s, {}) if t != s), default=0)
+            if depth[s] > MAX_DAG_DEPTH:
+                return None
             a_parts = [rx.EMPTY] if self.accept[s] else []
             b_parts, n = [], 1
             for t, cls in edges.get(s, {}).items():
