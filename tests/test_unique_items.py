@@ -28,6 +28,11 @@ SCHEMAS = [
     {"anyOf": [STRINGS, {"type": "array", "items": {"type": "string"}, "maxItems": 3}]},
     {"anyOf": [STRINGS, {"type": "array", "items": {"type": "integer"}}]},
     {"type": "array", "items": STRINGS},  # unique arrays nested in a plain array
+    {"type": "array", "items": {"type": "number"}, "uniqueItems": True},
+    # objects that take any further key; unique arrays nested inside unique arrays' items
+    {"type": "array", "uniqueItems": True,
+     "items": {"type": "object", "properties": {"a": {"type": "integer"}, "tags": STRINGS}}},
+    {"type": "array", "uniqueItems": True, "items": {"anyOf": [{"type": "string"}, {"type": "object"}]}},
 ]
 
 
@@ -38,6 +43,10 @@ def _instances(rnd: random.Random):
            ["a", "b", "c", "a"], ["a", "b", "a"], ["a", "b", "c", "d"]]
     for _ in range(40):
         out.append([rnd.choice(words) for _ in range(rnd.randint(0, 5))])
+    values = [1, 1.0, 2, -0.5, {"a": 1}, {"a": 1, "b": [1, 2]}, {"b": [1, 2], "a": 1}, {"a": 1.0}, {"tags": ["x"]},
+              {"tags": ["x", "x"]}, {"a": True}, {}, "s", [1]]
+    for _ in range(40):
+        out.append([rnd.choice(values) for _ in range(rnd.randint(0, 4))])
     return out
 
 
@@ -109,6 +118,54 @@ def test_masks_equal_the_brute_force_oracle(seed, llama3_vocab, llama3_tokenizer
         prefix += llama3_vocab.token_bytes(t)
 
 
+def _completed_items(text: str) -> list:
+    """The items of a top-level array prefix that are complete (Python's JSON decoder; a number
+    counts once a delimiter follows it)."""
+    dec = json.JSONDecoder()
+    i, items = text.index("[") + 1, []
+    while True:
+        while i < len(text) and text[i] in " \t\n\r,":
+            i += 1
+        if i >= len(text) or text[i] == "]":
+            return items
+        try:
+            v, end = dec.raw_decode(text, i)
+        except ValueError:
+            return items
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and (end >= len(text) or text[end] not in " \t\n\r,]"):
+            return items  # "1.5e" decodes as 1.5 but is not complete
+        items.append(v)
+        i = end
+
+
+@pytest.mark.parametrize("doc", [[{"a": 1, "b": 2.0}, {"b": 2, "a": 1}], [1.5, 2, 1.50]])
+def test_object_and_number_masks_equal_the_decoder_oracle(doc, llama3_vocab, llama3_tokenizer):
+    """At every position: the mask equals the mask without uniqueItems minus the tokens after which
+    two completed items are equal (jsonschema's own uniqueItems check on Python's decoding)."""
+    schema = {"type": "array", "uniqueItems": True, "items": {"anyOf": [{"type": "number"}, {"type": "object"}]}}
+    plain_schema = {"type": "array", "items": {"anyOf": [{"type": "number"}, {"type": "object"}]}}
+    compiled = corral.compile_json_schema(schema, llama3_vocab)
+    plain = corral.compile_json_schema(plain_schema, llama3_vocab)
+    unique = jsonschema.Draft202012Validator({"uniqueItems": True})
+    # an item can only complete at a quote, a bracket or a delimiter: other tokens need no check
+    closing = np.array([any(c in llama3_vocab.token_bytes(t) for c in b'"}],\t\n\r ')
+                        for t in range(llama3_vocab.size)])
+    m, p = compiled.matcher(), plain.matcher()
+    prefix = ""
+    for t in llama3_tokenizer.encode(json.dumps(doc), add_special_tokens=False):
+        got, want = m.next_token_bits(), p.next_token_bits().copy()
+        allowed = np.unpackbits(want.view(np.uint8), bitorder="little")[:llama3_vocab.size].astype(bool)
+        for tok in np.flatnonzero(allowed & closing).tolist():
+            text = prefix + llama3_vocab.token_bytes(tok).decode("utf-8", "replace")
+            if not unique.is_valid(_completed_items(text)):
+                want[tok >> 5] &= ~np.uint32(1 << (tok & 31))
+        assert np.array_equal(got, want), prefix
+        if not (int(got[t >> 5]) >> (t & 31)) & 1:
+            break
+        assert m.accept_token(t) and p.accept_token(t)
+        prefix += llama3_vocab.token_bytes(t).decode("utf-8")
+
+
 def test_random_walks_end_in_valid_documents(llama3_vocab):
     schema = {"type": "array", "items": {"type": "string", "pattern": "^[ab]+$"}, "uniqueItems": True,
               "minItems": 3, "maxItems": 6}
@@ -152,7 +209,8 @@ def test_rollback_and_fork_keep_the_items(llama3_vocab, llama3_tokenizer):
 
 def test_closed_item_languages_stay_unsupported(llama3_vocab):
     """A prefix with finitely many completions could be forced into a repeat: not compiled."""
-    for items in ({"type": "string", "maxLength": 3}, {"type": "string", "format": "date"}, {}):
+    for items in ({"type": "string", "maxLength": 3}, {"type": "string", "format": "date"}, {}, {"type": "integer"},
+                  {"type": "object", "additionalProperties": False, "properties": {"a": {"type": "string"}}}):
         with pytest.raises(UnsupportedSchemaError):
             corral.compile_json_schema({"type": "array", "items": items, "uniqueItems": True}, llama3_vocab)
 

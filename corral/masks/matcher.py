@@ -233,8 +233,8 @@ class Matcher:
         # one entry per accepted token: the parser state after it; a stop token repeats the state
         self._history: list[int] = _history if _history is not None else [compiled.states.initial]
         self._terminated: list[bool] = _terminated if _terminated is not None else [False]
-        # per entry: the open unique-items array (masks/unique.py), None for most grammars
-        self._frames: list = _frames if _frames is not None else [None]
+        # per entry: the open unique-items arrays (masks/unique.py), () for most grammars
+        self._frames: list = _frames if _frames is not None else [()]
 
     @property
     def state_id(self) -> int:
@@ -264,8 +264,8 @@ class Matcher:
             return True
         if token_id < 0 or token_id >= g.vocab.size:
             return False
-        frame = None
-        if g._unique is not None and (self._frames[-1] is not None or b"[" in g.vocab.token_bytes(token_id)):
+        frame = ()
+        if g._unique is not None and (self._frames[-1] or b"[" in g.vocab.token_bytes(token_id)):
             nxt, frame = g._unique.advance(sid, self._frames[-1], g.vocab.token_bytes(token_id))
         else:
             nxt = g.step_token(sid, token_id)
@@ -282,7 +282,7 @@ class Matcher:
             return False
         data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
         g = self.compiled
-        frame = None
+        frame = ()
         if g._unique is not None:
             nxt, frame = g._unique.advance(self._history[-1], self._frames[-1], data)
         else:
@@ -316,7 +316,7 @@ class Matcher:
         if self._terminated[-1]:
             return g._eos_bits
         bits = g.mask_bits(self._history[-1])
-        if self._frames[-1] is not None:
+        if self._frames[-1]:
             bits = g._unique.filter_mask(bits, self._history[-1], self._frames[-1])
         return bits
 

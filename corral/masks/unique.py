@@ -1,86 +1,177 @@
-"""Value constraints no context-free rule can state: arrays of pairwise distinct JSON strings.
+"""Value constraints no context-free rule can state: arrays of pairwise distinct JSON values.
 
 ``Grammar.unique_arrays`` names, per such array, the terminal that opens it and the nonterminals of
 its own structure. The grammar accepts the array with repeats; this module owns what the Matcher
 adds on top:
 
-* a per-sequence ``Frame`` (immutable, one per accepted token, so rollback and fork stay cheap):
-  the decoded items of the innermost open unique array and the raw bytes of the item being
-  written;
-* ``advance``: stepping the parser over bytes while keeping the frame. When an item closes with a
+* per accepted token, an immutable stack of ``Frame``s (one per open unique array, innermost
+  last; tuples, so rollback and fork stay cheap): the canonical values of the items so far and the
+  raw bytes and scan state of the item being written;
+* ``advance``: stepping the parser over bytes while keeping the frames. When an item closes with a
   value seen before, the parses of that array are removed from the parser state
   (``ParserStates.without``); what is left (an overlapping branch without uniqueItems) goes on, and
   nothing left means the bytes are rejected. This is exact: the unique parse dies, the others do
   not;
-* ``filter_mask``: the grammar's (memoized) mask minus the tokens whose bytes close a repeated
+* ``filter_mask``: the grammar's (memoized) mask minus the tokens that would close a repeated
   item. Candidates come from an index of the vocabulary (tokens by their bytes before the first
-  quote, plus the few tokens with two quotes or an escape) and each candidate is checked exactly
-  with ``advance``, so the filter never walks the vocabulary in Python.
+  quote; tokens with two quotes or an escape; tokens with a closing bracket, after a quote
+  for a container item left inside a string; tokens with a delimiter; tokens that may hold a whole
+  item), chosen by what the current item is and intersected with the mask in numpy, and each candidate is checked exactly with
+  ``advance``: no Python pass over the vocabulary.
 
-Why this is enough for exact masks: the compiler only emits unique arrays whose item language is
-open-ended (every item prefix has infinitely many completions, ``Compiler._open_ended``), so a
-prefix can never be forced into a repeat before its closing quote; repeats are decided exactly there.
+Items close at their last byte (a string's quote, a container's bracket) or, for numbers, at the
+delimiter after them. Values compare by JSON equality (``_canonical``: 1 == 1.0, true != 1, key
+order ignored). Why deciding at the close keeps masks exact: the compiler only emits unique arrays
+whose item language is open-ended (every item prefix has infinitely many completions,
+``Compiler._unique_open_array``), so no prefix can be forced into a repeat before it closes.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from decimal import Decimal
 
 import numpy as np
 
 from corral.automata.earley import DEAD
 
-_QUOTE, _BACKSLASH, _LBRACKET = 0x22, 0x5C, 0x5B
-_BETWEEN_ITEMS = frozenset(b" \t\n\r,")
+_QUOTE, _BACKSLASH, _LBRACKET, _RBRACKET = 0x22, 0x5C, 0x5B, 0x5D
+_WS = frozenset(b" \t\n\r")
+_DELIMITERS = frozenset(b" \t\n\r,]}")
+_OPENERS, _CLOSERS = frozenset(b"{["), frozenset(b"}]")
+
+BETWEEN, STRING, CONTAINER, SCALAR = 0, 1, 2, 3  # Frame.kind: what the current item is
+_NO_VALUE = object()
 
 
 @dataclass(frozen=True)
 class Frame:
     blocked: frozenset  # nonterminal ids of the unique arrays this '[' may have opened
-    values: frozenset  # decoded items so far
-    item: bytes | None  # raw bytes of the open item after its quote; None between items
+    values: frozenset  # canonical values of the items so far
+    kind: int = BETWEEN
+    item: bytes = b""  # raw bytes of the current item (a string's without its opening quote)
+    depth: int = 0  # bracket depth inside a container item
+    in_string: bool = False  # inside a string within a container item
+    escaped: bool = False  # the previous byte was an escaping backslash
 
 
-def _decode(raw: bytes) -> str | None:
-    """The string a complete raw JSON string body spells (None: incomplete escape or UTF-8)."""
+def _canonical(v):
+    """A hashable form under which JSON-equal values are equal (json.loads with Decimal numbers)."""
+    if v is None or isinstance(v, bool):
+        return ("literal", v)
+    if isinstance(v, Decimal):
+        return ("number", v)  # Decimal equality and hash are numeric: 1.0 == 1
+    if isinstance(v, str):
+        return ("string", v)
+    if isinstance(v, list):
+        return ("array", tuple(_canonical(x) for x in v))
+    return ("object", frozenset((k, _canonical(x)) for k, x in v.items()))
+
+
+def _value(raw: bytes, kind: int):
     try:
-        return json.loads(b'"' + raw + b'"')
+        if kind == STRING:
+            return ("string", json.loads(b'"' + raw + b'"'))
+        return _canonical(json.loads(raw, parse_float=Decimal, parse_int=Decimal))
     except ValueError:
-        return None
+        return _NO_VALUE  # not a JSON value: the unique parse is dead anyway
 
 
-def _quote_closes(raw: bytes) -> bool:
-    """A quote after ``raw`` ends the string (it is not escaped)."""
-    n = 0
-    while n < len(raw) and raw[len(raw) - 1 - n] == _BACKSLASH:
-        n += 1
-    return n % 2 == 0
+def _scan(f: Frame, b: int) -> tuple[Frame | None, object]:
+    """One byte through one frame: (frame or None when its array is over, completed value)."""
+    k = f.kind
+    if k == STRING:
+        if f.escaped:
+            return replace(f, item=f.item + bytes((b,)), escaped=False), _NO_VALUE
+        if b == _BACKSLASH:
+            return replace(f, item=f.item + bytes((b,)), escaped=True), _NO_VALUE
+        if b == _QUOTE:
+            return replace(f, kind=BETWEEN, item=b""), _value(f.item, STRING)
+        return replace(f, item=f.item + bytes((b,))), _NO_VALUE
+    if k == CONTAINER:
+        item = f.item + bytes((b,))
+        if f.in_string:
+            if f.escaped:
+                return replace(f, item=item, escaped=False), _NO_VALUE
+            return replace(f, item=item, escaped=b == _BACKSLASH, in_string=b != _QUOTE), _NO_VALUE
+        if b == _QUOTE:
+            return replace(f, item=item, in_string=True), _NO_VALUE
+        if b in _OPENERS:
+            return replace(f, item=item, depth=f.depth + 1), _NO_VALUE
+        if b in _CLOSERS:
+            if f.depth == 1:
+                return replace(f, kind=BETWEEN, item=b"", depth=0), _value(item, CONTAINER)
+            return replace(f, item=item, depth=f.depth - 1), _NO_VALUE
+        return replace(f, item=item), _NO_VALUE
+    if k == SCALAR:
+        if b not in _DELIMITERS:
+            return replace(f, item=f.item + bytes((b,))), _NO_VALUE
+        value = _value(f.item, SCALAR)
+        nxt, _ = _scan(replace(f, kind=BETWEEN, item=b""), b)  # the delimiter, at list level
+        return nxt, value
+    # between items, at the array's own level
+    if b == _QUOTE:
+        return replace(f, kind=STRING, item=b"", escaped=False), _NO_VALUE
+    if b in _OPENERS:
+        return replace(f, kind=CONTAINER, item=bytes((b,)), depth=1, in_string=False, escaped=False), _NO_VALUE
+    if b in _WS or b == 0x2C:
+        return f, _NO_VALUE
+    if b == _RBRACKET or b == 0x7D:
+        return None, _NO_VALUE
+    return replace(f, kind=SCALAR, item=bytes((b,))), _NO_VALUE
 
 
 @dataclass(frozen=True)
 class _VocabIndex:
+    """Per frame kind, the tokens that can complete an item (supersets; each is checked exactly)."""
     by_prefix: dict  # bytes before the first quote (no backslash in them) -> int64 token ids
-    slow: np.ndarray  # tokens with two quotes or more, or a backslash and a quote: always checked
-    quoted: np.ndarray  # every token with a quote (an open escape: all of them are checked)
+    slow: np.ndarray  # quote tokens the by_prefix look-up cannot decide: 2+ quotes, a backslash, or
+    #                   a closer / scalar end after the quote (one more item may complete after it)
+    quoted: np.ndarray  # every token with a quote
+    closers: np.ndarray  # tokens with '}' or ']'
+    quote_closers: np.ndarray  # a quote, and a '}' or ']' after it (a container item left in a string)
+    delimited: np.ndarray  # tokens with a byte that ends a number (',', ']', '}', whitespace)
+    whole_items: np.ndarray  # tokens that may hold a whole item: 2+ quotes, an opener then a
+    #                          closer, or a scalar byte followed by a delimiter
+
+
+_SCALAR_BYTES = frozenset(range(256)) - _DELIMITERS - _OPENERS - _CLOSERS - {_QUOTE}
+
+
+def _scalar_end(data: bytes, start: int = 0) -> bool:
+    return any(data[i] in _SCALAR_BYTES and data[i + 1] in _DELIMITERS for i in range(start, len(data) - 1))
 
 
 def _vocab_index(vocab) -> _VocabIndex:
     hit = vocab.cache.get("corral.unique_index")
     if hit is None:
         by_prefix: dict[bytes, list[int]] = {}
-        slow, quoted = [], []
+        slow, quoted, closers, quote_closers, delimited, whole = [], [], [], [], [], []
         for tok in range(vocab.size):
             data = vocab.token_bytes(tok)
+            if not data:
+                continue
+            closer_at = max(data.rfind(b"}"), data.rfind(b"]"))
+            if closer_at >= 0:
+                closers.append(tok)
+            if any(c in _DELIMITERS for c in data):
+                delimited.append(tok)
+            opener_at = min((i for i in (data.find(b"{"), data.find(b"[")) if i >= 0), default=-1)
+            if data.count(b'"') > 1 or 0 <= opener_at < closer_at or _scalar_end(data):
+                whole.append(tok)
             k = data.find(b'"')
             if k < 0:
                 continue
             quoted.append(tok)
-            if data.count(b'"') > 1 or b"\\" in data:
+            if closer_at > k:
+                quote_closers.append(tok)
+            if data.count(b'"') > 1 or b"\\" in data or closer_at > k or _scalar_end(data, k + 1):
                 slow.append(tok)
-            if b"\\" not in data[:k]:
+            elif b"\\" not in data[:k]:
                 by_prefix.setdefault(data[:k], []).append(tok)
-        hit = _VocabIndex({k: np.array(v, dtype=np.int64) for k, v in by_prefix.items()},
-                          np.array(slow, dtype=np.int64), np.array(quoted, dtype=np.int64))
+        arr = lambda xs: np.array(xs, dtype=np.int64)  # noqa: E731
+        hit = _VocabIndex({k: arr(v) for k, v in by_prefix.items()}, arr(slow), arr(quoted), arr(closers),
+                          arr(quote_closers), arr(delimited), arr(whole))
         vocab.cache["corral.unique_index"] = hit
     return hit
 
@@ -108,66 +199,87 @@ class UniqueArrays:
             return self._open_memo[sid]
         blocked = frozenset().union(*(self.after_open[p] for p, _ in self.states.states[sid].items
                                       if p in self.after_open))
-        frame = Frame(blocked, frozenset(), None) if blocked else None
+        frame = Frame(blocked, frozenset()) if blocked else None
         self._open_memo[sid] = frame
         return frame
 
-    def advance(self, sid: int, frame: Frame | None, data: bytes) -> tuple[int, Frame | None]:
-        """Parser state and frame after ``data`` (DEAD when rejected, repeats included)."""
+    def advance(self, sid: int, frames: tuple, data: bytes) -> tuple[int, tuple]:
+        """Parser state and frames after ``data`` (DEAD when rejected, repeats included)."""
         step = self.states.step
         for b in data:
+            if frames and b in _DELIMITERS:
+                # a number closes at the delimiter after it, and that ']' may also complete the
+                # array in the same step: remove a repeating array's parses before the step, or
+                # their completion would already have reached the parents
+                blocked = frozenset()
+                for f in frames:
+                    if f.kind == SCALAR and _value(f.item, SCALAR) in f.values:
+                        blocked |= f.blocked
+                if blocked:
+                    sid = self.states.without(sid, blocked)
+                    if sid == DEAD:
+                        return DEAD, ()
             sid = step(sid, b)
             if sid == DEAD:
-                return DEAD, None
-            if frame is not None:
-                if frame.item is not None:
-                    if b == _QUOTE and _quote_closes(frame.item):
-                        value = _decode(frame.item)
-                        if value is not None and value in frame.values:
-                            sid = self.states.without(sid, frame.blocked)
-                            if sid == DEAD:
-                                return DEAD, None
-                            frame = None  # the unique parses are gone; others go on
-                        else:
-                            values = frame.values if value is None else frame.values | {value}
-                            frame = Frame(frame.blocked, values, None)
-                    else:
-                        frame = Frame(frame.blocked, frame.values, frame.item + bytes((b,)))
-                    continue
-                if b == _QUOTE:
-                    frame = Frame(frame.blocked, frame.values, b"")
-                    continue
-                if b in _BETWEEN_ITEMS:
-                    continue
-                frame = None  # ']' or an item that is not a string: this array's items are over
+                return DEAD, ()
+            if frames:
+                kept = []
+                blocked = frozenset()
+                for f in frames:
+                    nxt, value = _scan(f, b)
+                    if value is not _NO_VALUE:
+                        if value in f.values:
+                            blocked |= f.blocked  # this array's unique parses end here
+                            continue
+                        nxt = None if nxt is None else replace(nxt, values=f.values | {value})
+                    if nxt is not None:
+                        kept.append(nxt)
+                frames = tuple(kept)
+                if blocked:
+                    sid = self.states.without(sid, blocked)
+                    if sid == DEAD:
+                        return DEAD, ()
             if b == _LBRACKET:
-                frame = self._open(sid)
-        return sid, frame
+                opened = self._open(sid)
+                if opened is not None:
+                    frames = frames + (opened,)
+        return sid, frames
 
-    def filter_mask(self, bits: np.ndarray, sid: int, frame: Frame | None) -> np.ndarray:
+    def filter_mask(self, bits: np.ndarray, sid: int, frames: tuple) -> np.ndarray:
         """``bits`` without the tokens that would close a repeated item (a copy when any)."""
-        if frame is None:
-            return bits  # (no values yet: one token may still close two equal items, e.g. `"",""`)
+        if not frames:
+            return bits
         index = _vocab_index(self.vocab)
-        chunks = [index.slow]
-        if frame.item is not None:
-            current = _decode(frame.item) if _quote_closes(frame.item) else None
-            if current is None:  # inside an escape or a UTF-8 sequence: every quote token
-                chunks.append(index.quoted)
-            else:
-                for v in frame.values:
-                    if v.startswith(current):
+        chunks = []
+        for f in frames:
+            if f.kind == STRING:
+                chunks.append(index.slow)
+                try:
+                    current = None if f.escaped else json.loads(b'"' + f.item + b'"')
+                except ValueError:
+                    current = None
+                if current is None:  # inside an escape or a UTF-8 sequence: every quote token
+                    chunks.append(index.quoted)
+                    continue
+                for kind, v in f.values:
+                    if kind == "string" and v.startswith(current):
                         rest = json.dumps(v[len(current):], ensure_ascii=False)[1:-1].encode("utf-8")
                         hit = index.by_prefix.get(rest)
                         if hit is not None:
                             chunks.append(hit)
+            elif f.kind == SCALAR:  # a number or literal closes at the delimiter after it
+                chunks.append(index.delimited)
+            elif f.kind == CONTAINER:  # closes at a bracket, outside any string of it
+                chunks.append(index.quote_closers if f.in_string else index.closers)
+            else:  # between items: only a token holding a whole item can complete one
+                chunks.append(index.whole_items)
         cands = np.unique(np.concatenate(chunks)) if len(chunks) > 1 else chunks[0]
         if not len(cands):
             return bits
         allowed = (bits[cands >> 5] >> (cands & 31).astype(np.uint32)) & 1
         out = None
         for tok in cands[allowed.astype(bool)].tolist():
-            if self.advance(sid, frame, self.vocab.token_bytes(tok))[0] == DEAD:
+            if self.advance(sid, frames, self.vocab.token_bytes(tok))[0] == DEAD:
                 if out is None:
                     out = bits.copy()
                 out[tok >> 5] &= ~np.uint32(1 << (tok & 31))

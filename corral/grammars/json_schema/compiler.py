@@ -314,7 +314,14 @@ class Compiler:
         self.registry = referencing.Registry(retrieve=_retrieve).with_resource("", resource)
         if resource.id():
             self.registry = self.registry.with_resource(resource.id(), resource)
-        self.registry = self.registry.crawl()
+        try:
+            self.registry = self.registry.crawl()
+        except (TypeError, AttributeError):
+            # an embedded resource declares an older draft but holds booleans (or other
+            # non-objects) where that draft expects schemas: the crawl cannot index it, so only
+            # the root's own ids are registered; a $ref that needed the crawl is then unresolvable
+            # and reported as such.
+            pass
         resolver = self.registry.resolver("")
         if resource.id():
             resolver = resolver.in_subresource(resource)
@@ -1489,7 +1496,7 @@ class Compiler:
         if a.unique and not (a.max_items is not None and a.max_items <= 1):
             sym = self._unique_finite_array(a, m, schemas_at, contains)
             if sym is False:
-                sym = self._unique_string_array(a, m, schemas_at, contains)
+                sym = self._unique_open_array(a, m, schemas_at, contains)
             if sym is not False:
                 return sym
             self.unsupported(a.pointer, "uniqueItems", "uniqueItems is only compiled for small finite item domains "
@@ -1656,11 +1663,12 @@ class Compiler:
         self.b.rule(name, [(self.LBRACK, names[frozenset()], self.RBRACK)])
         return name
 
-    def _unique_string_array(self, a: ArrC, m: int, schemas_at, contains):
-        """uniqueItems over JSON strings of an open-ended language: every prefix of an item has
-        infinitely many completions, so a repeat can only happen at an item's closing quote, where
-        the Matcher removes the array's parses (``Grammar.unique_arrays``). The grammar states the
-        array with an opening terminal of its own. False when not applicable."""
+    def _unique_open_array(self, a: ArrC, m: int, schemas_at, contains):
+        """uniqueItems over an open-ended item language (strings of an open-ended language, numbers
+        without bounds, objects that take any further key): every prefix of an item has infinitely
+        many completions, so a repeat is decided when the item closes, where the Matcher removes
+        the array's parses (``Grammar.unique_arrays``, ``masks/unique.py``). The grammar states
+        the array with an opening terminal of its own. False when not applicable."""
         if m > 0 or contains:
             return False
         refs = schemas_at(0)
@@ -1668,10 +1676,18 @@ class Compiler:
         if not dnf:
             return False
         for c in dnf:
-            if c.nt is not None or c.enum is not None or c.types != frozenset(["string"]):
+            if c.nt is not None or c.enum is not None or len(c.types) != 1:
                 return False
-            if not self._open_ended(c.str):
-                return False
+            t = next(iter(c.types))
+            if t == "string" and self._open_ended(c.str):
+                continue
+            # numbers: "0" / "-0" may go on with a fraction or an exponent (not so for integers)
+            if t == "number" and not c.num.integer and c.num.lo is None and c.num.hi is None \
+                    and not (c.num.multiple_of or c.num.positive or c.num.negative):
+                continue
+            if t == "object" and self._open_object(c.obj):
+                continue
+            return False
         elem = self.satisfiable_nt(refs)
         if elem is None:
             return False
@@ -1704,6 +1720,12 @@ class Compiler:
         self.b.unique_arrays[opening] = frozenset(own)
         self._emit_memo[key] = name
         return name
+
+    @staticmethod
+    def _open_object(o: ObjC) -> bool:
+        """Any prefix of such an object can go on with new keys (any key name, any value)."""
+        return (o.max_props is None and not o.names and not o.witnesses
+                and all(g.additional is None and not g.patterns for g in o.groups))
 
     def _open_ended(self, s: StrC) -> bool:
         """Every prefix of a string satisfying ``s`` has infinitely many completions (no live state
