@@ -35,4 +35,14 @@ class UnsupportedSchemaError(CorralError):
 
 
 class CompileBudgetError(CorralError):
-    """A compilation that would exceed its state or time budget."""
+    """A compilation that would exceed its state or time budget. ``pointer``: the JSON pointer of
+    the schema location being compiled when it ran out (JSON Schema front-end; None elsewhere)."""
+
+    def __init__(self, message: str, pointer: str | None = None):
+        self.reason = message
+        self.pointer = pointer
+        super().__init__(message if pointer is None else f"{pointer or '#'}: {message}")
+
+    def located(self, pointer: str) -> "CompileBudgetError":
+        """This error, naming ``pointer`` unless it already names a (deeper) location."""
+        return self if self.pointer is not None else CompileBudgetError(self.reason, pointer)

@@ -528,3 +528,52 @@ def test_recursive_ref_into_an_anchored_document_is_reported_not_resolved_static
             "type": "object", "properties": {"kids": {"type": "array", "items": {"$recursiveRef": "#"}}},
             "additionalProperties": False}
     check(tree, [{}, {"kids": [{}]}, {"kids": [{"kids": []}]}, {"kids": [{"x": 1}]}, {"kids": [1]}])
+
+
+def _branch(kind, **props):
+    return {"type": "object", "additionalProperties": False,
+            "properties": {"kind": {"const": kind}, "on": {"type": "boolean"}, **props}}
+
+
+# five branches that overlap on objects without "kind" (nothing is required): oneOf needs
+# S_i AND NOT S_j for four j per branch; each NOT S_j is one "some member breaks S_j" witness
+# whose alternatives are the members, so the product stays one alternative per branch
+MANY_OVERLAPPING_BRANCHES = {"oneOf": [
+    _branch("a", url={"type": "string"}, n={"type": "integer"}),
+    _branch("b", url={"type": "string"}, n={"type": "integer", "minimum": 3}),
+    _branch("c", url={"type": "string", "maxLength": 2}, tags={"type": "array", "items": {"type": "string"}}),
+    _branch("d", n={"type": "number"}, spec={"type": "object", "properties": {"x": {"type": "integer"}},
+                                              "additionalProperties": False}),
+    _branch("e", url={"type": "string"}, spec={"type": "object", "properties": {"x": {"type": "string"}}}),
+]}
+
+
+def test_one_of_with_many_overlapping_object_branches_is_exact():
+    values = {"kind": ["a", "c", "e", "z"], "on": [True, 1], "url": ["u", "long"], "n": [1, 5, 2.5],
+              "tags": [["t"], [1]], "spec": [{"x": 1}, {"x": "s"}, {"y": 1}]}
+    rnd = __import__("random").Random(11)
+    instances = [{}, [], "s", {"on": True}, {"url": "u"}, {"url": "long"}, {"n": 1}, {"n": 5}, {"n": 2.5},
+                 {"spec": {"x": 1}}, {"spec": {"x": "s"}}, {"kind": "b", "n": 1}, {"kind": "b", "n": 4}]
+    for _ in range(120):
+        keys = rnd.sample(sorted(values), rnd.randint(1, 3))
+        instances.append({k: rnd.choice(values[k]) for k in keys})
+    check(MANY_OVERLAPPING_BRANCHES, instances)
+    # negated object schemas with several members and regions, intersected with each other
+    check({"allOf": [{"not": _branch("a", url={"type": "string"})},
+                     {"not": {"patternProperties": {"^u": {"type": "string"}}, "properties": {"n": {"minimum": 3}}}},
+                     {"type": "object"}]}, instances)
+
+
+def test_many_pattern_properties_split_only_into_regions_that_exist():
+    """Twelve patterns, mostly disjoint: 2**12 candidate regions, of which a dozen hold keys."""
+    pats = {f"^{c}[0-9]+$": {"type": "integer", "minimum": i} for i, c in enumerate("abcdefghij")}
+    pats["^a"] = {"maximum": 5}  # overlaps "^a[0-9]+$"
+    pats["1$"] = {"type": "integer"}  # overlaps all of them
+    schema = {"type": "object", "patternProperties": pats, "additionalProperties": {"type": "string"},
+              "properties": {"a1": {"type": "integer", "multipleOf": 2}}}
+    rnd = __import__("random").Random(5)
+    keys = ["a1", "a2", "a", "ax", "b7", "j11", "k1", "z", "c0", "h3", "x1"]
+    instances = [{}, [], {"a1": 4}, {"a1": 3}, {"a2": 6}, {"a2": 4}, {"b7": 0}, {"b7": 1}, {"k1": "s"}, {"k1": 2}]
+    for _ in range(150):
+        instances.append({k: rnd.choice([0, 1, 2, 4, 6, 9, "s"]) for k in rnd.sample(keys, rnd.randint(1, 3))})
+    check(schema, instances)

@@ -15,6 +15,7 @@ ignored, so the grammar is looser, never stricter, than the schema).
 """
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from dataclasses import dataclass, field, replace
@@ -166,9 +167,11 @@ class ObjC:
     dep_required: tuple = ()  # (key, frozenset)
     pointer: str = ""
     required_order: tuple = ()  # required keys in schema order (for property_order="schema")
-    # "some member has a key in this region and a value satisfying these refs" (negated
-    # additionalProperties / patternProperties / propertyNames): (key regexes all matched,
-    # key regexes none matched, value refs)
+    # "some member satisfies one of these alternatives" (the negation of properties /
+    # patternProperties / additionalProperties / propertyNames: one witness per negated schema,
+    # so that intersecting several negations adds witnesses instead of multiplying alternatives).
+    # A witness is a tuple of alternatives (key regexes all matched, key regexes none matched,
+    # value refs, the literal key or None); see ``Compiler._witness_members``
     witnesses: tuple = ()
 
     def merge(self, o: "ObjC") -> "ObjC":
@@ -264,6 +267,7 @@ class Options:
 MAX_ONE_OF_CONTEXT = 8  # sibling alternatives a oneOf's overlap test is scoped by
 MAX_CONTAINS = 5  # contains constraints per array: 2**n item kinds
 MAX_WITNESSES = 6  # "some member" constraints per object: 2**n masks of member variants
+MAX_KEY_REGIONS = 256  # regions of undeclared keys, split by the patternProperties each matches
 LONG_STRING = 48  # length bounds above this use chunked strings (see Compiler._long_string)
 STRING_CHUNK = 16
 
@@ -488,6 +492,11 @@ class Compiler:
             res = self.product(xs, ys)
             return res[0] if len(res) == 1 else (None if not res else _Multi(res))
         m = x.merge(y)
+        if "object" in m.types and x.obj.groups and y.obj.groups and (x.obj.required or y.obj.required) \
+                and self._type_disjoint("object", x, y):
+            # e.g. S_i AND NOT S_j of a oneOf: "key k present with a value outside S_j(k)" against
+            # S_i(k) == S_j(k); pruned here, the product of many negations stays small
+            m.types = m.types - {"object"}
         if not m.types:
             return None
         return m
@@ -515,6 +524,8 @@ class Compiler:
                 res = self.negate(r.loc, r.only)
             else:
                 res = self._normalize_loc(r)
+        except CompileBudgetError as e:
+            raise e.located((r.loc if isinstance(r, NegLoc) else r).pointer) from None
         finally:
             self._norm_stack.pop()
         res = _flatten(res)
@@ -728,14 +739,14 @@ class Compiler:
                 return True
             return False
         if t == "object":
-            # discriminator: a key required by both whose values are disjoint
+            # discriminator: a key required by either side (so present) whose values are disjoint
             oa, oc = a.obj, c.obj
             m = oa.merge(oc)
             if m.required & m.forbidden:
                 return True
             if m.max_props is not None and (m.min_props > m.max_props or len(m.required) > m.max_props):
                 return True
-            for k in oa.required & oc.required:
+            for k in sorted(oa.required | oc.required):
                 va = [r for g in oa.groups for r in g.props.get(k, ())]
                 vc = [r for g in oc.groups for r in g.props.get(k, ())]
                 if va and vc:
@@ -972,6 +983,7 @@ class Compiler:
         out: list[Conj] = []
         p = loc.pointer
         handled = set()
+        member_alts: list = []  # some member violates properties / patternProperties / ...
         if "$ref" in keys:  # not (S and ref) == not S or not ref
             handled.add("$ref")
             out.extend(self.negate(self.resolve_ref(loc, s["$ref"], "$ref"), only))
@@ -1036,10 +1048,9 @@ class Compiler:
         if "properties" in keys and isinstance(s["properties"], dict):
             handled.add("properties")
             for k, sub in s["properties"].items():
-                neg = NegLoc(self.child(loc, sub, "properties", k))
-                out.append(Conj(types=frozenset(["object"]), obj=ObjC(
-                    groups=(ObjGroup({k: (neg,)}, (), None),), required=frozenset([k])), origins=(loc,)))
-        # some member violates additionalProperties / a patternProperties schema / propertyNames
+                child = self.child(loc, sub, "properties", k)
+                if not _is_true_refs((child,)):
+                    member_alts.append(((rx.literal(k),), (), (NegLoc(child),), k))
         any_key = rx.star(rx.any_char())
         pattern_res = []
         for pat, sub in (s.get("patternProperties") or {}).items() if isinstance(s.get("patternProperties"), dict) else ():
@@ -1049,23 +1060,22 @@ class Compiler:
             for r, pat, sub in pattern_res:
                 child = self.child(loc, sub, "patternProperties", pat)
                 if r is not None and not _is_true_refs((child,)):
-                    out.append(Conj(types=frozenset(["object"]), obj=ObjC(witnesses=(((r,), (), (NegLoc(child),)),)),
-                                    origins=(loc,)))
+                    member_alts.append(((r,), (), (NegLoc(child),), None))
         if "additionalProperties" in keys:
             handled.add("additionalProperties")
             child = self.child(loc, s["additionalProperties"], "additionalProperties")
             if not _is_true_refs((child,)) and all(r is not None for r, _, _ in pattern_res):
                 props = s.get("properties") if isinstance(s.get("properties"), dict) else {}
                 outside = tuple(rx.literal(k) for k in props) + tuple(r for r, _, _ in pattern_res)
-                out.append(Conj(types=frozenset(["object"]), obj=ObjC(witnesses=(((any_key,), outside, (NegLoc(child),)),)),
-                                origins=(loc,)))
+                member_alts.append(((any_key,), outside, (NegLoc(child),), None))
         if "propertyNames" in keys and d >= 6:
             handled.add("propertyNames")
             child = self.child(loc, s["propertyNames"], "propertyNames")
             if not _is_true_refs((child,)):
                 names = self._names_regex(self.normalize(child), p + "/propertyNames")
-                out.append(Conj(types=frozenset(["object"]), obj=ObjC(
-                    witnesses=(((any_key,), (names,) if names is not None else (), ()),)), origins=(loc,)))
+                member_alts.append(((any_key,), (names,) if names is not None else (), (), None))
+        if member_alts:
+            out.append(Conj(types=frozenset(["object"]), obj=ObjC(witnesses=(tuple(member_alts),)), origins=(loc,)))
         if "anyOf" in keys:
             handled.add("anyOf")
             dnf = [Conj()]
@@ -1221,6 +1231,15 @@ class Compiler:
 
     # ---------------------------------------------------------------- emission
     def emit_conj(self, c: Conj) -> list[tuple[str, ...]]:
+        try:
+            return self._emit_conj(c)
+        except CompileBudgetError as e:
+            if not c.origins:
+                raise
+            origin = c.origins[0]
+            raise e.located((origin.loc if isinstance(origin, NegLoc) else origin).pointer) from None
+
+    def _emit_conj(self, c: Conj) -> list[tuple[str, ...]]:
         if c.nt is not None:
             return [(c.nt,)]
         if c.enum is not None:
@@ -1778,6 +1797,10 @@ class Compiler:
             for x in [k, *sorted(ds)]:
                 if x not in declared:
                     declared.append(x)
+        for w in o.witnesses:  # a witness naming a key: that key gets a member of its own
+            for *_, k in w:
+                if k is not None and k not in declared:
+                    declared.append(k)
         names_dnf = None
         if o.names:
             names_dnf = self.normalize_refs(list(o.names))
@@ -1823,11 +1846,14 @@ class Compiler:
             if all_free:
                 regions.append((key_pos, [], ()))
             else:
-                if len(pats) > 6:
-                    raise CompileBudgetError("too many patternProperties to split key regions")
                 cur = [([], [])]  # (in-patterns idx, out-patterns idx)
                 for i in range(len(pats)):
-                    cur = [(a + [i], b) for a, b in cur] + [(a, b + [i]) for a, b in cur]
+                    # a key matching patterns a and i: kept only when such keys exist (patterns
+                    # are mostly disjoint, so the regions grow linearly rather than as 2**n)
+                    cur = [(a + [i], b) for a, b in cur if len(pats) <= 6 or self._keys_exist(
+                        key_pos + [pats[j][0] for j in a + [i]])] + [(a, b + [i]) for a, b in cur]
+                    if len(cur) > MAX_KEY_REGIONS:
+                        raise CompileBudgetError("patternProperties overlap in too many key regions")
                 for ins, outs in cur:
                     refs = []
                     for i in ins:
@@ -1851,32 +1877,55 @@ class Compiler:
             return None
         return self._object_from_members(o, members, region_members, witness_members)
 
+    def _keys_exist(self, positives) -> bool:
+        """Some key matches every one of these regexes."""
+        key = ("keys_exist", tuple(positives))
+        if key not in self._emit_memo:
+            try:
+                self._emit_memo[key] = len(positives) < 2 or not cpdfa.combine(list(positives)).is_empty()
+            except CompileBudgetError:
+                self._emit_memo[key] = True  # undecided: keep the region (an empty one is dropped later)
+        return self._emit_memo[key]
+
     def _witness_members(self, o: ObjC, members, member_refs, regions, excluded) -> list | None:
         """Members that satisfy a set of ``o.witnesses`` at once: (bitmask of witnesses, key symbol,
-        value nonterminal, declared key or None). None when some witness cannot be satisfied."""
+        value nonterminal, declared key or None). A member satisfies a witness through one of its
+        alternatives: per set, one alternative of each witness is chosen. None when some witness
+        cannot be satisfied."""
         n = len(o.witnesses)
         if not n:
             return []
         if n > MAX_WITNESSES:
             raise CompileBudgetError(f"more than {MAX_WITNESSES} 'some member' constraints on one object")
-        out = []
+        out: list = []
+        seen: set = set()
+
+        def add(item):
+            if item not in seen:
+                seen.add(item)
+                out.append(item)
+
         for mask in range(1, 1 << n):
             ws = [o.witnesses[i] for i in range(n) if mask >> i & 1]
-            pos = [r for w in ws for r in w[0]]
-            neg = [r for w in ws for r in w[1]]
-            refs = [r for w in ws for r in w[2]]
             for k, (kt, _) in members.items():
-                if all(_fullmatch(r, k) for r in pos) and not any(_fullmatch(r, k) for r in neg):
-                    v = self.satisfiable_nt(member_refs[k] + refs)
+                options = [[a for a in w if _alternative_matches(a, k)] for w in ws]
+                for combo in _choices(options):
+                    v = self.satisfiable_nt(member_refs[k] + [r for a in combo for r in a[2]])
                     if v is not None:
-                        out.append((mask, kt, v, k))
-            for rpos, rneg, rrefs in regions:
-                v = self.satisfiable_nt(list(rrefs) + refs)
-                if v is None:
-                    continue
-                sym = self._key_region_terminal(list(rpos) + pos, list(rneg) + excluded + neg)
-                if sym is not None:
-                    out.append((mask, sym, v, None))
+                        add((mask, kt, v, k))
+            # undeclared keys: only alternatives over key regexes (a literal key is declared)
+            options = [[a for a in w if a[3] is None] for w in ws]
+            for combo in _choices(options):
+                pos = [r for a in combo for r in a[0]]
+                neg = [r for a in combo for r in a[1]]
+                refs = [r for a in combo for r in a[2]]
+                for rpos, rneg, rrefs in regions:
+                    v = self.satisfiable_nt(list(rrefs) + refs)
+                    if v is None:
+                        continue
+                    sym = self._key_region_terminal(list(rpos) + pos, list(rneg) + excluded + neg)
+                    if sym is not None:
+                        add((mask, sym, v, None))
         covered = 0
         for mask, _, _, _ in out:
             covered |= mask
@@ -2188,6 +2237,26 @@ def _is_trivial(c: Conj) -> bool:
             and not c.obj.names and c.obj.min_props == 0 and c.obj.max_props is None and not c.obj.dep_required
             and not c.obj.witnesses
             and c.bools == frozenset({True, False}) and c.null_ok)
+
+
+MAX_WITNESS_CHOICES = 256  # alternative combinations per set of witnesses one member satisfies
+
+
+def _alternative_matches(alt, key: str) -> bool:
+    pos, neg, _, literal = alt
+    if literal is not None:
+        return literal == key
+    return all(_fullmatch(r, key) for r in pos) and not any(_fullmatch(r, key) for r in neg)
+
+
+def _choices(options: list[list]):
+    """One element of each list (nothing when a list is empty), budgeted."""
+    total = 1
+    for opt in options:
+        total *= len(opt)
+    if total > MAX_WITNESS_CHOICES:
+        raise CompileBudgetError("'some member' constraints combine into too many member variants")
+    return itertools.product(*options) if total else ()
 
 
 def _is_true_refs(refs) -> bool:
