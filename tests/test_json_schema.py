@@ -577,3 +577,37 @@ def test_many_pattern_properties_split_only_into_regions_that_exist():
     for _ in range(150):
         instances.append({k: rnd.choice([0, 1, 2, 4, 6, 9, "s"]) for k in rnd.sample(keys, rnd.randint(1, 3))})
     check(schema, instances)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_vectorized_minimization_equals_the_reference(seed):
+    """cpdfa's numpy Moore refinement vs the plain-Python one, state for state, on products and
+    complements of random regexes (the same automata combine() builds)."""
+    from corral.grammars.json_schema import cpdfa
+    from corral.grammars.regex_parser import parse_regex
+
+    rnd = __import__("random").Random(seed)
+    pieces = ["a", "b", "ab", "[a-c]", "[^b]", "x*", "(ab|ba)", "[0-9]{2}", ".", "c?"]
+    for _ in range(25):
+        regexes = [parse_regex("".join(rnd.choice(pieces) for _ in range(rnd.randint(1, 4))) + rnd.choice(["", ".*"]))
+                   for _ in range(3)]
+        atoms = cpdfa.Atoms(regexes + [rx.any_char()])
+        a, b, c = (cpdfa.Dfa.from_regex(r, atoms) for r in regexes)
+        for d in (a.product(b, both=True, minimize=False), a.product(c.complement(), both=True, minimize=False),
+                  a.product(b, both=False, minimize=False)):
+            fast, ref = d.minimize(), d._minimize_reference()
+            assert fast.trans == ref.trans and fast.accept == ref.accept
+
+
+def test_one_of_over_finite_branches_keeps_the_values_exactly_one_holds():
+    schema = {"type": "array", "oneOf": [{"enum": [[1], [2, 4], [5]]}, {"enum": [[1], [1, 2]]},
+                                         {"enum": [[1], [2, 4], [4, 6], [5], "s"]}, {"const": [7], "maxItems": 0}],
+              "if": {"minItems": 1}, "then": {"minItems": 2, "items": {"exclusiveMaximum": 5}}}
+    check(schema, [[1], [2, 4], [5], [1, 2], [4, 6], [7], [], "s", [1, 2, 3], {}, [2, 4, 0]])
+    # exactly-one-of-these-keys: "k absent, or its value breaks S_k" per negated branch
+    keys = {f"k{i}": {"type": "object", "required": ["v"], "properties": {"v": {"type": "integer"}}} for i in range(12)}
+    one_key = {"type": "object", "properties": {**keys, "not": {"type": "boolean"}}, "additionalProperties": False,
+               "oneOf": [{"required": [k], "properties": {k: sub}} for k, sub in keys.items()]}
+    check(one_key, [{}, {"k0": {"v": 1}}, {"k0": {"v": 1}, "k1": {"v": 2}}, {"k0": {"v": 1}, "k1": {}},
+                    {"k3": {"v": "x"}}, {"k3": {"v": "x"}, "k4": {"v": 4}}, {"k11": {"v": 0}, "not": True},
+                    {"k2": {"v": 1}, "k5": {"v": 1}, "k9": {"w": 1}}, {"not": False}])

@@ -142,7 +142,9 @@ class GrammarBuilder:
     families: dict[str, RuleFamily] = field(default_factory=dict)
     unique_arrays: dict[str, frozenset] = field(default_factory=dict)
     _by_regex: dict[rx.Regex, str] = field(default_factory=dict)
+    _alternative_sets: dict[str, set] = field(default_factory=dict)
     _counter: int = 0
+    n_alternatives: int = 0  # over all rules (front-ends check their budgets against it)
 
     def fresh(self, prefix: str) -> str:
         self._counter += 1
@@ -159,11 +161,14 @@ class GrammarBuilder:
         return name
 
     def rule(self, name: str, alternatives: list[tuple[str, ...]] | tuple[tuple[str, ...], ...]) -> str:
-        self.rules.setdefault(name, [])
+        alts = self.rules.setdefault(name, [])
+        seen = self._alternative_sets.setdefault(name, set())
         for a in alternatives:
             a = tuple(a)
-            if a not in self.rules[name]:
-                self.rules[name].append(a)
+            if a not in seen:
+                seen.add(a)
+                alts.append(a)
+                self.n_alternatives += 1
         return name
 
     def build(self, start: str) -> Grammar:

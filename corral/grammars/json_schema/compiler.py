@@ -375,8 +375,7 @@ class Compiler:
         return self.b.build("start")
 
     def _check_budget(self):
-        n = sum(len(a) for a in self.b.rules.values())
-        if n > self.opt.max_rules:
+        if self.b.n_alternatives > self.opt.max_rules:
             raise CompileBudgetError(f"grammar exceeds {self.opt.max_rules} rule alternatives")
 
     # ---------------------------------------------------------------- helpers on locs
@@ -640,6 +639,18 @@ class Compiler:
         parent schema requires)."""
         children = [self.child(loc, sub, "oneOf", i) for i, sub in enumerate(subs)]
         branches = [self.normalize(c) for c in children]
+        if all(c.nt is None and c.enum is not None for b in branches for c in b):
+            # finite branches (enum / const): the values that exactly one branch holds
+            candidates: list = []
+            for b in branches:
+                for c in b:
+                    candidates.extend(v for v in c.enum if not any(json_equal(v, w) for w in candidates))
+
+            def holds(v, b) -> bool:
+                return any(any(json_equal(v, w) for w in c.enum) and self.value_allowed(v, c) for c in b)
+
+            once = tuple(v for v in candidates if sum(holds(v, b) for b in branches) == 1)
+            return [Conj(enum=once)] if once else []
         if context is not None and (len(context) > MAX_ONE_OF_CONTEXT or all(_is_trivial(x) for x in context)):
             context = None
         scoped = branches
@@ -672,15 +683,18 @@ class Compiler:
                         NegLoc(children[j], None if not rest else ts))
                     dnf = self.product(dnf, not_j)
                 out.extend(dnf)
-        except CompileBudgetError:
-            out = None
+        except CompileBudgetError as e:
+            out, why = None, str(e)
         if out is not None and len(self.issues) == mark:
             return out
+        if out is not None:
+            ptr, kw, reason = self.issues[mark]
+            why = f"{ptr or '#'}: {kw}: {reason}"
         del self.issues[mark:]
         self._seen_issues = set(self.issues)
         i, j = next((i, min(js)) for i, js in overlaps.items() if js)
         self.unsupported(loc.pointer, "oneOf", f"branches {i} and {j} may overlap and their negation is not compiled "
-                                               f"(treated as anyOf)")
+                                               f"(treated as anyOf): {why}")
         return [c for b in branches for c in b]
 
     def overlap_types(self, a: Conj, c: Conj) -> frozenset:
@@ -1041,15 +1055,25 @@ class Compiler:
                 values = [s["const"]] if "enum" not in keys else [v for v in values if json_equal(v, s["const"])]
             handled |= {"enum", "const"}
             out.extend(self._exclude_values(values, loc, only))
+        props = s["properties"] if "properties" in keys and isinstance(s["properties"], dict) else {}
+        required = s["required"] if "required" in keys and isinstance(s["required"], list) else []
         if "required" in keys and isinstance(s["required"], list):
             handled.add("required")
-            for k in s["required"]:
-                out.append(Conj(types=frozenset(["object"]), obj=ObjC(forbidden=frozenset([k])), origins=(loc,)))
+            for k in required:
+                child = self.child(loc, props[k], "properties", k) if k in props else None
+                if child is not None and not _is_true_refs((child,)):
+                    # "k absent, or k's value breaks S_k" is one member constraint ("if k is
+                    # present, its value is not S_k"): "exactly one of these keys" oneOfs then
+                    # stay one alternative per branch instead of 2**n
+                    out.append(Conj(types=frozenset(["object"]), obj=ObjC(
+                        groups=(ObjGroup({k: (NegLoc(child),)}, (), None),)), origins=(loc,)))
+                else:
+                    out.append(Conj(types=frozenset(["object"]), obj=ObjC(forbidden=frozenset([k])), origins=(loc,)))
         if "properties" in keys and isinstance(s["properties"], dict):
             handled.add("properties")
-            for k, sub in s["properties"].items():
+            for k, sub in props.items():
                 child = self.child(loc, sub, "properties", k)
-                if not _is_true_refs((child,)):
+                if k not in required and not _is_true_refs((child,)):
                     member_alts.append(((rx.literal(k),), (), (NegLoc(child),), k))
         any_key = rx.star(rx.any_char())
         pattern_res = []

@@ -12,12 +12,15 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 
+import numpy as np
+
 from corral.errors import CompileBudgetError
 from corral.grammars import regex_ast as rx
 
 MAX_NFA_STATES = 20000
 MAX_DFA_STATES = 4000
 MAX_DAG_DEPTH = 64  # longest path of an automaton turned into a regex by _dag_regex
+NEGATIVE_GROUP = 48  # regexes subtracted at once by ``combine`` (one alternation, one product)
 
 
 def _classes(node: rx.Regex, out: set, seen: set | None = None) -> None:
@@ -133,6 +136,23 @@ class _Nfa:
         return frozenset(seen)
 
 
+def _row_ids(rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Dense ids with equal ids exactly for equal rows: a 64-bit hash per row (wrapping
+    arithmetic), then a check that rows sharing a hash are equal; on a collision, rows are
+    folded column by column instead (exact, slower)."""
+    with np.errstate(over="ignore"):
+        hashes = (rows * weights).sum(axis=1)
+    _, first, ids = np.unique(hashes, return_index=True, return_inverse=True)
+    ids = ids.reshape(-1)
+    if np.array_equal(rows, rows[first[ids]]):
+        return ids
+    ids = np.zeros(len(rows), dtype=np.int64)
+    for column in rows.T:
+        _, ids = np.unique(ids * (int(rows.max()) + 1) + column, return_inverse=True)
+        ids = ids.reshape(-1)
+    return ids
+
+
 @dataclass(eq=False)  # identity hash: DFAs are memo keys of the compiler
 class Dfa:
     """Complete DFA over atom ids: ``trans[state][atom]`` (state 0 is the start; a dead state exists)."""
@@ -178,7 +198,7 @@ class Dfa:
             trans.append(row)
         return Dfa(atoms, trans, accept).minimize()
 
-    def product(self, other: "Dfa", both: bool) -> "Dfa":
+    def product(self, other: "Dfa", both: bool, minimize: bool = True) -> "Dfa":
         """Intersection (both=True) or union (both=False) of two DFAs over the same atoms."""
         index = {(0, 0): 0}
         pairs = [(0, 0)]
@@ -199,7 +219,8 @@ class Dfa:
                     pairs.append(nxt)
                 row.append(index[nxt])
             trans.append(row)
-        return Dfa(self.atoms, trans, accept).minimize()
+        out = Dfa(self.atoms, trans, accept)
+        return out.minimize() if minimize else out
 
     def remap(self, atoms: Atoms) -> "Dfa":
         """The same automaton over ``atoms``, which must refine this DFA's atoms."""
@@ -210,7 +231,37 @@ class Dfa:
         return Dfa(self.atoms, [list(r) for r in self.trans], [not a for a in self.accept])
 
     def minimize(self) -> "Dfa":
-        """Moore partition refinement over the reachable states."""
+        """Moore partition refinement, vectorized: per round, a state's signature is its block and
+        its targets' blocks, and equal signatures share a block (``np.unique``). States
+        are assumed reachable (every construction here builds them by search from the start).
+        Same result, state for state, as ``_minimize_reference``."""
+        n = len(self.trans)
+        if n <= 1:
+            return Dfa(self.atoms, [list(r) for r in self.trans], list(self.accept))
+        table = np.asarray(self.trans, dtype=np.int64)
+        block = np.asarray(self.accept, dtype=np.int64)
+        n_blocks = len(np.unique(block))
+        weights = np.random.default_rng(0x5EED).integers(1, 2 ** 62, size=table.shape[1] + 1, dtype=np.int64) | 1
+        while True:
+            signature = np.concatenate([block[:, None], block[table]], axis=1)
+            refined = _row_ids(signature, weights)
+            k = int(refined.max()) + 1
+            block = refined
+            if k == n_blocks:
+                break
+            n_blocks = k
+        # number the blocks in order of their first state, so the start block is 0
+        _, first = np.unique(block, return_index=True)
+        order = np.argsort(first)  # order[i] = the block numbered i
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        reps = first[order]
+        trans = rank[block[table[reps]]].tolist()
+        accept = [bool(self.accept[r]) for r in reps.tolist()]
+        return Dfa(self.atoms, trans, accept)
+
+    def _minimize_reference(self) -> "Dfa":
+        """Plain-Python Moore refinement (the reference ``minimize`` is tested against)."""
         n = len(self.trans)
         block = [1 if a else 0 for a in self.accept]
         while True:
@@ -417,6 +468,11 @@ def combine(positive: list, negative: list = ()) -> Dfa:
     acc = Dfa.from_regex(rx.star(rx.any_char()), atoms)
     for r in positive:
         acc = acc.product(dfa(r), both=True)
-    for r in negative:
-        acc = acc.product(dfa(r).complement(), both=True)
-    return acc
+    # regex negatives in groups as one alternation each: an object's "any key but these 300
+    # declared ones" is then a few products with a trie-shaped DFA instead of 300 (each minimized)
+    regexes = [r for r in negative if not isinstance(r, Dfa)]
+    groups = [rx.alt(*regexes[i:i + NEGATIVE_GROUP]) for i in range(0, len(regexes), NEGATIVE_GROUP)]
+    for r in groups + [r for r in negative if isinstance(r, Dfa)]:
+        # (minimized once at the end: products of these trie-like automata stay near minimal)
+        acc = acc.product(dfa(r).complement(), both=True, minimize=False)
+    return acc.minimize() if negative else acc
