@@ -611,3 +611,30 @@ def test_one_of_over_finite_branches_keeps_the_values_exactly_one_holds():
     check(one_key, [{}, {"k0": {"v": 1}}, {"k0": {"v": 1}, "k1": {"v": 2}}, {"k0": {"v": 1}, "k1": {}},
                     {"k3": {"v": "x"}}, {"k3": {"v": "x"}, "k4": {"v": 4}}, {"k11": {"v": 0}, "not": True},
                     {"k2": {"v": 1}, "k5": {"v": 1}, "k9": {"w": 1}}, {"not": False}])
+
+
+LOOKAHEAD_PATTERNS = [
+    r"^(?=.*[a-z])(?=.*[A-Z])(?=.*\d).{6,}$",  # password rules
+    r"^(?!.*://)[a-z./:]+$",
+    r"^(?!-)(?!.*--)[a-z0-9-]+$",
+    r"^(?=a)[a-c]*(?!x)",  # the second lookahead is not leading: single-class lookahead support
+    r"^(?![0-9]+$)[a-z0-9]{2,4}",
+]
+LOOKAHEAD_STRINGS = ["", "a", "aB3xyz", "abcdef", "ABC123", "aB3", "http://x", "a/b.c", "a:b", "-ab", "a--b", "a-b",
+                     "ab", "abx", "ac", "b", "12", "1a", "abcd9", "Zz9zzzz", "a" * 7 + "Z1", "aaaa", "a1b2c"]
+
+
+@pytest.mark.parametrize("pattern", LOOKAHEAD_PATTERNS)
+def test_leading_lookaheads_are_automaton_intersections(pattern):
+    """Python's re (which has lookaheads) is the oracle, for pattern, not pattern and
+    patternProperties (key regions need one regex: combined and turned back)."""
+    want = {s: re.search(pattern, s) is not None for s in LOOKAHEAD_STRINGS}
+    for schema, expect in (({"type": "string", "pattern": pattern}, want),
+                           ({"type": "string", "not": {"pattern": pattern}}, {s: not v for s, v in want.items()})):
+        oracle = LarkOracle(json_schema_to_grammar(schema).grammar)
+        for s, ok in expect.items():
+            assert oracle.accepts(json.dumps(s)) == ok, (schema, s)
+    keyed = {"type": "object", "patternProperties": {pattern: {"type": "integer"}}, "additionalProperties": False}
+    oracle = LarkOracle(json_schema_to_grammar(keyed).grammar)
+    for s, ok in want.items():
+        assert oracle.accepts(json.dumps({s: 1})) == ok, (keyed, s)

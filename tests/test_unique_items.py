@@ -33,6 +33,8 @@ SCHEMAS = [
     {"type": "array", "uniqueItems": True,
      "items": {"type": "object", "properties": {"a": {"type": "integer"}, "tags": STRINGS}}},
     {"type": "array", "uniqueItems": True, "items": {"anyOf": [{"type": "string"}, {"type": "object"}]}},
+    {"type": "array", "items": {"type": "integer"}, "uniqueItems": True},
+    {"type": "array", "items": {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "string"}]}, "uniqueItems": True},
 ]
 
 
@@ -43,7 +45,7 @@ def _instances(rnd: random.Random):
            ["a", "b", "c", "a"], ["a", "b", "a"], ["a", "b", "c", "d"]]
     for _ in range(40):
         out.append([rnd.choice(words) for _ in range(rnd.randint(0, 5))])
-    values = [1, 1.0, 2, -0.5, {"a": 1}, {"a": 1, "b": [1, 2]}, {"b": [1, 2], "a": 1}, {"a": 1.0}, {"tags": ["x"]},
+    values = [1, 1.0, 2, -0.5, 0, -0, 0.0, 12, 120, -7, {"a": 1}, {"a": 1, "b": [1, 2]}, {"b": [1, 2], "a": 1}, {"a": 1.0}, {"tags": ["x"]},
               {"tags": ["x", "x"]}, {"a": True}, {}, "s", [1]]
     for _ in range(40):
         out.append([rnd.choice(values) for _ in range(rnd.randint(0, 4))])
@@ -207,9 +209,55 @@ def test_rollback_and_fork_keep_the_items(llama3_vocab, llama3_tokenizer):
     assert not child.accept_string('"a"') and child.accept_string('"c"')
 
 
+_SUFFIXES = ["", "]", "0]", "5]", "7]", "13]", ".0]", "e5]", "+5]", " 7]", ", 7]", "7, 13]", "0.0]"] + [
+    head + ", 7, 13]" for head in ("", "0", "5", ".0", "e5", "+5", "7")]
+
+
+@pytest.mark.parametrize("schema,doc", [
+    ({"type": "array", "items": {"type": "integer"}, "uniqueItems": True}, [0, 10, 1, -3, 12]),
+    ({"type": "array", "items": {"type": "integer", "minimum": 0}, "uniqueItems": True, "minItems": 2}, [1, 0, 100]),
+])
+def test_integer_masks_equal_the_completion_oracle(schema, doc, llama3_vocab, llama3_tokenizer):
+    """Integer items: "0", "-0" and "12." already fix the value, so after 0 (or 12) was used those
+    prefixes must be masked too. Oracle: the token is allowed by the grammar without uniqueItems
+    and some completion from a fixed list makes a document jsonschema accepts."""
+    plain_schema = {k: v for k, v in schema.items() if k != "uniqueItems"}
+    compiled = corral.compile_json_schema(schema, llama3_vocab)
+    assert compiled.grammar.unique_integer_items
+    plain = corral.compile_json_schema(plain_schema, llama3_vocab)
+    validator = jsonschema.Draft202012Validator(schema)
+
+    def completes(text: str) -> bool:
+        for suffix in _SUFFIXES:
+            try:
+                if validator.is_valid(json.loads(text + suffix)):
+                    return True
+            except ValueError:
+                continue
+        return False
+
+    m, p = compiled.matcher(), plain.matcher()
+    prefix = ""
+    for t in llama3_tokenizer.encode(json.dumps(doc), add_special_tokens=False):
+        got, want = m.next_token_bits(), p.next_token_bits().copy()
+        allowed = np.unpackbits(want.view(np.uint8), bitorder="little")[:llama3_vocab.size].astype(bool)
+        for tok in np.flatnonzero(allowed).tolist():
+            data = llama3_vocab.token_bytes(tok)
+            if tok in llama3_vocab.eos_token_ids or not data:
+                continue
+            if not completes(prefix + data.decode("utf-8", "replace")):
+                want[tok >> 5] &= ~np.uint32(1 << (tok & 31))
+        assert np.array_equal(got, want), (prefix, np.flatnonzero(np.unpackbits(
+            (got ^ want).view(np.uint8), bitorder="little"))[:10])
+        assert (int(got[t >> 5]) >> (t & 31)) & 1
+        assert m.accept_token(t) and p.accept_token(t)
+        prefix += llama3_vocab.token_bytes(t).decode("utf-8")
+
+
 def test_closed_item_languages_stay_unsupported(llama3_vocab):
     """A prefix with finitely many completions could be forced into a repeat: not compiled."""
-    for items in ({"type": "string", "maxLength": 3}, {"type": "string", "format": "date"}, {}, {"type": "integer"},
+    for items in ({"type": "string", "maxLength": 3}, {"type": "string", "format": "date"}, {},
+                  {"type": "integer", "minimum": -5}, {"type": "integer", "maximum": 1000},
                   {"type": "object", "additionalProperties": False, "properties": {"a": {"type": "string"}}}):
         with pytest.raises(UnsupportedSchemaError):
             corral.compile_json_schema({"type": "array", "items": items, "uniqueItems": True}, llama3_vocab)

@@ -326,7 +326,15 @@ class ParserStates:
             st = self.states[sid]
             pos_lhs = self.t.pos_lhs
             kernel = {(p, o) for p, o in st.items if o != SELF and pos_lhs[p] not in blocked}
-            n = self._closure_state(kernel, st.scans, blocked=blocked) if kernel or st.scans else DEAD
+            # a lexeme still being read completes into the items waiting in its start state: those
+            # go through the same removal, or the parse would come back when the lexeme ends
+            scans = set()
+            for term, q, start in st.scans:
+                kept = start if start == sid else self.without(start, blocked)
+                if kept != DEAD and self.waiting_t(kept, term):
+                    scans.add((term, q, kept))
+            scans = frozenset(scans)
+            n = self._closure_state(kernel, scans, blocked=blocked) if kernel or scans else DEAD
             if n != DEAD and not self.states[n].entries and not self.states[n].accepting:
                 n = DEAD
             self._without[key] = n

@@ -56,10 +56,12 @@ class Grammar:
     families: Mapping[str, RuleFamily] = field(default_factory=dict)
     # A constraint no context-free rule can state: JSON arrays whose items are pairwise distinct.
     # Key: the terminal opening such an array (used for nothing else); value: the nonterminals of
-    # that array's own structure (not its item values). The items are JSON strings, compared as
-    # decoded strings; the Matcher enforces it (corral.masks.unique) by removing the parses of
-    # the array when an item repeats.
+    # that array's own structure (not its item values). Items are JSON values compared by JSON
+    # equality; the Matcher enforces it (corral.masks.unique) by removing the parses of the array
+    # when an item repeats. ``unique_integer_items``: those arrays whose numeric items are all
+    # integers (then "0…", "-0…" and "n." already decide the item's value: see masks/unique.py).
     unique_arrays: Mapping[str, frozenset] = field(default_factory=dict)
+    unique_integer_items: frozenset = frozenset()
 
     def __post_init__(self) -> None:
         if self.start not in self.rules:
@@ -78,6 +80,8 @@ class Grammar:
         for t, nts in self.unique_arrays.items():
             if t not in self.terminals or any(n not in self.rules for n in nts):
                 raise GrammarError(f"unique array {t!r} names undefined symbols")
+        if not set(self.unique_integer_items) <= set(self.unique_arrays):
+            raise GrammarError("unique_integer_items names a terminal that opens no unique array")
 
     def is_terminal(self, name: str) -> bool:
         return name in self.terminals
@@ -116,7 +120,7 @@ class Grammar:
                 raise CompileBudgetError(f"expanding the grammar's rule families exceeds {max_rules} rules")
             todo.extend(s for a in alts for s in a if self.family_of(s) is not None and s not in rules)
         return Grammar(terminals=self.terminals, rules=rules, start=self.start, ignore=self.ignore,
-                       unique_arrays=self.unique_arrays)
+                       unique_arrays=self.unique_arrays, unique_integer_items=self.unique_integer_items)
 
     def fingerprint(self) -> str:
         """A stable text form, used as a cache key."""
@@ -129,6 +133,8 @@ class Grammar:
             parts.append(f"F {k} = {self.families[k].describe()}")
         for k in sorted(self.unique_arrays):
             parts.append(f"U {k} = {sorted(self.unique_arrays[k])!r}")
+        if self.unique_integer_items:
+            parts.append(f"UI {sorted(self.unique_integer_items)!r}")
         return "\n".join(parts)
 
 
@@ -141,6 +147,7 @@ class GrammarBuilder:
     ignore: list[str] = field(default_factory=list)
     families: dict[str, RuleFamily] = field(default_factory=dict)
     unique_arrays: dict[str, frozenset] = field(default_factory=dict)
+    unique_integer_items: set = field(default_factory=set)
     _by_regex: dict[rx.Regex, str] = field(default_factory=dict)
     _alternative_sets: dict[str, set] = field(default_factory=dict)
     _counter: int = 0
@@ -179,6 +186,7 @@ class GrammarBuilder:
             ignore=tuple(self.ignore),
             families=dict(self.families),
             unique_arrays=dict(self.unique_arrays),
+            unique_integer_items=frozenset(self.unique_integer_items),
         )
 
 

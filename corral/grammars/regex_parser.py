@@ -1086,3 +1086,71 @@ def search_regex(pattern: str, flavor: str = "ecmascript", flags: int = 0) -> rx
                            rx.char_set("\n") if _final_newline_only(e) else rx.NOTHING)
         out.append(rx.seq(before, r, after))
     return rx.alt(*out)
+
+
+def _group_end(pattern: str, open_at: int) -> int:
+    """Index of the ')' closing the group opened at ``open_at`` (escapes and classes skipped);
+    -1 when unbalanced."""
+    depth, i, in_class = 0, open_at, False
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return -1
+
+
+def _has_top_level_bar(pattern: str) -> bool:
+    depth, i, in_class = 0, 0, False
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            return True
+        i += 1
+    return False
+
+
+def search_regex_parts(pattern: str, flavor: str = "ecmascript", flags: int = 0) -> tuple[list, list]:
+    """``search_regex`` for patterns that open with lookaheads: ``^(?=A)(?!B)R`` holds exactly for
+    the strings in search(^A) and search(^R) and not in search(^B), so the lookaheads become
+    (positives, negatives) for an automaton intersection (the JSON Schema compiler's). Any other
+    pattern: ([search_regex(pattern)], [])."""
+    if not pattern.startswith("^") or not pattern.startswith(("^(?=", "^(?!")):
+        return [search_regex(pattern, flavor, flags)], []
+    positives, negatives = [], []
+    i = 1
+    while pattern.startswith(("(?=", "(?!"), i):
+        end = _group_end(pattern, i)
+        if end < 0:
+            break
+        body = pattern[i + 3:end]
+        (positives if pattern[i + 2] == "=" else negatives).append(search_regex("^" + body, flavor, flags))
+        i = end + 1
+    rest = pattern[i:]
+    if not (positives or negatives) or _has_top_level_bar(rest):
+        # "^(?=a)b|c": the alternation is outside the anchored lookaheads' scope
+        return [search_regex(pattern, flavor, flags)], []
+    positives.append(search_regex("^" + rest, flavor, flags))
+    return positives, negatives

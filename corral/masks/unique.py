@@ -23,7 +23,10 @@ Items close at their last byte (a string's quote, a container's bracket) or, for
 delimiter after them. Values compare by JSON equality (``_canonical``: 1 == 1.0, true != 1, key
 order ignored). Why deciding at the close keeps masks exact: the compiler only emits unique arrays
 whose item language is open-ended (every item prefix has infinitely many completions,
-``Compiler._unique_open_array``), so no prefix can be forced into a repeat before it closes.
+``Compiler._unique_open_array``), so no prefix can be forced into a repeat before it closes. The
+one exception is integer items (``Grammar.unique_integer_items``): "0", "-0" and "12." already fix
+the value (only zeros may follow), and so does "-" where no negative integer is allowed; those
+prefixes are checked as they appear.
 """
 from __future__ import annotations
 
@@ -48,6 +51,7 @@ _NO_VALUE = object()
 class Frame:
     blocked: frozenset  # nonterminal ids of the unique arrays this '[' may have opened
     values: frozenset  # canonical values of the items so far
+    int_blocked: frozenset = frozenset()  # those of arrays whose numeric items are integers
     kind: int = BETWEEN
     item: bytes = b""  # raw bytes of the current item (a string's without its opening quote)
     depth: int = 0  # bracket depth inside a container item
@@ -75,6 +79,20 @@ def _value(raw: bytes, kind: int):
         return _canonical(json.loads(raw, parse_float=Decimal, parse_int=Decimal))
     except ValueError:
         return _NO_VALUE  # not a JSON value: the unique parse is dead anyway
+
+
+def _integer_value(item: bytes):
+    """The value an integer item already has: every integer spelling that starts "0" or "-0" is 0,
+    and one with a '.' has only zeros after it; None while digits may still follow."""
+    if item.startswith((b"0", b"-0")):
+        return ("number", Decimal(0))
+    dot = item.find(b".")
+    if dot > 0:
+        try:
+            return ("number", Decimal(item[:dot].decode("ascii")))
+        except ArithmeticError:
+            return None
+    return None
 
 
 def _scan(f: Frame, b: int) -> tuple[Frame | None, object]:
@@ -131,6 +149,7 @@ class _VocabIndex:
     closers: np.ndarray  # tokens with '}' or ']'
     quote_closers: np.ndarray  # a quote, and a '}' or ']' after it (a container item left in a string)
     delimited: np.ndarray  # tokens with a byte that ends a number (',', ']', '}', whitespace)
+    zero_or_dot: np.ndarray  # tokens with '0', '.' or '-': may fix an integer item's value
     whole_items: np.ndarray  # tokens that may hold a whole item: 2+ quotes, an opener then a
     #                          closer, or a scalar byte followed by a delimiter
 
@@ -146,7 +165,7 @@ def _vocab_index(vocab) -> _VocabIndex:
     hit = vocab.cache.get("corral.unique_index")
     if hit is None:
         by_prefix: dict[bytes, list[int]] = {}
-        slow, quoted, closers, quote_closers, delimited, whole = [], [], [], [], [], []
+        slow, quoted, closers, quote_closers, delimited, whole, zero_or_dot = [], [], [], [], [], [], []
         for tok in range(vocab.size):
             data = vocab.token_bytes(tok)
             if not data:
@@ -156,6 +175,8 @@ def _vocab_index(vocab) -> _VocabIndex:
                 closers.append(tok)
             if any(c in _DELIMITERS for c in data):
                 delimited.append(tok)
+            if b"0" in data or b"." in data or b"-" in data:
+                zero_or_dot.append(tok)
             opener_at = min((i for i in (data.find(b"{"), data.find(b"[")) if i >= 0), default=-1)
             if data.count(b'"') > 1 or 0 <= opener_at < closer_at or _scalar_end(data):
                 whole.append(tok)
@@ -170,8 +191,9 @@ def _vocab_index(vocab) -> _VocabIndex:
             elif b"\\" not in data[:k]:
                 by_prefix.setdefault(data[:k], []).append(tok)
         arr = lambda xs: np.array(xs, dtype=np.int64)  # noqa: E731
-        hit = _VocabIndex({k: arr(v) for k, v in by_prefix.items()}, arr(slow), arr(quoted), arr(closers),
-                          arr(quote_closers), arr(delimited), arr(whole))
+        hit = _VocabIndex(by_prefix={k: arr(v) for k, v in by_prefix.items()}, slow=arr(slow), quoted=arr(quoted),
+                          closers=arr(closers), quote_closers=arr(quote_closers), delimited=arr(delimited),
+                          whole_items=arr(whole), zero_or_dot=arr(zero_or_dot))
         vocab.cache["corral.unique_index"] = hit
     return hit
 
@@ -184,6 +206,7 @@ class UniqueArrays:
         self.vocab = vocab
         # dotted positions right after an opening terminal -> the nonterminals of that array
         self.after_open: dict[int, frozenset] = {}
+        self.integer_positions: set[int] = set()  # of those, arrays of integer-only numeric items
         for term_name, nts in grammar.unique_arrays.items():
             sym = -1 - tables.terminal_index[term_name]
             ids = frozenset(tables._encode(n) for n in nts)
@@ -191,17 +214,28 @@ class UniqueArrays:
                 for first in tables.rules_for(nt):
                     if tables.next_sym[first] == sym:
                         self.after_open[first + 1] = ids
+                        if term_name in grammar.unique_integer_items:
+                            self.integer_positions.add(first + 1)
         self._open_memo: dict[int, Frame | None] = {}
 
     def _open(self, sid: int) -> Frame | None:
         """The frame of a '[' just read in state ``sid`` (None: no unique array opened)."""
         if sid in self._open_memo:
             return self._open_memo[sid]
-        blocked = frozenset().union(*(self.after_open[p] for p, _ in self.states.states[sid].items
-                                      if p in self.after_open))
-        frame = Frame(blocked, frozenset()) if blocked else None
+        opened = [p for p, _ in self.states.states[sid].items if p in self.after_open]
+        blocked = frozenset().union(*(self.after_open[p] for p in opened))
+        int_blocked = frozenset().union(*(self.after_open[p] for p in opened if p in self.integer_positions))
+        frame = Frame(blocked, frozenset(), int_blocked=int_blocked) if blocked else None
         self._open_memo[sid] = frame
         return frame
+
+    def _fixed_integer(self, sid: int, item: bytes):
+        """The value an integer item being read already has (None: still open). A lone "-" is
+        fixed when the grammar takes no digit 1-9 after it (no negative integers: only -0)."""
+        if item == b"-":
+            step = self.states.step
+            return None if any(step(sid, d) != DEAD for d in b"123456789") else ("number", Decimal(0))
+        return _integer_value(item)
 
     def advance(self, sid: int, frames: tuple, data: bytes) -> tuple[int, tuple]:
         """Parser state and frames after ``data`` (DEAD when rejected, repeats included)."""
@@ -235,6 +269,9 @@ class UniqueArrays:
                     if nxt is not None:
                         kept.append(nxt)
                 frames = tuple(kept)
+                for f in frames:
+                    if f.int_blocked and f.kind == SCALAR and self._fixed_integer(sid, f.item) in f.values:
+                        blocked |= f.int_blocked  # e.g. "0" after 0: only 0 can follow
                 if blocked:
                     sid = self.states.without(sid, blocked)
                     if sid == DEAD:
@@ -269,10 +306,14 @@ class UniqueArrays:
                             chunks.append(hit)
             elif f.kind == SCALAR:  # a number or literal closes at the delimiter after it
                 chunks.append(index.delimited)
+                if f.int_blocked:
+                    chunks.append(index.zero_or_dot)
             elif f.kind == CONTAINER:  # closes at a bracket, outside any string of it
                 chunks.append(index.quote_closers if f.in_string else index.closers)
             else:  # between items: only a token holding a whole item can complete one
                 chunks.append(index.whole_items)
+                if f.int_blocked:
+                    chunks.append(index.zero_or_dot)
         cands = np.unique(np.concatenate(chunks)) if len(chunks) > 1 else chunks[0]
         if not len(cands):
             return bits

@@ -841,9 +841,9 @@ class Compiler:
         if "maxLength" in s:
             sc = replace(sc, max_len=_nonneg(s["maxLength"], p + "/maxLength"))
         if "pattern" in s:
-            r = self.pattern_regex(s["pattern"], p, "pattern")
-            if r is not None:
-                sc = replace(sc, patterns=sc.patterns + (r,))
+            parts = self.pattern_parts(s["pattern"], p, "pattern")
+            if parts is not None:
+                sc = replace(sc, patterns=sc.patterns + tuple(parts[0]), negative=sc.negative + tuple(parts[1]))
         if "format" in s and isinstance(s["format"], str) and self.opt.format_assert:
             f = s["format"]
             r = st.format_regex(f, self.opt.exact_leap_seconds)
@@ -955,15 +955,34 @@ class Compiler:
         self.unsupported(loc.pointer, kw, "unevaluated* with in-place applicators is not compiled")
         return False
 
-    def pattern_regex(self, pattern, pointer: str, keyword: str) -> rx.Regex | None:
+    def pattern_parts(self, pattern, pointer: str, keyword: str) -> tuple[list, list] | None:
+        """(positives, negatives): the strings containing a match are in every positive and in no
+        negative (leading lookaheads become automaton intersections); None when not compiled."""
         if not isinstance(pattern, str):
             raise SchemaError("pattern must be a string", pointer)
-        from corral.grammars.regex_parser import search_regex
+        from corral.grammars.regex_parser import search_regex_parts
         try:
-            return search_regex(pattern, flavor="ecmascript")
+            return search_regex_parts(pattern, flavor="ecmascript")
         except GrammarError as e:
             self.unsupported(pointer, keyword, f"regex {pattern!r}: {e}")
             return None
+
+    def pattern_regex(self, pattern, pointer: str, keyword: str) -> rx.Regex | None:
+        """One regex for ``pattern`` (key regions need one): lookahead parts are combined by
+        automaton and turned back into a regex when that stays small."""
+        parts = self.pattern_parts(pattern, pointer, keyword)
+        if parts is None:
+            return None
+        positives, negatives = parts
+        if len(positives) == 1 and not negatives:
+            return positives[0]
+        try:
+            r = cpdfa.combine(positives, negatives).to_regex(max_nodes=3000)
+        except CompileBudgetError:
+            r = None
+        if r is None:
+            self.unsupported(pointer, keyword, f"regex {pattern!r}: its lookaheads make too large an automaton")
+        return r
 
     # ---------------------------------------------------------------- negation
     def negate(self, loc: Loc, only: frozenset | None = None) -> list[Conj]:
@@ -1129,9 +1148,10 @@ class Compiler:
                             origins=(loc,)))
         if "pattern" in keys:
             handled.add("pattern")
-            r = self.pattern_regex(s["pattern"], p, "pattern")
-            if r is not None:
-                out.append(Conj(types=frozenset(["string"]), str=StrC(negative=(r,)), origins=(loc,)))
+            parts = self.pattern_parts(s["pattern"], p, "pattern")
+            if parts is not None:  # not (all positives and no negative): one positive fails or a negative holds
+                out.extend(Conj(types=frozenset(["string"]), str=StrC(negative=(r,)), origins=(loc,)) for r in parts[0])
+                out.extend(Conj(types=frozenset(["string"]), str=StrC(patterns=(r,)), origins=(loc,)) for r in parts[1])
         for kw, lo_kw in (("minimum", True), ("maximum", False), ("exclusiveMinimum", True), ("exclusiveMaximum", False)):
             if kw in keys and (d >= 6 or kw in ("minimum", "maximum")):
                 handled.add(kw)
@@ -1708,25 +1728,34 @@ class Compiler:
 
     def _unique_open_array(self, a: ArrC, m: int, schemas_at, contains):
         """uniqueItems over an open-ended item language (strings of an open-ended language, numbers
-        without bounds, objects that take any further key): every prefix of an item has infinitely
-        many completions, so a repeat is decided when the item closes, where the Matcher removes
-        the array's parses (``Grammar.unique_arrays``, ``masks/unique.py``). The grammar states
-        the array with an opening terminal of its own. False when not applicable."""
+        without bounds, integers without an upper bound or a negative lower one, objects that take
+        any further key): every prefix of an item has infinitely many completions, except integer
+        prefixes that fix the value ("0", "-0", "12."), which the Matcher checks as they appear;
+        otherwise a repeat is decided when the item closes, where the Matcher removes the array's
+        parses (``Grammar.unique_arrays``, ``masks/unique.py``). The grammar states the array with
+        an opening terminal of its own. False when not applicable."""
         if m > 0 or contains:
             return False
         refs = schemas_at(0)
         dnf = self.normalize_refs(refs)
         if not dnf:
             return False
+        integers = fractions = False
         for c in dnf:
             if c.nt is not None or c.enum is not None or len(c.types) != 1:
                 return False
             t = next(iter(c.types))
             if t == "string" and self._open_ended(c.str):
                 continue
-            # numbers: "0" / "-0" may go on with a fraction or an exponent (not so for integers)
-            if t == "number" and not c.num.integer and c.num.lo is None and c.num.hi is None \
-                    and not (c.num.multiple_of or c.num.positive or c.num.negative):
+            n = c.num
+            plain = not (n.multiple_of or n.positive or n.negative)
+            # numbers: "0" / "-0" may go on with a fraction or an exponent
+            if t == "number" and not n.integer and n.lo is None and n.hi is None and plain:
+                fractions = True
+                continue
+            # integers: "-" must stay open (no negative lower bound), digits too (no upper bound)
+            if t == "number" and n.integer and n.hi is None and plain and (n.lo is None or n.lo >= 0):
+                integers = True
                 continue
             if t == "object" and self._open_object(c.obj):
                 continue
@@ -1761,6 +1790,8 @@ class Compiler:
         name = fresh("uarray")
         self.b.rule(name, [(opening, counts[0], self.RBRACK)])
         self.b.unique_arrays[opening] = frozenset(own)
+        if integers and not fractions:
+            self.b.unique_integer_items.add(opening)
         self._emit_memo[key] = name
         return name
 
