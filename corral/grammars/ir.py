@@ -60,8 +60,11 @@ class Grammar:
     # equality; the Matcher enforces it (corral.masks.unique) by removing the parses of the array
     # when an item repeats. ``unique_integer_items``: those arrays whose numeric items are all
     # integers (then "0…", "-0…" and "n." already decide the item's value: see masks/unique.py).
+    # ``unique_string_domains``: those arrays whose items are a finite set of strings, with that
+    # set (sorted) and minItems (the Matcher keeps enough unused values within reach).
     unique_arrays: Mapping[str, frozenset] = field(default_factory=dict)
     unique_integer_items: frozenset = frozenset()
+    unique_string_domains: Mapping[str, tuple] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.start not in self.rules:
@@ -80,8 +83,9 @@ class Grammar:
         for t, nts in self.unique_arrays.items():
             if t not in self.terminals or any(n not in self.rules for n in nts):
                 raise GrammarError(f"unique array {t!r} names undefined symbols")
-        if not set(self.unique_integer_items) <= set(self.unique_arrays):
-            raise GrammarError("unique_integer_items names a terminal that opens no unique array")
+        if not set(self.unique_integer_items) <= set(self.unique_arrays) or \
+                not set(self.unique_string_domains) <= set(self.unique_arrays):
+            raise GrammarError("unique_integer_items / unique_string_domains name a terminal that opens no unique array")
 
     def is_terminal(self, name: str) -> bool:
         return name in self.terminals
@@ -120,7 +124,8 @@ class Grammar:
                 raise CompileBudgetError(f"expanding the grammar's rule families exceeds {max_rules} rules")
             todo.extend(s for a in alts for s in a if self.family_of(s) is not None and s not in rules)
         return Grammar(terminals=self.terminals, rules=rules, start=self.start, ignore=self.ignore,
-                       unique_arrays=self.unique_arrays, unique_integer_items=self.unique_integer_items)
+                       unique_arrays=self.unique_arrays, unique_integer_items=self.unique_integer_items,
+                       unique_string_domains=self.unique_string_domains)
 
     def fingerprint(self) -> str:
         """A stable text form, used as a cache key."""
@@ -135,6 +140,8 @@ class Grammar:
             parts.append(f"U {k} = {sorted(self.unique_arrays[k])!r}")
         if self.unique_integer_items:
             parts.append(f"UI {sorted(self.unique_integer_items)!r}")
+        for k in sorted(self.unique_string_domains):
+            parts.append(f"UD {k} = {self.unique_string_domains[k]!r}")
         return "\n".join(parts)
 
 
@@ -148,6 +155,7 @@ class GrammarBuilder:
     families: dict[str, RuleFamily] = field(default_factory=dict)
     unique_arrays: dict[str, frozenset] = field(default_factory=dict)
     unique_integer_items: set = field(default_factory=set)
+    unique_string_domains: dict[str, tuple] = field(default_factory=dict)
     _by_regex: dict[rx.Regex, str] = field(default_factory=dict)
     _alternative_sets: dict[str, set] = field(default_factory=dict)
     _counter: int = 0
@@ -187,6 +195,7 @@ class GrammarBuilder:
             families=dict(self.families),
             unique_arrays=dict(self.unique_arrays),
             unique_integer_items=frozenset(self.unique_integer_items),
+            unique_string_domains=dict(self.unique_string_domains),
         )
 
 

@@ -25,11 +25,13 @@ order ignored). Why deciding at the close keeps masks exact: the compiler only e
 whose item language is open-ended (every item prefix has infinitely many completions,
 ``Compiler._unique_open_array``), so no prefix can be forced into a repeat before it closes. The
 one exception is integer items (``Grammar.unique_integer_items``): "0", "-0" and "12." already fix
-the value (only zeros may follow), and so does "-" where no negative integer is allowed; those
-prefixes are checked as they appear.
+the value (only zeros may follow), and so does "-" where no negative integer is allowed; and for
+any item, a scalar's first letters fix a literal ("t": true). Those prefixes are checked as they
+appear.
 """
 from __future__ import annotations
 
+import bisect
 import json
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -52,6 +54,10 @@ class Frame:
     blocked: frozenset  # nonterminal ids of the unique arrays this '[' may have opened
     values: frozenset  # canonical values of the items so far
     int_blocked: frozenset = frozenset()  # those of arrays whose numeric items are integers
+    # arrays whose items are a finite set of strings: (nonterminal ids, sorted strings, the same
+    # as a frozenset, minItems) each (``Grammar.unique_string_domains``)
+    domains: tuple = ()
+    expect: bool = False  # between items after a comma: an item must follow
     kind: int = BETWEEN
     item: bytes = b""  # raw bytes of the current item (a string's without its opening quote)
     depth: int = 0  # bracket depth inside a container item
@@ -79,6 +85,17 @@ def _value(raw: bytes, kind: int):
         return _canonical(json.loads(raw, parse_float=Decimal, parse_int=Decimal))
     except ValueError:
         return _NO_VALUE  # not a JSON value: the unique parse is dead anyway
+
+
+_LITERALS = ((b"true", ("literal", True)), (b"false", ("literal", False)), (b"null", ("literal", None)))
+
+
+def _literal_value(item: bytes):
+    """The literal a scalar item that starts with a letter must become (None: not a literal)."""
+    for spelling, value in _LITERALS:
+        if item and spelling.startswith(item):
+            return value
+    return None
 
 
 def _integer_value(item: bytes):
@@ -129,14 +146,113 @@ def _scan(f: Frame, b: int) -> tuple[Frame | None, object]:
         return nxt, value
     # between items, at the array's own level
     if b == _QUOTE:
-        return replace(f, kind=STRING, item=b"", escaped=False), _NO_VALUE
+        return replace(f, kind=STRING, item=b"", escaped=False, expect=False), _NO_VALUE
     if b in _OPENERS:
-        return replace(f, kind=CONTAINER, item=bytes((b,)), depth=1, in_string=False, escaped=False), _NO_VALUE
-    if b in _WS or b == 0x2C:
+        return replace(f, kind=CONTAINER, item=bytes((b,)), depth=1, in_string=False, escaped=False,
+                       expect=False), _NO_VALUE
+    if b in _WS:
         return f, _NO_VALUE
+    if b == 0x2C:
+        return (f if f.expect else replace(f, expect=True)), _NO_VALUE
     if b == _RBRACKET or b == 0x7D:
         return None, _NO_VALUE
-    return replace(f, kind=SCALAR, item=bytes((b,))), _NO_VALUE
+    return replace(f, kind=SCALAR, item=bytes((b,)), expect=False), _NO_VALUE
+
+
+_SHORT_ESCAPES = {'"': b'\\"', "\\": b"\\\\", "/": b"\\/", "\b": b"\\b", "\f": b"\\f", "\n": b"\\n",
+                  "\r": b"\\r", "\t": b"\\t"}
+
+
+def _string_prefix(raw: bytes) -> tuple[str, bytes] | None:
+    """(decoded text, bytes of an unfinished character or escape) of a JSON string's content read
+    so far; None when it is no valid prefix."""
+    out: list[str] = []
+    i, n = 0, len(raw)
+    try:
+        while i < n:
+            b = raw[i]
+            if b == _BACKSLASH:
+                if i + 1 >= n:
+                    return "".join(out), raw[i:]
+                if raw[i + 1] != 0x75:  # a short escape
+                    out.append(json.loads(b'"' + raw[i:i + 2] + b'"'))
+                    i += 2
+                    continue
+                if i + 6 > n:
+                    return "".join(out), raw[i:]
+                cp = int(raw[i + 2:i + 6], 16)
+                if 0xD800 <= cp < 0xDC00:  # a surrogate pair: \uD8xx\uDCxx
+                    if i + 12 > n:
+                        return "".join(out), raw[i:]
+                    low = int(raw[i + 8:i + 12], 16)
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00)
+                    i += 12
+                else:
+                    i += 6
+                out.append(chr(cp))
+                continue
+            size = 1 if b < 0x80 else 2 if b < 0xE0 else 3 if b < 0xF0 else 4
+            if i + size > n:
+                return "".join(out), raw[i:]
+            out.append(raw[i:i + size].decode("utf-8"))
+            i += size
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return "".join(out), b""
+
+
+def _can_spell(pending: bytes, c: str) -> bool:
+    """Some JSON spelling of the character ``c`` starts with ``pending``."""
+    cp = ord(c)
+    if c not in '"\\' and cp >= 0x20 and c.encode("utf-8").startswith(pending):
+        return True
+    if not pending.startswith(b"\\"):
+        return False
+    low = pending.lower()
+    if _SHORT_ESCAPES.get(c, b"-").startswith(low):
+        return True
+    if cp > 0xFFFF:
+        v = cp - 0x10000
+        esc = b"\\u%04x\\u%04x" % (0xD800 + (v >> 10), 0xDC00 + (v & 0x3FF))
+    else:
+        esc = b"\\u%04x" % cp
+    return esc.startswith(low)
+
+
+def _domain_dead(f: Frame, domain) -> bool:
+    """No unused value of a finite string domain can complete the array from here: none fits the
+    item being read, or fewer are left than minItems still needs."""
+    _, values, value_set, min_items = domain
+    used = sum(1 for kind, v in f.values if kind == "string" and v in value_set)
+    unused = len(values) - used
+    if f.kind == BETWEEN:
+        return unused < max(min_items - used, 1 if f.expect else 0)
+    if f.kind != STRING:
+        return False
+    if unused - 1 < min_items - used - 1:
+        return True
+    prefix = _string_prefix(f.item)
+    if prefix is None:
+        return False
+    text, pending = prefix
+    for i in range(bisect.bisect_left(values, text), len(values)):
+        u = values[i]
+        if not u.startswith(text):
+            break
+        if ("string", u) in f.values:
+            continue
+        if not pending or (len(u) > len(text) and _can_spell(pending, u[len(text)])):
+            return False
+    return True
+
+
+def _used_fits(f: Frame, domain) -> bool:
+    """A used value fits the item being read (the next bytes may leave only used values)."""
+    prefix = _string_prefix(f.item)
+    if prefix is None:
+        return True
+    text = prefix[0]
+    return any(kind == "string" and v.startswith(text) for kind, v in f.values)
 
 
 @dataclass(frozen=True)
@@ -150,6 +266,8 @@ class _VocabIndex:
     quote_closers: np.ndarray  # a quote, and a '}' or ']' after it (a container item left in a string)
     delimited: np.ndarray  # tokens with a byte that ends a number (',', ']', '}', whitespace)
     zero_or_dot: np.ndarray  # tokens with '0', '.' or '-': may fix an integer item's value
+    literal_bytes: np.ndarray  # tokens whose first byte past spaces and commas is a letter of
+    #                            true / false / null: may start or go on with a literal
     whole_items: np.ndarray  # tokens that may hold a whole item: 2+ quotes, an opener then a
     #                          closer, or a scalar byte followed by a delimiter
 
@@ -165,7 +283,7 @@ def _vocab_index(vocab) -> _VocabIndex:
     hit = vocab.cache.get("corral.unique_index")
     if hit is None:
         by_prefix: dict[bytes, list[int]] = {}
-        slow, quoted, closers, quote_closers, delimited, whole, zero_or_dot = [], [], [], [], [], [], []
+        slow, quoted, closers, quote_closers, delimited, whole, zero_or_dot, literal_bytes = [], [], [], [], [], [], [], []
         for tok in range(vocab.size):
             data = vocab.token_bytes(tok)
             if not data:
@@ -177,6 +295,9 @@ def _vocab_index(vocab) -> _VocabIndex:
                 delimited.append(tok)
             if b"0" in data or b"." in data or b"-" in data:
                 zero_or_dot.append(tok)
+            significant = data.lstrip(b" \t\n\r,")
+            if significant[:1] and significant[0] in b"truefalsn":
+                literal_bytes.append(tok)
             opener_at = min((i for i in (data.find(b"{"), data.find(b"[")) if i >= 0), default=-1)
             if data.count(b'"') > 1 or 0 <= opener_at < closer_at or _scalar_end(data):
                 whole.append(tok)
@@ -193,7 +314,7 @@ def _vocab_index(vocab) -> _VocabIndex:
         arr = lambda xs: np.array(xs, dtype=np.int64)  # noqa: E731
         hit = _VocabIndex(by_prefix={k: arr(v) for k, v in by_prefix.items()}, slow=arr(slow), quoted=arr(quoted),
                           closers=arr(closers), quote_closers=arr(quote_closers), delimited=arr(delimited),
-                          whole_items=arr(whole), zero_or_dot=arr(zero_or_dot))
+                          whole_items=arr(whole), zero_or_dot=arr(zero_or_dot), literal_bytes=arr(literal_bytes))
         vocab.cache["corral.unique_index"] = hit
     return hit
 
@@ -207,6 +328,7 @@ class UniqueArrays:
         # dotted positions right after an opening terminal -> the nonterminals of that array
         self.after_open: dict[int, frozenset] = {}
         self.integer_positions: set[int] = set()  # of those, arrays of integer-only numeric items
+        self.domain_at: dict[int, tuple] = {}  # of those, arrays over a finite set of strings
         for term_name, nts in grammar.unique_arrays.items():
             sym = -1 - tables.terminal_index[term_name]
             ids = frozenset(tables._encode(n) for n in nts)
@@ -216,6 +338,9 @@ class UniqueArrays:
                         self.after_open[first + 1] = ids
                         if term_name in grammar.unique_integer_items:
                             self.integer_positions.add(first + 1)
+                        if term_name in grammar.unique_string_domains:
+                            values, min_items = grammar.unique_string_domains[term_name]
+                            self.domain_at[first + 1] = (ids, tuple(values), frozenset(values), int(min_items))
         self._open_memo: dict[int, Frame | None] = {}
 
     def _open(self, sid: int) -> Frame | None:
@@ -225,7 +350,8 @@ class UniqueArrays:
         opened = [p for p, _ in self.states.states[sid].items if p in self.after_open]
         blocked = frozenset().union(*(self.after_open[p] for p in opened))
         int_blocked = frozenset().union(*(self.after_open[p] for p in opened if p in self.integer_positions))
-        frame = Frame(blocked, frozenset(), int_blocked=int_blocked) if blocked else None
+        domains = tuple(self.domain_at[p] for p in opened if p in self.domain_at)
+        frame = Frame(blocked, frozenset(), int_blocked=int_blocked, domains=domains) if blocked else None
         self._open_memo[sid] = frame
         return frame
 
@@ -270,7 +396,11 @@ class UniqueArrays:
                         kept.append(nxt)
                 frames = tuple(kept)
                 for f in frames:
-                    if f.int_blocked and f.kind == SCALAR and self._fixed_integer(sid, f.item) in f.values:
+                    if f.kind != SCALAR:
+                        continue
+                    if _literal_value(f.item) in f.values:
+                        blocked |= f.blocked  # "t" after true: only true can follow
+                    elif f.int_blocked and self._fixed_integer(sid, f.item) in f.values:
                         blocked |= f.int_blocked  # e.g. "0" after 0: only 0 can follow
                 if blocked:
                     sid = self.states.without(sid, blocked)
@@ -280,6 +410,17 @@ class UniqueArrays:
                 opened = self._open(sid)
                 if opened is not None:
                     frames = frames + (opened,)
+        # finite string domains: deadness only grows along a text, so the end of the data is
+        # soon enough to remove an array that can no longer be completed
+        blocked = frozenset()
+        for f in frames:
+            for domain in f.domains:
+                if _domain_dead(f, domain):
+                    blocked |= domain[0]
+        if blocked:
+            sid = self.states.without(sid, blocked)
+            if sid == DEAD:
+                return DEAD, ()
         return sid, frames
 
     def filter_mask(self, bits: np.ndarray, sid: int, frames: tuple) -> np.ndarray:
@@ -289,6 +430,14 @@ class UniqueArrays:
         index = _vocab_index(self.vocab)
         chunks = []
         for f in frames:
+            if f.domains and f.values:
+                if f.kind == STRING and any(_used_fits(f, d) for d in f.domains):
+                    # the next bytes may narrow the item to used values only: check every token
+                    chunks.append(np.flatnonzero(np.unpackbits(bits.view(np.uint8), bitorder="little")
+                                                 [:self.vocab.size]).astype(np.int64))
+                elif f.kind == BETWEEN:  # a comma or an item's start may leave too few values
+                    chunks.append(index.quoted)
+                    chunks.append(index.delimited)
             if f.kind == STRING:
                 chunks.append(index.slow)
                 try:
@@ -308,12 +457,16 @@ class UniqueArrays:
                 chunks.append(index.delimited)
                 if f.int_blocked:
                     chunks.append(index.zero_or_dot)
+                if f.values and _literal_value(f.item) is not None:
+                    chunks.append(index.literal_bytes)
             elif f.kind == CONTAINER:  # closes at a bracket, outside any string of it
                 chunks.append(index.quote_closers if f.in_string else index.closers)
             else:  # between items: only a token holding a whole item can complete one
                 chunks.append(index.whole_items)
                 if f.int_blocked:
                     chunks.append(index.zero_or_dot)
+                if f.values:  # a literal's first letters already fix it
+                    chunks.append(index.literal_bytes)
         cands = np.unique(np.concatenate(chunks)) if len(chunks) > 1 else chunks[0]
         if not len(cands):
             return bits

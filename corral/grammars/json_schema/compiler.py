@@ -334,6 +334,7 @@ class Compiler:
         self._norm_stack: list = []
         self._norm_memo: dict = {}
         self._emit_memo: dict = {}
+        self._unique_opening: dict[str, str] = {}  # unique array nonterminal -> its opening terminal
         self._validators: dict = {}
         self._setup_punctuation()
 
@@ -1560,10 +1561,12 @@ class Compiler:
             sym = self._unique_finite_array(a, m, schemas_at, contains)
             if sym is False:
                 sym = self._unique_open_array(a, m, schemas_at, contains)
+            if sym is False:
+                sym = self._unique_string_domain_array(a, m, schemas_at, contains)
             if sym is not False:
                 return sym
-            self.unsupported(a.pointer, "uniqueItems", "uniqueItems is only compiled for small finite item domains "
-                                                       "and for strings of an open-ended language")
+            self.unsupported(a.pointer, "uniqueItems", "uniqueItems is only compiled for finite sets of strings, small "
+                                                       "finite item domains and open-ended item languages")
         key = ("arr", tuple(refs_key(schemas_at(i)) for i in range(m + 1)), a.min_items, a.max_items,
                refs_key(c_refs) if c_refs else None, need,
                tuple((refs_key([x[0]]), x[1], x[2]) for x in contains) if counted else None)
@@ -1729,8 +1732,9 @@ class Compiler:
     def _unique_open_array(self, a: ArrC, m: int, schemas_at, contains):
         """uniqueItems over an open-ended item language (strings of an open-ended language, numbers
         without bounds, integers without an upper bound or a negative lower one, objects that take
-        any further key): every prefix of an item has infinitely many completions, except integer
-        prefixes that fix the value ("0", "-0", "12."), which the Matcher checks as they appear;
+        any further key, arrays without maxItems; literals beside them): every prefix of an item
+        has infinitely many completions, except integer prefixes that fix the value ("0", "-0",
+        "12.") and a literal's first letters, which the Matcher checks as they appear;
         otherwise a repeat is decided when the item closes, where the Matcher removes the array's
         parses (``Grammar.unique_arrays``, ``masks/unique.py``). The grammar states the array with
         an opening terminal of its own. False when not applicable."""
@@ -1742,24 +1746,61 @@ class Compiler:
             return False
         integers = fractions = False
         for c in dnf:
-            if c.nt is not None or c.enum is not None or len(c.types) != 1:
+            if c.nt is not None or c.enum is not None:
                 return False
-            t = next(iter(c.types))
-            if t == "string" and self._open_ended(c.str):
-                continue
-            n = c.num
-            plain = not (n.multiple_of or n.positive or n.negative)
-            # numbers: "0" / "-0" may go on with a fraction or an exponent
-            if t == "number" and not n.integer and n.lo is None and n.hi is None and plain:
-                fractions = True
-                continue
-            # integers: "-" must stay open (no negative lower bound), digits too (no upper bound)
-            if t == "number" and n.integer and n.hi is None and plain and (n.lo is None or n.lo >= 0):
-                integers = True
-                continue
-            if t == "object" and self._open_object(c.obj):
-                continue
+            for t in c.types:
+                if t == "string" and self._open_ended(c.str):
+                    continue
+                n = c.num
+                plain = not (n.multiple_of or n.positive or n.negative)
+                # numbers: "0" / "-0" may go on with a fraction or an exponent
+                if t == "number" and not n.integer and n.lo is None and n.hi is None and plain:
+                    fractions = True
+                    continue
+                # integers: "-" must stay open (no negative lower bound), digits too (no upper bound)
+                if t == "number" and n.integer and n.hi is None and plain and (n.lo is None or n.lo >= 0):
+                    integers = True
+                    continue
+                if t == "object" and self._open_object(c.obj):
+                    continue
+                # arrays as items: unboundedly many items keep every prefix open
+                if t == "array" and c.arr.max_items is None and not (c.arr.unique or c.arr.groups or c.arr.contains):
+                    continue
+                if t in ("boolean", "null"):  # a literal's first letter fixes it: checked as read
+                    continue
+                return False
+        name = self._unique_array_rules(a, refs)
+        if name is not False and integers and not fractions:
+            self.b.unique_integer_items.add(self._unique_opening[name])
+        return name
+
+    def _unique_string_domain_array(self, a: ArrC, m: int, schemas_at, contains):
+        """uniqueItems over a finite set of strings too large for ``_unique_finite_array`` (enums
+        of names, locales, ...): the array of ``_unique_open_array``, and the set goes to the
+        Matcher, which removes the array's parses when no unused value can complete the item or
+        fewer unused values are left than minItems still needs (``Grammar.unique_string_domains``).
+        False when not applicable."""
+        if m > 0 or contains:
             return False
+        refs = schemas_at(0)
+        values: list = []
+        for c in self.normalize_refs(refs):
+            if c.nt is not None or c.enum is None:
+                return False
+            for v in c.enum:
+                if self.value_allowed(v, c) and not any(json_equal(v, w) for w in values):
+                    values.append(v)
+        if not values or not all(isinstance(v, str) for v in values):
+            return False
+        if a.min_items > len(values):
+            return None  # not enough distinct values
+        name = self._unique_array_rules(a, refs)
+        if name is not False:
+            self.b.unique_string_domains[self._unique_opening[name]] = (tuple(sorted(values)), a.min_items)
+        return name
+
+    def _unique_array_rules(self, a: ArrC, refs):
+        """The rules of a unique array with an opening terminal of its own (False: no item)."""
         elem = self.satisfiable_nt(refs)
         if elem is None:
             return False
@@ -1790,8 +1831,7 @@ class Compiler:
         name = fresh("uarray")
         self.b.rule(name, [(opening, counts[0], self.RBRACK)])
         self.b.unique_arrays[opening] = frozenset(own)
-        if integers and not fractions:
-            self.b.unique_integer_items.add(opening)
+        self._unique_opening[name] = opening
         self._emit_memo[key] = name
         return name
 
