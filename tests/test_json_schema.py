@@ -642,3 +642,19 @@ def test_leading_lookaheads_are_automaton_intersections(pattern):
     oracle = LarkOracle(json_schema_to_grammar(keyed).grammar)
     for s, ok in want.items():
         assert oracle.accepts(json.dumps({s: 1})) == ok, (keyed, s)
+
+
+def test_large_bounded_repeats_become_rules_not_oversized_terminals(llama3_vocab, llama3_tokenizer):
+    """"At most 100 words" unrolls past a terminal automaton's budget (which used to fail at the
+    first mask, not at compile time): its code-point automaton is small and becomes rules."""
+    import corral
+
+    schema = {"type": "object", "properties": {"t": {"type": "string", "pattern": "^$|(^(?:\\S+\\s+){0,99}\\S+$)"},
+                                               "u": {"type": "string", "pattern": "^(?:\\S+\\s+){0,29}\\S+$",
+                                                     "maxLength": 300}}}
+    compiled = corral.compile_json_schema(schema, llama3_vocab)
+    validator = jsonschema.Draft202012Validator(schema)
+    for doc in ({"t": " ".join(["w"] * 100)}, {"t": " ".join(["w"] * 101)}, {"t": ""}, {"t": "a  b\tc"},
+                {"u": " ".join(["ab"] * 30)}, {"u": " ".join(["ab"] * 31)}, {"u": "x" * 300}, {"u": "x" * 301},
+                {"t": " lead"}):
+        assert _engine_accepts(compiled, llama3_tokenizer, json.dumps(doc)) == validator.is_valid(doc), doc

@@ -248,17 +248,7 @@ def _max_length(node: rx.Regex) -> int | None:
     raise TypeError(node)
 
 
-@lru_cache(maxsize=65536)
-def _position_count(node: rx.Regex) -> int:
-    """Number of Glushkov positions ``node`` unrolls to (to refuse huge expansions up front)."""
-    if isinstance(node, rx.Chars):
-        return 1
-    if isinstance(node, (rx.Seq, rx.Alt)):
-        return sum(_position_count(i) for i in node.items)
-    if isinstance(node, rx.Repeat):
-        copies = node.min + 1 if node.max is None else max(node.max, 1)
-        return copies * _position_count(node.item)
-    raise TypeError(node)
+_position_count = rx.position_count
 
 
 # --------------------------------------------------------------------------------------------

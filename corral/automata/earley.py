@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from corral.automata.dfa import ByteDFA, regex_to_dfa
+from corral.automata.dfa import DEFAULT_MAX_STATES, ByteDFA, regex_to_dfa
 from corral.errors import CompileBudgetError, GrammarError
 from corral.grammars import regex_ast as rx
 from corral.grammars.ir import FAMILY_SEPARATOR as ir_sep, Grammar
@@ -59,6 +59,12 @@ class ParserTables:
             regexes.append(ignore_re)
         self.terminal_names = term_names
         self.terminal_regexes = regexes
+        # automata are built lazily (first mask that needs them): refuse oversized ones now, at
+        # compile time, rather than in the middle of a generation
+        limit = 4 * DEFAULT_MAX_STATES
+        for name, r in zip(term_names, regexes):
+            if rx.position_count(r) >= limit:
+                raise CompileBudgetError(f"terminal {name!r}: regex unrolls to more than {limit} automaton positions")
         self.terminal_index = {n: i for i, n in enumerate(term_names)}
         self.terminal_nullable = [rx.min_length(r) == 0 for r in regexes]
         term_empty = [rx.min_length(r) >= (1 << 30) for r in regexes]

@@ -7,6 +7,7 @@ Nodes are immutable, hashable and structurally comparable, so identical terminal
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Iterable, Union
 
 MAX_CODE_POINT = 0x10FFFF
@@ -238,6 +239,20 @@ def _min_length(node: Regex) -> int:
         return min((min_length(i) for i in node.items), default=1 << 30)
     if isinstance(node, Repeat):
         return node.min * min_length(node.item) if node.min else 0
+    raise TypeError(node)
+
+
+@lru_cache(maxsize=65536)
+def position_count(node: Regex) -> int:
+    """Number of Glushkov positions ``node`` unrolls to (bounded repeats copied): the size an
+    automaton construction starts from, checked up front to refuse huge expansions."""
+    if isinstance(node, Chars):
+        return 1
+    if isinstance(node, (Seq, Alt)):
+        return sum(position_count(i) for i in node.items)
+    if isinstance(node, Repeat):
+        copies = node.min + 1 if node.max is None else max(node.max, 1)
+        return copies * position_count(node.item)
     raise TypeError(node)
 
 

@@ -267,7 +267,8 @@ class Options:
 MAX_ONE_OF_CONTEXT = 8  # sibling alternatives a oneOf's overlap test is scoped by
 MAX_CONTAINS = 5  # contains constraints per array: 2**n item kinds
 MAX_WITNESSES = 6  # "some member" constraints per object: 2**n masks of member variants
-MAX_KEY_REGIONS = 256  # regions of undeclared keys, split by the patternProperties each matches
+MAX_KEY_REGIONS = 256
+MAX_TERMINAL_POSITIONS = 40000  # a string terminal's unrolled size (half the byte automaton's budget)  # regions of undeclared keys, split by the patternProperties each matches
 LONG_STRING = 48  # length bounds above this use chunked strings (see Compiler._long_string)
 STRING_CHUNK = 16
 
@@ -1431,7 +1432,11 @@ class Compiler:
             r = positives[0]
             if isinstance(r, rx.Alt) and not r.items:
                 return None
-            return self.b.terminal(_quote(r, quote))
+            term = _quote(r, quote)
+            # a large bounded repeat ("(\S+\s+){0,99}\S+": at most 100 words) unrolls past the
+            # terminal automaton's budget; its code-point automaton is small: rules instead
+            if rx.position_count(term) < MAX_TERMINAL_POSITIONS:
+                return self.b.terminal(term)
         key = ("re", tuple(positives), tuple(negatives), quote)
         if key in self._emit_memo:
             return self._emit_memo[key]

@@ -19,6 +19,9 @@ from corral.grammars import regex_ast as rx
 
 MAX_NFA_STATES = 20000
 MAX_DFA_STATES = 4000
+# products (a pattern with a length bound: states x lengths) are cheap per state and end up as
+# right-linear rules, so they get a larger budget than subset constructions
+MAX_PRODUCT_STATES = 20000
 MAX_DAG_DEPTH = 64  # longest path of an automaton turned into a regex by _dag_regex
 NEGATIVE_GROUP = 48  # regexes subtracted at once by ``combine`` (one alternation, one product)
 
@@ -213,7 +216,7 @@ class Dfa:
             for a in range(len(self.atoms.intervals)):
                 nxt = (self.trans[p][a], other.trans[q][a])
                 if nxt not in index:
-                    if len(pairs) >= MAX_DFA_STATES:
+                    if len(pairs) >= MAX_PRODUCT_STATES:
                         raise CompileBudgetError("code-point automaton product exceeds its state budget")
                     index[nxt] = len(pairs)
                     pairs.append(nxt)
