@@ -658,3 +658,17 @@ def test_large_bounded_repeats_become_rules_not_oversized_terminals(llama3_vocab
                 {"u": " ".join(["ab"] * 30)}, {"u": " ".join(["ab"] * 31)}, {"u": "x" * 300}, {"u": "x" * 301},
                 {"t": " lead"}):
         assert _engine_accepts(compiled, llama3_tokenizer, json.dumps(doc)) == validator.is_valid(doc), doc
+
+
+def test_disjointness_proofs_through_recursive_references_are_bounded():
+    """oneOf branches that hold the oneOf again under a key (one requires it): proving them
+    disjoint looks into that key's values, which recurse; looked into to a bounded depth instead
+    (without the bound this schema exhausted the recursion limit)."""
+    res = {"$ref": "#/definitions/resource"}
+    for third in ({"type": "object", "properties": {"ios": res, "a": {"type": "integer"}}, "required": ["a"]},
+                  {"type": "object", "properties": {"ios": res}, "additionalProperties": {"type": "integer"}}):
+        schema = {"definitions": {"resource": {"oneOf": [
+            {"type": "string"}, {"type": "object", "properties": {"ios": res}, "required": ["ios"]}, third]}},
+            "$ref": "#/definitions/resource"}
+        check(schema, ["x", 1, {}, {"ios": "a"}, {"ios": 1}, {"a": 1}, {"ios": "a", "a": 1}, {"ios": {"ios": "b"}},
+                       {"ios": {"a": 2}}, {"ios": {"ios": "a", "a": 1}}, {"b": 2}, {"ios": "x", "b": 3}])

@@ -268,6 +268,7 @@ MAX_ONE_OF_CONTEXT = 8  # sibling alternatives a oneOf's overlap test is scoped 
 MAX_CONTAINS = 5  # contains constraints per array: 2**n item kinds
 MAX_WITNESSES = 6  # "some member" constraints per object: 2**n masks of member variants
 MAX_KEY_REGIONS = 256
+MAX_DISJOINT_DEPTH = 12  # nested values a disjointness proof may look into
 MAX_TERMINAL_POSITIONS = 40000  # a string terminal's unrolled size (half the byte automaton's budget)  # regions of undeclared keys, split by the patternProperties each matches
 LONG_STRING = 48  # length bounds above this use chunked strings (see Compiler._long_string)
 STRING_CHUNK = 16
@@ -335,6 +336,7 @@ class Compiler:
         self._norm_stack: list = []
         self._norm_memo: dict = {}
         self._emit_memo: dict = {}
+        self._disjoint_depth = 0
         self._unique_opening: dict[str, str] = {}  # unique array nonterminal -> its opening terminal
         self._validators: dict = {}
         self._setup_punctuation()
@@ -721,7 +723,17 @@ class Compiler:
         return False
 
     def disjoint(self, a: Conj, c: Conj) -> bool:
-        """Provably no instance satisfies both (conservative)."""
+        """Provably no instance satisfies both (conservative; recursive schemas are followed to a
+        bounded depth, past which "not provably disjoint")."""
+        if self._disjoint_depth >= MAX_DISJOINT_DEPTH:
+            return False
+        self._disjoint_depth += 1
+        try:
+            return self._disjoint(a, c)
+        finally:
+            self._disjoint_depth -= 1
+
+    def _disjoint(self, a: Conj, c: Conj) -> bool:
         if a.nt is not None or c.nt is not None:
             try:
                 xs, ys = self.inline(a), self.inline(c)
@@ -762,18 +774,24 @@ class Compiler:
                 return True
             if m.max_props is not None and (m.min_props > m.max_props or len(m.required) > m.max_props):
                 return True
-            for k in sorted(oa.required | oc.required):
-                va = [r for g in oa.groups for r in g.props.get(k, ())]
-                vc = [r for g in oc.groups for r in g.props.get(k, ())]
-                if va and vc:
-                    try:
-                        da, dc = self.normalize_refs(va), self.normalize_refs(vc)
-                    except CompileBudgetError:
-                        continue
-                    if all(self.disjoint(x, y) for x in da for y in dc):
-                        return True
             if any(self._forbids_key(oc, k) for k in oa.required) or any(self._forbids_key(oa, k) for k in oc.required):
                 return True
+            if self._disjoint_depth >= MAX_DISJOINT_DEPTH:
+                return False  # (values of recursive schemas hold these values again: stop here)
+            self._disjoint_depth += 1
+            try:
+                for k in sorted(oa.required | oc.required):
+                    va = [r for g in oa.groups for r in g.props.get(k, ())]
+                    vc = [r for g in oc.groups for r in g.props.get(k, ())]
+                    if va and vc:
+                        try:
+                            da, dc = self.normalize_refs(va), self.normalize_refs(vc)
+                        except CompileBudgetError:
+                            continue
+                        if all(self.disjoint(x, y) for x in da for y in dc):
+                            return True
+            finally:
+                self._disjoint_depth -= 1
             return False
         if t == "string":
             sa, sc = a.str, c.str
