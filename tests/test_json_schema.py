@@ -672,3 +672,16 @@ def test_disjointness_proofs_through_recursive_references_are_bounded():
             "$ref": "#/definitions/resource"}
         check(schema, ["x", 1, {}, {"ios": "a"}, {"ios": 1}, {"a": 1}, {"ios": "a", "a": 1}, {"ios": {"ios": "b"}},
                        {"ios": {"a": 2}}, {"ios": {"ios": "a", "a": 1}}, {"b": 2}, {"ios": "x", "b": 3}])
+
+
+@pytest.mark.parametrize("pattern", ["^ab(c|de)x*$", "^https?://", "^data:(png|svg\\+xml),[0-9a-f=]*$", "q?[0-9]*$"])
+def test_long_length_bounds_on_head_then_class_patterns(pattern):
+    """maxLength far above the head: the head's paths, each followed by the class in 16-character
+    chunks (no product automaton with a state per length); jsonschema is the oracle around both
+    bounds, and a pattern that matches everything is dropped."""
+    schema = {"type": "string", "pattern": pattern, "minLength": 52, "maxLength": 70}
+    heads = ["abc", "abde", "abd", "http://", "https://", "ftp://", "data:png,", "data:svg+xml,", "q", ""]
+    fills = ["x", "0", "a", "=", "é"]
+    instances = [h + f * n for h in heads for f in fills for n in (40, 47, 48, 49, 52, 60, 63, 64, 66, 67, 70, 75)]
+    check(schema, instances + [h + "x" * 50 + "!" for h in heads])
+    check({"type": "string", "pattern": "([0-9a-z]+)?", "maxLength": 60}, ["", "A" * 60, "é" * 61, "-" * 59])

@@ -1496,7 +1496,7 @@ class Compiler:
         if s.max_len is not None and s.min_len > s.max_len:
             return None
         length = rx.repeat(rx.any_char(), s.min_len, s.max_len)
-        positives = list(s.patterns)
+        positives = [p for p in s.patterns if not self._matches_everything(p)]
         trivial_length = s.min_len == 0 and s.max_len is None
         if not trivial_length:
             if len(positives) == 1 and _length_implied(positives[0], s.min_len, s.max_len):
@@ -1512,23 +1512,94 @@ class Compiler:
             return self._long_string(s.min_len, s.max_len)
         if not positives:
             positives = [rx.star(rx.any_char())]
-        return self._regex_symbol(positives, negatives, quote="raw" if s.raw_only else True)
+        quote = "raw" if s.raw_only else True
+        if length in positives and len(positives) == 2 and not negatives and max(s.min_len, s.max_len or 0) > LONG_STRING:
+            # "^https?://.*" with maxLength 2048: a fixed-length head, then one class repeated
+            pattern = positives[1 - positives.index(length)]
+            sym = self._head_then_class(pattern, s.min_len, s.max_len, quote)
+            if sym is not False:
+                return sym
+        return self._regex_symbol(positives, negatives, quote=quote)
 
-    def _long_string(self, lo: int, hi: int | None) -> str:
-        """Length-bounded strings as a chain of fixed-size chunk terminals: a single terminal for
-        ``.{0,1000}`` would need ~1000x the automaton of one encoded character."""
-        key = ("longstr", lo, hi)
+    def _matches_everything(self, r: rx.Regex) -> bool:
+        """The pattern holds for every string (e.g. an unanchored "([0-9a-z]+)?")."""
+        key = ("universal", r)
+        if key not in self._emit_memo:
+            try:
+                d = cpdfa.combine([r])
+                self._emit_memo[key] = len(d.trans) == 1 and d.accept[0]
+            except CompileBudgetError:
+                self._emit_memo[key] = False
+        return self._emit_memo[key]
+
+    def _head_then_class(self, pattern: rx.Regex, lo: int, hi: int | None, quote) -> str | None | bool:
+        """Strings of ``pattern`` with code-point length in [lo, hi], when the pattern's automaton is
+        a loop-free head ending in one accepting state that loops on a single class and goes
+        nowhere else (``^data:image/png;base64,[A-Za-z0-9+/=]*$``, ``^https?://.*``): per head
+        path of length n, the head's classes then the class repeated [lo - n, hi - n] times as a
+        chunk chain (see ``_long_string``); the product automaton would have a state per length.
+        False when the pattern has another shape."""
+        try:
+            d = cpdfa.combine([pattern])
+        except CompileBudgetError:
+            return False
+        live = d.live()
+        loops = [q for q, row in enumerate(d.trans) if live[q] and q in row]
+        if len(loops) != 1 or not d.accept[loops[0]]:
+            return False
+        tail = loops[0]
+        tail_atoms = frozenset(a for a, t in enumerate(d.trans[tail]) if t == tail)
+        if any(live[t] and t != tail for t in d.trans[tail]):
+            return False
+        # head paths: loop-free walks from the start to the tail state (or accepting before it)
+        paths: list = []  # (classes, ends_in_tail)
+        stack = [(0, ())]
+        while stack:
+            q, classes = stack.pop()
+            if len(paths) > 64 or len(classes) > 256:
+                return False
+            if q == tail:
+                paths.append((classes, True))
+                continue
+            if d.accept[q]:
+                paths.append((classes, False))
+            by_target: dict = {}
+            for a, t in enumerate(d.trans[q]):
+                if live[t]:
+                    by_target.setdefault(t, set()).add(a)
+            for t, atoms in by_target.items():
+                if t == q:  # a loop outside the tail: not this shape
+                    return False
+                stack.append((t, classes + (frozenset(atoms),)))
+        encode = st.encode_raw if quote == "raw" else st.encode
+        tail_class = d.atoms.to_class(tail_atoms)
+        alts = []
+        for classes, ends_in_tail in paths:
+            n = len(classes)
+            head = rx.seq(*(encode(d.atoms.to_class(c)) for c in classes))
+            if not ends_in_tail:
+                if n >= lo and (hi is None or n <= hi):
+                    alts.append((self.b.terminal(rx.seq(rx.literal('"'), head, rx.literal('"'))),))
+                continue
+            a, b = max(lo - n, 0), None if hi is None else hi - n
+            if b is not None and b < 0:
+                continue
+            alts.append((self.b.terminal(rx.seq(rx.literal('"'), head)), self._class_chain(tail_class, a, b, quote)))
+        name = self.b.fresh("string")
+        self.b.rule(name, alts or [(self.NEVER,)])
+        return name
+
+    def _class_chain(self, cls: rx.Regex, lo: int, hi: int | None, quote) -> str:
+        """``cls{lo,hi}`` then the closing quote, encoded, as a chain of 16-character chunks."""
+        key = ("classchain", cls, lo, hi, quote)
         if key in self._emit_memo:
             return self._emit_memo[key]
-        enc = st.encode(rx.any_char())
+        enc = (st.encode_raw if quote == "raw" else st.encode)(cls)
         chunk = self.b.terminal(rx.repeat(enc, STRING_CHUNK, STRING_CHUNK))
-        quote = self.b.terminal(rx.literal('"'), "QUOTE")
 
         def tail(a: int, b: int | None) -> str:
             return self.b.terminal(rx.seq(rx.repeat(enc, a, b), rx.literal('"')))
 
-        # state k: k chunks consumed, remaining length bounds (lo - kB, hi - kB); built iteratively
-        # from the last state so long bounds (maxLength 32767) do not recurse
         if hi is None:
             k_last = max(0, -(-(lo - LONG_STRING) // STRING_CHUNK))
         else:
@@ -1550,9 +1621,18 @@ class Compiler:
                     alts.append((chunk, nxt))
             self.b.rule(nm, alts or [(self.NEVER,)])
             nxt = nm
-        first = nxt
+        self._emit_memo[key] = nxt
+        return nxt
+
+    def _long_string(self, lo: int, hi: int | None) -> str:
+        """Length-bounded strings as a chain of fixed-size chunk terminals: a single terminal for
+        ``.{0,1000}`` would need ~1000x the automaton of one encoded character."""
+        key = ("longstr", lo, hi)
+        if key in self._emit_memo:
+            return self._emit_memo[key]
+        quote = self.b.terminal(rx.literal('"'), "QUOTE")
         name = self.b.fresh("string")
-        self.b.rule(name, [(quote, first)])
+        self.b.rule(name, [(quote, self._class_chain(rx.any_char(), lo, hi, True))])
         self._emit_memo[key] = name
         return name
 
