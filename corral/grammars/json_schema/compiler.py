@@ -269,7 +269,8 @@ MAX_CONTAINS = 5  # contains constraints per array: 2**n item kinds
 MAX_WITNESSES = 6  # "some member" constraints per object: 2**n masks of member variants
 MAX_KEY_REGIONS = 256
 MAX_DISJOINT_DEPTH = 12  # nested values a disjointness proof may look into
-MAX_TERMINAL_POSITIONS = 40000  # a string terminal's unrolled size (half the byte automaton's budget)  # regions of undeclared keys, split by the patternProperties each matches
+MAX_TERMINAL_POSITIONS = 40000
+MAX_KEY_POSITIONS = 70000  # a key region's quoted regex (the byte automaton refuses 80000)  # a string terminal's unrolled size (half the byte automaton's budget)  # regions of undeclared keys, split by the patternProperties each matches
 LONG_STRING = 48  # length bounds above this use chunked strings (see Compiler._long_string)
 STRING_CHUNK = 16
 
@@ -2161,9 +2162,13 @@ class Compiler:
             if d.is_empty():
                 self._emit_memo[key] = None
                 return None
-            # (a budget in regex nodes: quoting multiplies each class by its escaped spellings, and
-            # the byte DFA construction refuses terminals over 80k positions)
-            r = d.to_regex(max_nodes=2500)
+            # (budgeted by the quoted regex's positions: quoting multiplies each class by its
+            # escaped spellings, and the byte DFA construction refuses terminals over 80k
+            # positions; one terminal even near that bound masks far faster than per-character
+            # rules: Github_hard o30633, 94 declared keys, 17 s -> see docs/json_schema.md)
+            r = d.to_regex(max_nodes=8000)
+            if r is not None and rx.position_count(rx.seq(st.quoted(r), self.colon_re)) >= MAX_KEY_POSITIONS:
+                r = None
             if r is None:
                 # e.g. "any key but these 150 declared ones": right-linear rules, then the colon
                 body = self._dfa_rules(d, True)

@@ -455,6 +455,20 @@ def _size(g) -> int:
     return sum(tree(r) for d in g.values() for r in d.values())
 
 
+def _finite(node: rx.Regex) -> bool:
+    """The regex has no unbounded repeat (a finite language)."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, rx.Repeat):
+            if n.max is None:
+                return False
+            stack.append(n.item)
+        elif isinstance(n, (rx.Seq, rx.Alt)):
+            stack.extend(n.items)
+    return True
+
+
 def combine(positive: list, negative: list = ()) -> Dfa:
     """DFA of (intersection of ``positive``) minus (union of ``negative``): regexes or ``Dfa``s (for
     languages whose regex would be huge, e.g. the multiples of 11 in decimal)."""
@@ -473,9 +487,10 @@ def combine(positive: list, negative: list = ()) -> Dfa:
         acc = acc.product(dfa(r), both=True)
     # regex negatives in groups as one alternation each: an object's "any key but these 300
     # declared ones" is then a few products with a trie-shaped DFA instead of 300 (each minimized)
-    regexes = [r for r in negative if not isinstance(r, Dfa)]
-    groups = [rx.alt(*regexes[i:i + NEGATIVE_GROUP]) for i in range(0, len(regexes), NEGATIVE_GROUP)]
-    for r in groups + [r for r in negative if isinstance(r, Dfa)]:
-        # (minimized once at the end: products of these trie-like automata stay near minimal)
-        acc = acc.product(dfa(r).complement(), both=True, minimize=False)
-    return acc.minimize() if negative else acc
+    # (only finite languages such as literal keys: an alternation of infinite ones, e.g. several
+    # remainder automata, can be far larger than each of them)
+    finite = [r for r in negative if not isinstance(r, Dfa) and _finite(r)]
+    groups = [rx.alt(*finite[i:i + NEGATIVE_GROUP]) for i in range(0, len(finite), NEGATIVE_GROUP)]
+    for r in groups + [r for r in negative if isinstance(r, Dfa) or not _finite(r)]:
+        acc = acc.product(dfa(r).complement(), both=True)
+    return acc
