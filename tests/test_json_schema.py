@@ -685,3 +685,23 @@ def test_long_length_bounds_on_head_then_class_patterns(pattern):
     instances = [h + f * n for h in heads for f in fills for n in (40, 47, 48, 49, 52, 60, 63, 64, 66, 67, 70, 75)]
     check(schema, instances + [h + "x" * 50 + "!" for h in heads])
     check({"type": "string", "pattern": "([0-9a-z]+)?", "maxLength": 60}, ["", "A" * 60, "é" * 61, "-" * 59])
+
+
+def test_draft7_base64_content_encoding_is_asserted_and_earlier_drafts_ignore_it():
+    """Oracle: Python's base64 decoder in validating mode (jsonschema does not assert content)."""
+    import base64
+    import binascii
+
+    draft7 = {"$schema": "http://json-schema.org/draft-07/schema#", "type": "string", "contentEncoding": "base64"}
+    oracle = LarkOracle(json_schema_to_grammar(draft7).grammar)
+    for text in ["", "eyJmb28iOiAiYmFyIn0K", "YQ==", "YWI=", "YWJj", "YQ=", "Y", "a%bc", "YW Jj", "YWJjZA==", "YWJjZA",
+                 "+/+/", "YQ==YQ==", "=", "YWI=="]:
+        try:
+            base64.b64decode(text, validate=True)
+            want = True
+        except (binascii.Error, ValueError):
+            want = False
+        assert oracle.accepts(json.dumps(text)) == want, text
+    draft4 = {"$schema": "http://json-schema.org/draft-04/schema#", "type": "string", "contentEncoding": "base64"}
+    oracle = LarkOracle(json_schema_to_grammar(draft4).grammar)  # not a draft-4 keyword: unknown, ignored
+    assert oracle.accepts('"a%bc"') and oracle.accepts('"YQ=="')
