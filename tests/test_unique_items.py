@@ -216,12 +216,19 @@ def test_rollback_and_fork_keep_the_items(llama3_vocab, llama3_tokenizer):
 
 
 _SUFFIXES = ["", "]", "0]", "5]", "7]", "13]", ".0]", "e5]", "+5]", " 7]", ", 7]", "7, 13]", "0.0]"] + [
-    head + ", 7, 13]" for head in ("", "0", "5", ".0", "e5", "+5", "7")]
+    head + ", 7, 13]" for head in ("", "0", "5", ".0", "e5", "+5", "7")] + [
+    head + tail for head in ("", "1", "2", "3", "4", "5", "6", "7", "8", "9", "0", ".0", "-1", "-2", " -1", " -2")
+    for tail in ("]", ", 0]", ", 1]", ", -2]", ", 3]", ", 4]", ", 5]", ", 6]", ", -1, 1]", ", 7, 8]", ", 4, 5, 6]")]
 
 
 @pytest.mark.parametrize("schema,doc", [
     ({"type": "array", "items": {"type": "integer"}, "uniqueItems": True}, [0, 10, 1, -3, 12]),
     ({"type": "array", "items": {"type": "integer", "minimum": 0}, "uniqueItems": True, "minItems": 2}, [1, 0, 100]),
+    # bounded: after 1, 10, 11 and 12 the prefix "1" has no unused completion left
+    ({"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 12}, "uniqueItems": True},
+     [12, 10, 11, 1, 2, 9]),
+    ({"type": "array", "items": {"type": "integer", "minimum": -3, "exclusiveMaximum": 2}, "uniqueItems": True,
+      "minItems": 2}, [-3, 0, 1, -1, -2]),
 ])
 def test_integer_masks_equal_the_completion_oracle(schema, doc, llama3_vocab, llama3_tokenizer):
     """Integer items: "0", "-0" and "12." already fix the value, so after 0 (or 12) was used those
@@ -263,7 +270,8 @@ def test_integer_masks_equal_the_completion_oracle(schema, doc, llama3_vocab, ll
 def test_closed_item_languages_stay_unsupported(llama3_vocab):
     """A prefix with finitely many completions could be forced into a repeat: not compiled."""
     for items in ({"type": "string", "maxLength": 3}, {"type": "string", "format": "date"},
-                  {"type": "array", "maxItems": 2}, {"type": "integer", "minimum": -5}, {"type": "integer", "maximum": 1000},
+                  {"type": "array", "maxItems": 2}, {"type": "integer", "multipleOf": 3},
+                  {"anyOf": [{"type": "integer", "maximum": 5}, {"type": "integer", "minimum": 10}]},
                   {"type": "object", "additionalProperties": False, "properties": {"a": {"type": "string"}}}):
         with pytest.raises(UnsupportedSchemaError):
             corral.compile_json_schema({"type": "array", "items": items, "uniqueItems": True}, llama3_vocab)

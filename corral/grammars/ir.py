@@ -59,11 +59,12 @@ class Grammar:
     # that array's own structure (not its item values). Items are JSON values compared by JSON
     # equality; the Matcher enforces it (corral.masks.unique) by removing the parses of the array
     # when an item repeats. ``unique_integer_items``: those arrays whose numeric items are all
-    # integers (then "0…", "-0…" and "n." already decide the item's value: see masks/unique.py).
+    # integers, with their inclusive bounds (None: unbounded) and minItems: (lo, hi, min_items);
+    # then "0…", "-0…", "n." and prefixes near a bound already narrow the value (masks/unique.py).
     # ``unique_string_domains``: those arrays whose items are a finite set of strings, with that
     # set (sorted) and minItems (the Matcher keeps enough unused values within reach).
     unique_arrays: Mapping[str, frozenset] = field(default_factory=dict)
-    unique_integer_items: frozenset = frozenset()
+    unique_integer_items: Mapping[str, tuple] = field(default_factory=dict)
     unique_string_domains: Mapping[str, tuple] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -138,8 +139,8 @@ class Grammar:
             parts.append(f"F {k} = {self.families[k].describe()}")
         for k in sorted(self.unique_arrays):
             parts.append(f"U {k} = {sorted(self.unique_arrays[k])!r}")
-        if self.unique_integer_items:
-            parts.append(f"UI {sorted(self.unique_integer_items)!r}")
+        for k in sorted(self.unique_integer_items):
+            parts.append(f"UI {k} = {self.unique_integer_items[k]!r}")
         for k in sorted(self.unique_string_domains):
             parts.append(f"UD {k} = {self.unique_string_domains[k]!r}")
         return "\n".join(parts)
@@ -154,7 +155,7 @@ class GrammarBuilder:
     ignore: list[str] = field(default_factory=list)
     families: dict[str, RuleFamily] = field(default_factory=dict)
     unique_arrays: dict[str, frozenset] = field(default_factory=dict)
-    unique_integer_items: set = field(default_factory=set)
+    unique_integer_items: dict[str, tuple] = field(default_factory=dict)
     unique_string_domains: dict[str, tuple] = field(default_factory=dict)
     _by_regex: dict[rx.Regex, str] = field(default_factory=dict)
     _alternative_sets: dict[str, set] = field(default_factory=dict)
@@ -194,7 +195,7 @@ class GrammarBuilder:
             ignore=tuple(self.ignore),
             families=dict(self.families),
             unique_arrays=dict(self.unique_arrays),
-            unique_integer_items=frozenset(self.unique_integer_items),
+            unique_integer_items=dict(self.unique_integer_items),
             unique_string_domains=dict(self.unique_string_domains),
         )
 

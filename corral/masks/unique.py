@@ -54,6 +54,7 @@ class Frame:
     blocked: frozenset  # nonterminal ids of the unique arrays this '[' may have opened
     values: frozenset  # canonical values of the items so far
     int_blocked: frozenset = frozenset()  # those of arrays whose numeric items are integers
+    int_arrays: tuple = ()  # those arrays' (nonterminal ids, lo, hi, minItems), bounds inclusive or None
     # arrays whose items are a finite set of strings: (nonterminal ids, sorted strings, the same
     # as a frozenset, minItems) each (``Grammar.unique_string_domains``)
     domains: tuple = ()
@@ -219,6 +220,64 @@ def _can_spell(pending: bytes, c: str) -> bool:
     return esc.startswith(low)
 
 
+_ENOUGH = 1 << 62  # "more integers than any array can use"
+
+
+def _count_between(lo, hi, a: int, b: int) -> int:
+    """How many integers of [a, b] lie in [lo, hi] (None: unbounded)."""
+    a = a if lo is None else max(a, lo)
+    b = b if hi is None else min(b, hi)
+    return max(0, b - a + 1)
+
+
+def _integer_completions(item: bytes, lo, hi, limit: int):
+    """The integers in [lo, hi] whose spelling can start with ``item`` (digits after an optional
+    '-'), as a list when at most ``limit`` of them, else None (many, or unbounded)."""
+    negative = item.startswith(b"-")
+    digits = item[1:] if negative else item
+    if not digits.isdigit() and digits:
+        return []
+    out = []
+    for length in range(max(len(digits), 1), 20):
+        if digits:
+            base = int(digits) * 10 ** (length - len(digits))
+            a, b = base, base + 10 ** (length - len(digits)) - 1
+            if length > len(digits) and digits.startswith(b"0"):
+                break  # no leading zeros
+        else:
+            a, b = (10 ** (length - 1) if length > 1 else 0), 10 ** length - 1
+        if negative:
+            a, b = -b, -a
+        if (not negative and hi is None) or (negative and lo is None):
+            return None  # unbounded in the direction the prefix grows
+        n = _count_between(lo, hi, a, b)
+        if len(out) + n > limit:
+            return None
+        a = a if lo is None else max(a, lo)
+        out.extend(range(a, a + n))
+    return out
+
+
+def _integers_dead(f: Frame, entry) -> bool:
+    """Bounded integer items: no unused integer can complete the item being read, or fewer unused
+    integers are left than minItems still needs."""
+    _, lo, hi, min_items = entry
+    used = {v for kind, v in f.values if kind == "number" and v == v.to_integral_value()}
+    total = _count_between(lo, hi, -_ENOUGH, _ENOUGH)
+    in_range = sum(1 for v in used if (lo is None or v >= lo) and (hi is None or v <= hi))
+    unused = total - in_range
+    if f.kind == BETWEEN:
+        return unused < max(min_items - len(f.values), 1 if f.expect else 0)
+    if f.kind != SCALAR or not f.item[:1] or f.item[:1] not in b"-0123456789" or b"." in f.item:
+        return False  # ("12." and "0…" fix the value: checked byte by byte)
+    if unused < min_items - len(f.values):
+        return True
+    values = _integer_completions(f.item.split(b"e")[0].split(b"E")[0], lo, hi, len(used) + 1)
+    if values is None or (b"e" in f.item or b"E" in f.item):
+        return False
+    return all(Decimal(v) in used for v in values)
+
+
 def _domain_dead(f: Frame, domain) -> bool:
     """No unused value of a finite string domain can complete the array from here: none fits the
     item being read, or fewer are left than minItems still needs."""
@@ -327,7 +386,7 @@ class UniqueArrays:
         self.vocab = vocab
         # dotted positions right after an opening terminal -> the nonterminals of that array
         self.after_open: dict[int, frozenset] = {}
-        self.integer_positions: set[int] = set()  # of those, arrays of integer-only numeric items
+        self.int_at: dict[int, tuple] = {}  # of those, arrays of integer-only numeric items
         self.domain_at: dict[int, tuple] = {}  # of those, arrays over a finite set of strings
         for term_name, nts in grammar.unique_arrays.items():
             sym = -1 - tables.terminal_index[term_name]
@@ -337,7 +396,8 @@ class UniqueArrays:
                     if tables.next_sym[first] == sym:
                         self.after_open[first + 1] = ids
                         if term_name in grammar.unique_integer_items:
-                            self.integer_positions.add(first + 1)
+                            lo, hi, min_items = grammar.unique_integer_items[term_name]
+                            self.int_at[first + 1] = (ids, lo, hi, int(min_items))
                         if term_name in grammar.unique_string_domains:
                             values, min_items = grammar.unique_string_domains[term_name]
                             self.domain_at[first + 1] = (ids, tuple(values), frozenset(values), int(min_items))
@@ -349,9 +409,11 @@ class UniqueArrays:
             return self._open_memo[sid]
         opened = [p for p, _ in self.states.states[sid].items if p in self.after_open]
         blocked = frozenset().union(*(self.after_open[p] for p in opened))
-        int_blocked = frozenset().union(*(self.after_open[p] for p in opened if p in self.integer_positions))
+        int_arrays = tuple(self.int_at[p] for p in opened if p in self.int_at)
+        int_blocked = frozenset().union(*(a[0] for a in int_arrays))
         domains = tuple(self.domain_at[p] for p in opened if p in self.domain_at)
-        frame = Frame(blocked, frozenset(), int_blocked=int_blocked, domains=domains) if blocked else None
+        frame = Frame(blocked, frozenset(), int_blocked=int_blocked, int_arrays=int_arrays,
+                      domains=domains) if blocked else None
         self._open_memo[sid] = frame
         return frame
 
@@ -417,11 +479,17 @@ class UniqueArrays:
             for domain in f.domains:
                 if _domain_dead(f, domain):
                     blocked |= domain[0]
+            for entry in f.int_arrays:
+                if (entry[1] is not None or entry[2] is not None) and _integers_dead(f, entry):
+                    blocked |= entry[0]
         if blocked:
             sid = self.states.without(sid, blocked)
             if sid == DEAD:
                 return DEAD, ()
         return sid, frames
+
+    def _allowed(self, bits: np.ndarray) -> np.ndarray:
+        return np.flatnonzero(np.unpackbits(bits.view(np.uint8), bitorder="little")[:self.vocab.size]).astype(np.int64)
 
     def filter_mask(self, bits: np.ndarray, sid: int, frames: tuple) -> np.ndarray:
         """``bits`` without the tokens that would close a repeated item (a copy when any)."""
@@ -433,8 +501,7 @@ class UniqueArrays:
             if f.domains and f.values:
                 if f.kind == STRING and any(_used_fits(f, d) for d in f.domains):
                     # the next bytes may narrow the item to used values only: check every token
-                    chunks.append(np.flatnonzero(np.unpackbits(bits.view(np.uint8), bitorder="little")
-                                                 [:self.vocab.size]).astype(np.int64))
+                    chunks.append(self._allowed(bits))
                 elif f.kind == BETWEEN:  # a comma or an item's start may leave too few values
                     chunks.append(index.quoted)
                     chunks.append(index.delimited)
@@ -455,6 +522,8 @@ class UniqueArrays:
                             chunks.append(hit)
             elif f.kind == SCALAR:  # a number or literal closes at the delimiter after it
                 chunks.append(index.delimited)
+                if f.values and any(e[1] is not None or e[2] is not None for e in f.int_arrays):
+                    chunks.append(self._allowed(bits))  # a digit may narrow it to used integers
                 if f.int_blocked:
                     chunks.append(index.zero_or_dot)
                 if f.values and _literal_value(f.item) is not None:
@@ -463,6 +532,8 @@ class UniqueArrays:
                 chunks.append(index.quote_closers if f.in_string else index.closers)
             else:  # between items: only a token holding a whole item can complete one
                 chunks.append(index.whole_items)
+                if f.values and any(e[1] is not None or e[2] is not None for e in f.int_arrays):
+                    chunks.append(self._allowed(bits))
                 if f.int_blocked:
                     chunks.append(index.zero_or_dot)
                 if f.values:  # a literal's first letters already fix it

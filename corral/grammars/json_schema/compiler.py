@@ -1870,9 +1870,13 @@ class Compiler:
                 if t == "number" and not n.integer and n.lo is None and n.hi is None and plain:
                     fractions = True
                     continue
-                # integers: "-" must stay open (no negative lower bound), digits too (no upper bound)
-                if t == "number" and n.integer and n.hi is None and plain and (n.lo is None or n.lo >= 0):
-                    integers = True
+                # integers: prefixes that narrow the value to few integers (near a bound, "0",
+                # "12.") are checked by the Matcher as they are read
+                if t == "number" and n.integer and plain:
+                    bounds = _integer_bounds(n)
+                    if integers not in (False, bounds):
+                        return False  # two integer ranges: not tracked
+                    integers = bounds
                     continue
                 if t == "object" and self._open_object(c.obj):
                     continue
@@ -1883,8 +1887,8 @@ class Compiler:
                     continue
                 return False
         name = self._unique_array_rules(a, refs)
-        if name is not False and integers and not fractions:
-            self.b.unique_integer_items.add(self._unique_opening[name])
+        if name is not False and integers is not False and not fractions:
+            self.b.unique_integer_items[self._unique_opening[name]] = (*integers, a.min_items)
         return name
 
     def _unique_string_domain_array(self, a: ArrC, m: int, schemas_at, contains):
@@ -2452,6 +2456,20 @@ def _is_trivial(c: Conj) -> bool:
 
 
 MAX_WITNESS_CHOICES = 256  # alternative combinations per set of witnesses one member satisfies
+
+
+def _integer_bounds(n: NumC) -> tuple:
+    """Inclusive integer bounds of an integer record (None: unbounded)."""
+    lo = hi = None
+    if n.lo is not None:
+        lo = math.ceil(n.lo)
+        if n.lo_strict and lo == n.lo:
+            lo += 1
+    if n.hi is not None:
+        hi = math.floor(n.hi)
+        if n.hi_strict and hi == n.hi:
+            hi -= 1
+    return (int(lo) if lo is not None else None, int(hi) if hi is not None else None)
 
 
 def _alternative_matches(alt, key: str) -> bool:
