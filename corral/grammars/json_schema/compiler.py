@@ -500,10 +500,14 @@ class Compiler:
             res = self.product(xs, ys)
             return res[0] if len(res) == 1 else (None if not res else _Multi(res))
         m = x.merge(y)
-        if "object" in m.types and x.obj.groups and y.obj.groups and (x.obj.required or y.obj.required) \
-                and self._type_disjoint("object", x, y):
-            # e.g. S_i AND NOT S_j of a oneOf: "key k present with a value outside S_j(k)" against
-            # S_i(k) == S_j(k); pruned here, the product of many negations stays small
+        if "object" in m.types and (x.obj.required or y.obj.required) and (
+                m.obj.required & m.obj.forbidden
+                or any(self._forbids_key(y.obj, k) for k in x.obj.required)
+                or any(self._forbids_key(x.obj, k) for k in y.obj.required)
+                or (x.obj.groups and y.obj.groups and self._type_disjoint("object", x, y))):
+            # e.g. S_i AND NOT S_j of a oneOf: "k absent" against S_i requiring k, or "key k present
+            # with a value outside S_j(k)" against S_i(k) == S_j(k); pruned here, the product of
+            # many negations stays small
             m.types = m.types - {"object"}
         if not m.types:
             return None
