@@ -305,7 +305,7 @@ def _domain_dead(f: Frame, domain) -> bool:
     return True
 
 
-def _used_fits(f: Frame, domain) -> bool:
+def _used_fits(f: Frame) -> bool:
     """A used value fits the item being read (the next bytes may leave only used values)."""
     prefix = _string_prefix(f.item)
     if prefix is None:
@@ -499,7 +499,7 @@ class UniqueArrays:
         chunks = []
         for f in frames:
             if f.domains and f.values:
-                if f.kind == STRING and any(_used_fits(f, d) for d in f.domains):
+                if f.kind == STRING and _used_fits(f):
                     # the next bytes may narrow the item to used values only: check every token
                     chunks.append(self._allowed(bits))
                 elif f.kind == BETWEEN:  # a comma or an item's start may leave too few values
