@@ -8,10 +8,13 @@ Rows (all greedy, corral's own KV-cache loop unless noted):
   constrained, no jump     JSON Schema masks, one forward per output token
   constrained, jump        plus verified jump-forward drafts
   HF generate              transformers' model.generate, without / with corral.LogitsProcessor
+Every configuration first runs once unmeasured over every prompt group (--warmup-rounds).
 Reported: ms per output token (wall / tokens) and TPOT (decode time per token after the first, the
 prefill step excluded: constrained outputs end sooner, so wall / tokens charges them more prefill per
 token), each with its ratio to the unconstrained loop, mask time per token (computed on a
-worker thread during the forward) and the part of it the loop waited for, forwards per output token.
+worker thread during the forward) and the part of it the loop waited for, forwards per output token,
+and per forward step: the forward's time (synchronized) and everything else (host ms: input
+assembly, mask wait, masking, sampling, matcher updates).
 Prints a table and saves a PNG (--png).
 """
 from __future__ import annotations
@@ -149,6 +152,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1, help="prompts decoded together (1 = one at a time)")
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--no-hf", action="store_true", help="skip the transformers model.generate rows")
+    parser.add_argument("--warmup-rounds", type=int, default=1, help="unmeasured passes over every configuration")
     parser.add_argument("--png", default=str(ROOT / "bench" / "results" / "decode_speed.png"))
     args = parser.parse_args()
 
@@ -167,14 +171,19 @@ def main() -> None:
     prompts = [p + "\nSchema: " + json.dumps(SCHEMAS[i % 2]) for i, p in enumerate(PROMPTS)]
     prompt_grammars = [grammars[i % 2] for i in range(len(PROMPTS))]
 
-    # warm-up: first forwards pay for allocator / kernel selection, first masks for the lazy caches
-    generate(model, tokenizer, prompts[:1], prompt_grammars[:1], max_new_tokens=8, chat=chat)
-    generate(model, tokenizer, prompts[:1], None, max_new_tokens=8, chat=chat)
-
     configs = [("unconstrained", None, False), ("constrained, no jump", "g", False), ("constrained, jump", "g", True)]
+    groups = [list(range(i, min(i + args.batch, len(prompts)))) for i in range(0, len(prompts), args.batch)]
+    # Warm-up: one unmeasured pass of every configuration over every prompt group. First forwards at a
+    # new sequence length pay for the CUDA allocator growing its pool and for kernel selection (on an
+    # H100 this made whichever configuration ran first 1.5x slower), first masks for the lazy caches.
+    for _ in range(args.warmup_rounds):
+        for group in tqdm(groups, desc="warm-up"):
+            for name, use, jump in configs:
+                grams = [prompt_grammars[i] for i in group] if use else None
+                run_own_loop(model, tokenizer, [prompts[i] for i in group], grams, args.max_tokens, jump,
+                             args.device, chat)
     totals = {name: {"seconds": 0.0, "tokens": 0, "prefill_s": 0.0, "rows": 0, "forwards": 0, "forward_s": 0.0,
                      "mask_s": 0.0, "mask_wait_s": 0.0, "forced": 0, "finished": 0} for name, _, _ in configs}
-    groups = [list(range(i, min(i + args.batch, len(prompts)))) for i in range(0, len(prompts), args.batch)]
     for group in tqdm(groups, desc="prompt groups"):
         # interleave the configurations per group so machine-load drift hits them alike
         for name, use, jump in configs:
@@ -204,7 +213,7 @@ def main() -> None:
           f"{len(prompts)} prompts, batch {args.batch}, max {args.max_tokens} tokens, greedy; "
           f"compile {compile_ms:.1f} ms/schema")
     header = f"{'loop':32} {'tokens':>6} {'ms/token':>9} {'vs free':>8} {'TPOT ms':>8} {'vs free':>8} " \
-             f"{'mask ms/tok':>11} {'waited':>8} {'fwd/token':>9} {'forced':>6} {'done':>5}"
+             f"{'mask ms/tok':>11} {'waited':>8} {'fwd/token':>9} {'fwd ms':>7} {'host ms':>7} {'forced':>6} {'done':>5}"
     print(header)
     print("-" * len(header))
     plot_names, plot_values = [], []
@@ -214,6 +223,8 @@ def main() -> None:
         print(f"{name:32} {t['tokens']:6d} {per * 1e3:9.2f} {per / base:7.3f}x {tpot * 1e3:8.2f} {tpot / base_decode:7.3f}x "
               f"{t['mask_s'] / max(t['tokens'], 1) * 1e3:11.3f} "
               f"{t['mask_wait_s'] / max(t['tokens'], 1) * 1e3:8.3f} {t['forwards'] / max(t['tokens'], 1):9.3f} "
+              f"{t['forward_s'] / max(t['forwards'], 1) * 1e3:7.2f} "
+              f"{(t['seconds'] - t['forward_s']) / max(t['forwards'], 1) * 1e3:7.2f} "
               f"{t['forced']:6d} {t['finished']:5d}")
         plot_names.append(name)
         plot_values.append(per * 1e3)

@@ -414,6 +414,33 @@ _INTERPRETER_SCRIPT = textwrap.dedent(
         fin = torch.isfinite(rlp)
         assert (out[fin] - rlp[fin]).abs().max() < 2e-4, splits
         assert (lz - rlz).abs().max() < 2e-4, splits
+    # whole-word paths: all-ones words untouched, zero words written unread, mixed words read and
+    # written whole; the last word (all ones) straddles the vocabulary bound and is masked past it.
+    # Then the same bitmask stored column-major (the kernels need unit word stride).
+    x = (torch.randn(2, 5000, generator=gen) * 3).to(torch.bfloat16)
+    bm = torch.full((2, 157), -1, dtype=torch.int32)
+    bm[0, ::3] = 0
+    bm[1, 5:9] = 0x0F0F0F0F
+    for mask in (bm, bm.t().contiguous().t()):
+        for vocab_size in (4999, 5000, None):
+            a, b = x.clone(), x.clone()
+            apply_token_bitmask_inplace(a, mask, vocab_size=vocab_size, backend="triton")
+            apply_token_bitmask_inplace_reference(b, bm, vocab_size=vocab_size)
+            assert torch.equal(bits(a), bits(b)), vocab_size
+        lp, lz = masked_log_softmax(x, mask, 1.0, backend="triton")
+        rlp, rlz = masked_log_softmax_reference(x, bm, 1.0)
+        assert torch.equal(lp == float("-inf"), rlp == float("-inf"))
+    # both write strategies of the apply kernel on the same inputs: read-modify-write of mixed words
+    # (limit -1) and store-only (every block qualifies), on random, sparse and mostly-full rows
+    x = (torch.randn(3, 4500, generator=gen) * 3).to(torch.float16)
+    bm = torch.randint(-2**31, 2**31 - 1, (3, 141), dtype=torch.int32, generator=gen)
+    bm[1, torch.rand(141, generator=gen) < 0.9] = 0
+    bm[2, torch.rand(141, generator=gen) < 0.9] = -1
+    b = x.clone(); apply_token_bitmask_inplace_reference(b, bm, vocab_size=4490)
+    for limit in (-1, 0, 3, 64):
+        a = x.clone()
+        apply_token_bitmask_inplace_triton(check_mask_call(a, bm, None, 4490), store_only_limit=limit)
+        assert torch.equal(bits(a), bits(b)), limit
     # a device-side index tensor is not range-checked on the host: the kernel skips bad entries
     x = torch.randn(3, 200)
     bm = torch.zeros(3, 7, dtype=torch.int32)
@@ -466,7 +493,8 @@ def test_triton_kernels_compile_for_sm90():
     for dtype, rows in (("fp32", None), ("bf16", "*i64"), ("fp16", None)):
         sig = {"logits_ptr": f"*{dtype}", "bitmask_ptr": "*i32", "rows_ptr": rows or "constexpr",
                "row_limit": "i32", "n_cols": "i32", "vocab_bound": "i32", "logits_row_stride": "i32",
-               "logits_col_stride": "constexpr", "bitmask_row_stride": "i32", "BLOCK": "constexpr"}
+               "logits_col_stride": "constexpr", "bitmask_row_stride": "i32", "store_only_limit": "i32",
+               "BLOCK": "constexpr"}
         consts = {"logits_col_stride": 1, "BLOCK": tk.APPLY_BLOCK}
         if rows is None:
             consts["rows_ptr"] = None
