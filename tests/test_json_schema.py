@@ -705,3 +705,59 @@ def test_draft7_base64_content_encoding_is_asserted_and_earlier_drafts_ignore_it
     draft4 = {"$schema": "http://json-schema.org/draft-04/schema#", "type": "string", "contentEncoding": "base64"}
     oracle = LarkOracle(json_schema_to_grammar(draft4).grammar)  # not a draft-4 keyword: unknown, ignored
     assert oracle.accepts('"a%bc"') and oracle.accepts('"YQ=="')
+
+
+def test_large_multiple_of_in_a_bounded_range_is_listed_exactly():
+    """multipleOf values whose digit automaton would be too large (6.75 is 675/100, 2.125 is 2125/1000)
+    in a bounded range: the multiples of their lcm (459/4 = 114.75) are listed. Oracle: Fraction
+    arithmetic on the spelled numbers (jsonschema's float division would be the thing under test)."""
+    from fractions import Fraction
+
+    schema = {"allOf": [{"multipleOf": 6.75}, {"multipleOf": 2.125}], "exclusiveMinimum": -459, "maximum": 459,
+              "not": {"anyOf": [{"multipleOf": 2}, {"const": 114.75}]}}
+    oracle = LarkOracle(json_schema_to_grammar(schema).grammar)
+    texts = [str(Decimal(k) / 8) for k in range(-3800, 3800)] + ["114.750", "-344.25", "344.250", "229.5", "459", "-459"]
+    accepted = set()
+    for text in texts:
+        v = Fraction(text)
+        want = (-459 < v <= 459 and (v / Fraction("6.75")).denominator == 1 and (v / Fraction("2.125")).denominator == 1
+                and (v / 2).denominator != 1 and v != Fraction("114.75"))
+        assert oracle.accepts(text) == want, text
+        if want:
+            accepted.add(v)
+    # t * 114.75 for t in -3..4, less 0 (even) and 114.75 (excluded)
+    assert sorted(accepted) == [Fraction(x) for x in ("-344.25", "-229.5", "-114.75", "229.5", "344.25", "459")]
+
+
+def test_string_algebra_of_nested_negations_and_one_of():
+    """Pure string schemas under not/anyOf/allOf/oneOf (and types other than string, which pass
+    through untouched or are negated) compile to one automaton instead of a DNF that would grow as
+    9^3 here; every instance agrees with jsonschema."""
+    import random
+
+    inner = [{"not": {"anyOf": [{"pattern": "^..$"}, {"pattern": "ab"}, {"pattern": "b1"}]}},
+             {"not": {"anyOf": [{"pattern": "^..$"}, {"pattern": "bc"}, {"pattern": "c1"}]}},
+             {"not": {"anyOf": [{"pattern": "^..$"}, {"pattern": "ca"}, {"pattern": "a1"}]}}]
+    schema = {"allOf": [{"not": {"anyOf": inner}}, {"pattern": "[aA][12]"}, {"maxLength": 12}],
+              "$defs": {"odd": {"oneOf": [{"pattern": "z"}, {"minLength": 7}, {"type": ["null", "number"]}]}},
+              "anyOf": [{"$ref": "#/$defs/odd"}, {"type": "boolean"}, {"not": {"type": "string"}}]}
+    rnd = random.Random(5)
+    pieces = ["ab", "b1", "bc", "c1", "ca", "a1", "z", "A2", "x"]
+    strings = ["".join(rnd.choice(pieces) for _ in range(rnd.randrange(0, 6))) for _ in range(400)]
+    strings += ["ab1bc1ca1", "zab1bc1ca", "a1", "ab", "abca1", "zca1"]
+    validator = jsonschema.Draft202012Validator(schema)
+    assert 10 < sum(validator.is_valid(x) for x in strings) < 390  # both outcomes represented
+    check(schema, strings + [None, True, 3, [], {}])
+
+
+def test_finite_candidates_decided_by_validation_and_scientific_literals():
+    """An enum beside combinators lists the candidates: each is validated against the whole schema,
+    so a negation the compiler could not build (multipleOf 0.123456789) costs nothing. Number
+    literals accept the scientific spelling serializers write (json.dumps(1e308) == "1e+308")."""
+    check({"allOf": [{"enum": [1e308, 3, "a", 2.5e-7]}, {"not": {"multipleOf": 0.123456789, "type": "integer"}}]},
+          [1e308, 3, "a", 4, 2.5e-7, 2.5e-8])
+    check({"enum": [1, 2, 3, "x", 1e20], "not": {"enum": [2]}, "anyOf": [{"type": "integer"}, {"const": "x"}]},
+          [1, 2, 3, "x", 4, "y", 1e20, 1.0])
+    oracle = LarkOracle(json_schema_to_grammar({"const": 1.5e-7}).grammar)
+    for text, want in (("1.5e-07", True), ("1.5E-7", True), ("0.00000015", True), ("15e-8", False), ("1.5e-6", False)):
+        assert oracle.accepts(text) == want, text  # 15e-8 is the same value: a spelling not accepted

@@ -15,6 +15,7 @@ ignored, so the grammar is looser, never stricter, than the schema).
 """
 from __future__ import annotations
 
+import decimal
 import itertools
 import json
 import math
@@ -532,7 +533,12 @@ class Compiler:
             return [Conj(nt=self.value_nt([r]), nt_refs=(r,))]
         self._norm_stack.append(key)
         try:
-            if isinstance(r, NegLoc):
+            res = self.finite_values(r) if isinstance(r, Loc) else None
+            if res is None:
+                res = self.string_algebra(r)
+            if res is not None:
+                pass
+            elif isinstance(r, NegLoc):
                 res = self.negate(r.loc, r.only)
             else:
                 res = self._normalize_loc(r)
@@ -1018,6 +1024,137 @@ class Compiler:
             self.unsupported(pointer, keyword, f"regex {pattern!r}: its lookaheads make too large an automaton")
         return r
 
+    # ---------------------------------------------------------------- finite values
+    def finite_values(self, loc: Loc) -> list[Conj] | None:
+        """A schema with combinators whose own enum/const (or that of a plain allOf member) lists its
+        candidates: the valid values are those candidates the whole schema accepts, decided by
+        validating each one (so a keyword the compiler cannot build, e.g. ``not: {multipleOf:
+        0.123456789}`` beside ``enum: [1e308]``, costs nothing). Only for schemas without ``$ref`` or
+        ``format`` anywhere inside, so the validator sees everything and checks nothing loosely."""
+        s = loc.schema
+        if not isinstance(s, dict) or not (COMBINATORS & s.keys() or "if" in s):
+            return None
+        d = self.draft_of(loc)
+        members = [s] + [m for m in s.get("allOf", []) if isinstance(m, dict)] if isinstance(s.get("allOf", []), list) else [s]
+        candidates = None
+        for m in members:
+            values = None
+            if isinstance(m.get("enum"), list):
+                values = list(m["enum"])
+            if "const" in m and d >= 6:
+                values = [m["const"]] if values is None else [v for v in values if json_equal(v, m["const"])]
+            if values is not None:
+                candidates = values if candidates is None else [v for v in candidates if any(json_equal(v, w) for w in values)]
+        if candidates is None or len(candidates) > MAX_FINITE_CANDIDATES or _mentions(s, ("$ref", "format", "$dynamicRef",
+                                                                                            "$recursiveRef")):
+            return None
+        valid = []
+        for v in candidates:
+            if not any(json_equal(v, w) for w in valid) and self._validate(loc, v):
+                valid.append(v)
+        return [Conj(enum=tuple(valid), origins=(loc,))] if valid else []
+
+    # ---------------------------------------------------------------- string algebra
+    def string_algebra(self, r) -> list[Conj] | None:
+        """A schema made only of string assertions (pattern, minLength, maxLength, type, string
+        const/enum) under allOf/anyOf/oneOf/not/$ref denotes a set of strings plus a set of
+        unconstrained other types. Its strings are one code-point automaton built by Boolean
+        operations (product, complement), where the DNF would multiply alternatives: three negated
+        anyOfs of three negated anyOfs of patterns expand to 9^3 conjunctions. Returns None (the DNF
+        path decides) when the schema has another keyword, no combinator, or the automaton exceeds
+        its budget."""
+        loc, negated = (r.loc, True) if isinstance(r, NegLoc) else (r, False)
+        if isinstance(r, NegLoc) and r.only is not None:
+            return None
+        s = loc.schema
+        if not isinstance(s, dict) or not (COMBINATORS & s.keys()):
+            return None
+        tree = self._string_tree(loc, [])
+        if tree is None:
+            return None
+        if negated:
+            tree = ("not", tree)
+        regexes: list = []
+        _tree_regexes(tree, regexes)
+        atoms = cpdfa.Atoms(regexes + [rx.any_char()])
+        try:
+            others, strings = _eval_string_tree(tree, atoms)
+        except CompileBudgetError:
+            return None
+        types = set(others)
+        if not strings.is_empty():
+            types.add("string")
+        if not types:
+            return []
+        every = len(strings.trans) == 1 and strings.accept[0]
+        string_c = StrC() if every or "string" not in types else StrC(patterns=(strings,))
+        return [Conj(types=frozenset(types), str=string_c, origins=(r,))]
+
+    def _string_tree(self, loc: Loc, stack: list):
+        """The Boolean expression of a pure string schema (see string_algebra), or None."""
+        s = loc.schema
+        if s is True:
+            return ("and", ())
+        if s is False:
+            return ("or", ())
+        if not isinstance(s, dict) or loc.key() in stack or len(stack) > 32:
+            return None
+        d = self.draft_of(loc)
+        stack = stack + [loc.key()]
+        if "$ref" in s and d <= 7:  # siblings of $ref are ignored before 2019-09
+            return self._string_tree(self.resolve_ref(loc, s["$ref"], "$ref"), stack)
+        parts = []
+        for kw, v in s.items():
+            if kw not in VALIDATION_KEYWORDS:
+                continue  # annotations and unknown keywords
+            if kw == "type":
+                names = v if isinstance(v, list) else [v]
+                if not all(isinstance(t, str) and t in TYPES and t != "integer" for t in names):
+                    return None
+                parts.append(("types", frozenset(names) - {"string"}, "string" in names))
+            elif kw in ("minLength", "maxLength"):
+                n = _nonneg(v, f"{loc.pointer}/{kw}")
+                if n > MAX_ALGEBRA_LENGTH:
+                    return None
+                length = rx.repeat(rx.any_char(), n, None) if kw == "minLength" else rx.repeat(rx.any_char(), 0, n)
+                parts.append(("str", length))
+            elif kw == "pattern":
+                if not isinstance(v, str):
+                    return None
+                from corral.grammars.regex_parser import search_regex_parts
+                try:
+                    positives, negatives = search_regex_parts(v, flavor="ecmascript")
+                except GrammarError:
+                    return None
+                parts.extend(("str", x) for x in positives)
+                parts.extend(("not-str", x) for x in negatives)
+            elif kw in ("const", "enum"):
+                values = [v] if kw == "const" else v
+                if not isinstance(values, list) or not all(isinstance(x, str) for x in values):
+                    return None
+                parts.append(("lits", tuple(values)))
+            elif kw in ("allOf", "anyOf", "oneOf"):
+                subs = []
+                for i, sub in enumerate(_list(v, loc, kw)):
+                    t = self._string_tree(self.child(loc, sub, kw, i), stack)
+                    if t is None:
+                        return None
+                    subs.append(t)
+                parts.append(({"allOf": "and", "anyOf": "or", "oneOf": "one"}[kw], tuple(subs)))
+            elif kw == "not":
+                t = self._string_tree(self.child(loc, v, "not"), stack)
+                if t is None:
+                    return None
+                parts.append(("not", t))
+            elif kw == "$ref":
+                t = self._string_tree(self.resolve_ref(loc, v, "$ref"), stack)
+                if t is None:
+                    return None
+                parts.append(t)
+            else:
+                return None
+        return ("and", tuple(parts))
+
     # ---------------------------------------------------------------- negation
     def negate(self, loc: Loc, only: frozenset | None = None) -> list[Conj]:
         out = self._negate(loc, only)
@@ -1448,7 +1585,16 @@ class Compiler:
             base = num.number_range(lo, n.lo_strict, hi, n.hi_strict)
         positives = [base] + list(n.positive)
         negatives = [num.decimal_literal(e) for e in n.excluded] + list(n.negative)
-        for m, ptr in n.multiple_of:
+        multiples = n.multiple_of
+        if any(_multiple_dfa_regex(m) is None for m, _ in multiples) and lo is not None and hi is not None:
+            # a multipleOf too large for a digit automaton, in a bounded range: list the few multiples
+            listed = _listed_multiples(n)
+            if listed is not None:
+                if not listed:
+                    return None
+                positives = [rx.alt(*(num.decimal_literal(v) for v in listed))] + list(n.positive)
+                multiples = ()
+        for m, ptr in multiples:
             if n.integer and (1 / m) == (1 / m).to_integral_value():
                 continue  # every integer is a multiple of 1/n
             d = _multiple_dfa_regex(m)
@@ -1460,7 +1606,7 @@ class Compiler:
 
     def _regex_symbol(self, positives, negatives, quote: bool) -> str | None:
         """A terminal (or right-linear rules) for the intersection of positives minus negatives."""
-        if len(positives) == 1 and not negatives:
+        if len(positives) == 1 and not negatives and not isinstance(positives[0], cpdfa.Dfa):
             r = positives[0]
             if isinstance(r, rx.Alt) and not r.items:
                 return None
@@ -1513,7 +1659,8 @@ class Compiler:
         positives = [p for p in s.patterns if not self._matches_everything(p)]
         trivial_length = s.min_len == 0 and s.max_len is None
         if not trivial_length:
-            if len(positives) == 1 and _length_implied(positives[0], s.min_len, s.max_len):
+            if len(positives) == 1 and not isinstance(positives[0], cpdfa.Dfa) and \
+                    _length_implied(positives[0], s.min_len, s.max_len):
                 pass
             elif len(positives) == 1 and isinstance(positives[0], rx.Repeat) and isinstance(positives[0].item, rx.Chars) \
                     and positives[0].max is None:
@@ -1530,7 +1677,7 @@ class Compiler:
         if length in positives and len(positives) == 2 and not negatives and max(s.min_len, s.max_len or 0) > LONG_STRING:
             # "^https?://.*" with maxLength 2048: a fixed-length head, then one class repeated
             pattern = positives[1 - positives.index(length)]
-            sym = self._head_then_class(pattern, s.min_len, s.max_len, quote)
+            sym = self._head_then_class(pattern, s.min_len, s.max_len, quote) if not isinstance(pattern, cpdfa.Dfa) else False
             if sym is not False:
                 return sym
         return self._regex_symbol(positives, negatives, quote=quote)
@@ -2557,6 +2704,107 @@ def _length_implied(r: rx.Regex, lo: int, hi: int | None) -> bool:
 _MULTIPLE_CACHE: dict = {}
 
 
+COMBINATORS = frozenset({"allOf", "anyOf", "oneOf", "not"})
+MAX_FINITE_CANDIDATES = 1000
+
+
+def _mentions(schema, keywords) -> bool:
+    """Whether any (sub)schema object in ``schema`` has one of ``keywords`` as a key."""
+    if isinstance(schema, dict):
+        return any(k in schema for k in keywords) or any(_mentions(v, keywords) for v in schema.values())
+    if isinstance(schema, list):
+        return any(_mentions(v, keywords) for v in schema)
+    return False
+MAX_ALGEBRA_LENGTH = 256  # longer length bounds stay on the DNF path (chunked long strings)
+NON_STRING_TYPES = frozenset(TYPES) - {"string", "integer"}
+
+
+def _tree_regexes(node, out: list) -> None:
+    kind = node[0]
+    if kind in ("str", "not-str"):
+        out.append(node[1])
+    elif kind == "lits":
+        out.extend(rx.literal(v) for v in node[1])
+    elif kind in ("and", "or", "one"):
+        for sub in node[1]:
+            _tree_regexes(sub, out)
+    elif kind == "not":
+        _tree_regexes(node[1], out)
+
+
+def _eval_string_tree(node, atoms: "cpdfa.Atoms") -> tuple[frozenset, "cpdfa.Dfa"]:
+    """(other JSON types accepted, automaton of the strings accepted) of a string-algebra tree."""
+    every = cpdfa.Dfa.from_regex(rx.star(rx.any_char()), atoms)
+    kind = node[0]
+    if kind == "types":
+        return node[1], every if node[2] else every.complement()
+    if kind == "str":
+        return NON_STRING_TYPES, cpdfa.Dfa.from_regex(node[1], atoms)
+    if kind == "not-str":
+        return NON_STRING_TYPES, cpdfa.Dfa.from_regex(node[1], atoms).complement()
+    if kind == "lits":
+        return frozenset(), cpdfa.Dfa.from_regex(rx.alt(*(rx.literal(v) for v in node[1])), atoms)
+    if kind == "not":
+        others, strings = _eval_string_tree(node[1], atoms)
+        return NON_STRING_TYPES - others, strings.complement()
+    if kind == "and":
+        others, strings = NON_STRING_TYPES, every
+        for sub in node[1]:
+            o, d = _eval_string_tree(sub, atoms)
+            others, strings = others & o, strings.product(d, both=True)
+        return others, strings
+    if kind == "or":
+        others, strings = frozenset(), every.complement()
+        for sub in node[1]:
+            o, d = _eval_string_tree(sub, atoms)
+            others, strings = others | o, strings.product(d, both=False)
+        return others, strings
+    # "one": exactly one branch holds; track (none holds, exactly one holds)
+    none_o, one_o = NON_STRING_TYPES, frozenset()
+    none_s, one_s = every, every.complement()
+    for sub in node[1]:
+        o, d = _eval_string_tree(sub, atoms)
+        one_o, none_o = (one_o - o) | (none_o & o), none_o - o
+        not_d = d.complement()
+        one_s = one_s.product(not_d, both=True).product(none_s.product(d, both=True), both=False)
+        none_s = none_s.product(not_d, both=True)
+    return one_o, one_s
+
+
+MAX_LISTED_MULTIPLES = 2000
+# digit-automaton states for multipleOf k * 10^-j (remainders x phases): larger ones are refused or listed
+MAX_MULTIPLE_STATES = 1000
+
+
+def _listed_multiples(n: NumC) -> list[Decimal] | None:
+    """Every number in n's (bounded) range that is a multiple of all of n's multipleOf values (and an
+    integer when n is), or None when there are more than MAX_LISTED_MULTIPLES. Multiples of a and of
+    b are exactly the multiples of lcm(a, b) (for rationals: lcm of numerators over gcd of
+    denominators in lowest terms); a decimal's denominator divides a power of ten, so every listed
+    value is a finite decimal."""
+    from fractions import Fraction
+
+    step = Fraction(1) if n.integer else None
+    for m, _ in n.multiple_of:
+        f = Fraction(m)
+        step = f if step is None else Fraction(math.lcm(step.numerator, f.numerator), math.gcd(step.denominator, f.denominator))
+    lo, hi = Fraction(n.lo), Fraction(n.hi)
+    first, last = math.ceil(lo / step), math.floor(hi / step)
+    if n.lo_strict and first * step == lo:
+        first += 1
+    if n.hi_strict and last * step == hi:
+        last -= 1
+    if last - first + 1 > MAX_LISTED_MULTIPLES:
+        return None
+    values = []
+    for t in range(first, last + 1):
+        v = t * step
+        with decimal.localcontext() as ctx:  # exact: the denominator divides a power of ten
+            ctx.prec = len(str(abs(v.numerator))) + 4 * len(str(v.denominator)) + 4
+            values.append(Decimal(v.numerator) / Decimal(v.denominator))
+    return values
+
+
 def _multiple_dfa_regex(m: Decimal) -> "rx.Regex | cpdfa.Dfa | None":
     """Plain decimal spellings of multiples of m (any sign), as a regex or a code-point DFA; None
     when m's numerator is too large."""
@@ -2567,7 +2815,7 @@ def _multiple_dfa_regex(m: Decimal) -> "rx.Regex | cpdfa.Dfa | None":
     j = -exp if exp < 0 else 0
     if exp > 0:
         k *= 10 ** exp
-    if k > 200:
+    if k * (j + 1) > MAX_MULTIPLE_STATES:
         _MULTIPLE_CACHE[m] = None
         return None
     digit = rx.char_range("0", "9")

@@ -249,13 +249,30 @@ def integer_range(lo: int | None, hi: int | None, zero_fraction: bool = True) ->
 
 
 def decimal_literal(value: Decimal) -> rx.Regex:
-    """Spellings of exactly this numeric value (JSON equality: 1 == 1.0): plain decimal, trailing zeros ok."""
+    """Spellings of exactly this numeric value (JSON equality: 1 == 1.0): plain decimal, trailing zeros
+    ok, and scientific notation with one leading digit (``1e+308``, ``-1.5E-07``, ``2.50e3``: what
+    JSON serializers write for large and small floats). Other exponent spellings of the value
+    (``10e307``, ``0.1e309``) are not accepted: with unbounded zero runs they are not regular."""
     neg = value < 0
     ip, fd = _split(value)
     body = rx.seq(uint_range(ip, ip),
                   rx.seq(rx.literal("." + fd), rx.star(rx.literal("0"))) if fd else ZERO_FRACTION)
     if value == 0:
-        return rx.seq(rx.optional(rx.literal("-")), body)
+        return rx.seq(rx.optional(rx.literal("-")), rx.alt(body, rx.seq(rx.literal("0"), ZERO_FRACTION, EXPONENT)))
+    _, digits, exp = abs(value).normalize().as_tuple()
+    sig = "".join(map(str, digits))
+    power = exp + len(sig) - 1  # exponent of the leading significant digit
+    mantissa = rx.seq(rx.literal(sig[0]), rx.seq(rx.literal("." + sig[1:]), rx.star(rx.literal("0")))
+                      if len(sig) > 1 else ZERO_FRACTION)
+    zeros = rx.star(rx.literal("0"))
+    if power > 0:
+        exponent = rx.seq(rx.optional(rx.literal("+")), zeros, rx.literal(str(power)))
+    elif power < 0:
+        exponent = rx.seq(rx.literal("-"), zeros, rx.literal(str(-power)))
+    else:
+        exponent = rx.seq(rx.optional(rx.alt(rx.literal("+"), rx.literal("-"))), rx.plus(rx.literal("0")))
+    scientific = rx.seq(mantissa, rx.alt(rx.literal("e"), rx.literal("E")), exponent)
+    body = rx.alt(body, scientific)
     return rx.seq(rx.literal("-"), body) if neg else body
 
 
