@@ -761,3 +761,43 @@ def test_finite_candidates_decided_by_validation_and_scientific_literals():
     oracle = LarkOracle(json_schema_to_grammar({"const": 1.5e-7}).grammar)
     for text, want in (("1.5e-07", True), ("1.5E-7", True), ("0.00000015", True), ("15e-8", False), ("1.5e-6", False)):
         assert oracle.accepts(text) == want, text  # 15e-8 is the same value: a spelling not accepted
+
+
+def test_long_length_bound_on_a_pattern_through_the_counted_family(monkeypatch, llama3_vocab, llama3_tokenizer):
+    """A pattern whose product with a length bound exceeds the automaton budget (a word count with
+    maxLength 500 in real schemas) becomes a lazily expanded (state, length) family. The budget is
+    lowered here so a small case takes that path: its expansion agrees with jsonschema, and random
+    walks over the real Llama-3 vocabulary never reach an empty mask and end in valid documents."""
+    import random
+
+    import jsonschema
+    import numpy as np
+
+    import corral
+    from corral.grammars.json_schema import cpdfa
+
+    monkeypatch.setattr(cpdfa, "MAX_PRODUCT_STATES", 40)
+    schema = {"type": "string", "pattern": "^(?:[a-c]+ ){0,3}[a-c]+$", "minLength": 3, "maxLength": 11}
+    res = json_schema_to_grammar(schema)
+    assert res.grammar.families  # the counted path is the one under test
+    oracle = LarkOracle(res.grammar.expanded())
+    validator = jsonschema.Draft202012Validator(schema)
+    rnd = random.Random(7)
+    for _ in range(400):
+        text = "".join(rnd.choice("abc ") for _ in range(rnd.randrange(0, 14)))
+        assert oracle.accepts(json.dumps(text)) == validator.is_valid(text), text
+    compiled = corral.compile_json_schema(schema, llama3_vocab)
+    bitmask = corral.allocate_token_bitmask(1, llama3_vocab.size)
+    eos = set(llama3_vocab.eos_token_ids)
+    for _ in range(25):
+        matcher, out = compiled.matcher(), []
+        while not matcher.is_terminated():
+            matcher.fill_next_token_bitmask(bitmask, 0)
+            allowed = np.flatnonzero(np.unpackbits(bitmask.numpy().view(np.uint8), bitorder="little")[:llama3_vocab.size])
+            assert len(allowed), out  # no dead end
+            token = int(rnd.choice(allowed))
+            assert matcher.accept_token(token)
+            if token not in eos:
+                out.append(token)
+        text = b"".join(llama3_vocab.token_bytes(t) for t in out).decode()
+        assert validator.is_valid(json.loads(text)), text

@@ -1680,7 +1680,65 @@ class Compiler:
             sym = self._head_then_class(pattern, s.min_len, s.max_len, quote) if not isinstance(pattern, cpdfa.Dfa) else False
             if sym is not False:
                 return sym
-        return self._regex_symbol(positives, negatives, quote=quote)
+        try:
+            return self._regex_symbol(positives, negatives, quote=quote)
+        except CompileBudgetError:
+            if length not in positives or s.max_len is None:
+                raise
+        # pattern x length too large as a product (an email format with maxLength 1024, 50 words
+        # in 500 characters): the pattern's automaton with a length counter, expanded lazily
+        dfa = cpdfa.combine([p for p in positives if p is not length], negatives)
+        return self._counted_string(dfa, s.min_len, s.max_len, quote)
+
+    def _counted_string(self, dfa: cpdfa.Dfa, lo: int, hi: int, quote) -> str | None:
+        """Strings of ``dfa`` with code-point length in [lo, hi] as a ``CountedStringFamily``: member
+        (state, length so far); one terminal per character class, so one lexeme per code point. Only
+        members that can still end within the bounds are ever referenced (no dead ends)."""
+        import numpy as np
+
+        edges = dfa.edges()
+        n = len(dfa.trans)
+        if n * (hi + 1) > MAX_COUNTED_CELLS:
+            raise CompileBudgetError(f"a {n}-state string automaton with a length counter to {hi} exceeds its budget")
+        src, dst = [], []
+        for q, out in edges.items():
+            for t in out:
+                src.append(q)
+                dst.append(t)
+        src_a, dst_a = np.array(src, dtype=np.int64), np.array(dst, dtype=np.int64)
+        # ends[q, l]: an accepting state is exactly l characters away from q
+        ends = np.zeros((n, hi + 1), dtype=bool)
+        ends[:, 0] = dfa.accept
+        for l in range(1, hi + 1):
+            ends[:, l] = np.bincount(src_a, weights=ends[dst_a, l - 1], minlength=n) > 0 if len(src) else False
+        # completable[q, k]: from q after k characters, an end at a total length in [lo, hi]
+        cum = np.concatenate([np.zeros((n, 1), dtype=np.int64), np.cumsum(ends, axis=1)], axis=1)
+        k = np.arange(hi + 1)
+        first = np.maximum(lo - k, 0)
+        last = hi - k
+        completable = (cum[:, last + 1] - cum[:, first]) > 0
+        if not completable[0, 0]:
+            return None
+        close = self.b.terminal(rx.literal('"'), "QUOTE") if quote else None
+        terms = {}
+        family_edges = []
+        for q in range(n):
+            row = []
+            for t, cls in edges.get(q, {}).items():
+                key = (cls, quote)
+                if key not in terms:
+                    terms[key] = self.b.terminal(st.encode_raw(cls) if quote == "raw" else st.encode(cls) if quote else cls)
+                row.append((t, terms[key]))
+            family_edges.append(tuple(row))
+        name = self.b.fresh("counted")
+        self.b.families[name] = CountedStringFamily(name, tuple(family_edges), tuple(bool(a) for a in dfa.accept),
+                                                    np.packbits(completable, axis=None).tobytes(), lo, hi, close)
+        body = CountedStringFamily.member(name, 0, 0)
+        if not quote:
+            return body
+        start = self.b.fresh("str")
+        self.b.rule(start, [(close, body)])
+        return start
 
     def _matches_everything(self, r: rx.Regex) -> bool:
         """The pattern holds for every string (e.g. an unanchored "([0-9a-z]+)?")."""
@@ -2499,6 +2557,49 @@ class Compiler:
 
 
 @dataclass(frozen=True, eq=False)
+class CountedStringFamily(ir.RuleFamily):
+    """Member ``(state, count)``: the rest of a string read by a code-point automaton in ``state``
+    after ``count`` characters, whose total length must end in [lo, hi]. Alternatives: the closing
+    quote when accepting within the bounds, else one character class and the next member; only
+    members from which an end is still reachable (``completable``, a packed [state][count] bit
+    table) are referenced. Lazy: a sentence of n characters visits n members, where the listed
+    product would hold states x (hi + 1)."""
+
+    name: str
+    edges: tuple  # per state: ((target state, character-class terminal), ...)
+    accept: tuple
+    completable: bytes
+    lo: int
+    hi: int
+    close: str | None  # the closing-quote terminal (None: the string body alone)
+
+    @staticmethod
+    def member(name: str, state: int, count: int) -> str:
+        return f"{name}{ir.FAMILY_SEPARATOR}{state}_{count}"
+
+    def _completable(self, state: int, count: int) -> bool:
+        i = state * (self.hi + 1) + count
+        return bool((self.completable[i >> 3] >> (7 - (i & 7))) & 1)
+
+    def alternatives(self, key: str) -> tuple[tuple[str, ...], ...]:
+        state, count = (int(x) for x in key.split("_"))
+        alts: list[tuple[str, ...]] = []
+        if self.accept[state] and self.lo <= count <= self.hi:
+            alts.append((self.close,) if self.close else ())
+        if count < self.hi:
+            for target, term in self.edges[state]:
+                if self._completable(target, count + 1):
+                    alts.append((term, self.member(self.name, target, count + 1)))
+        return tuple(alts)
+
+    def describe(self) -> str:
+        import hashlib
+
+        digest = hashlib.sha1(repr((self.edges, self.accept)).encode() + self.completable).hexdigest()
+        return f"CountedStringFamily({len(self.edges)} states, {self.lo}..{self.hi}, {self.close!r}, {digest})"
+
+
+@dataclass(frozen=True, eq=False)
 class KeySetFamily(ir.RuleFamily):
     """Member ``(seen, started)`` of an object's member list: ``seen`` = bitmask of the tracked
     (required) keys already written. Any order; each tracked key once; the list may end once every
@@ -2706,6 +2807,7 @@ _MULTIPLE_CACHE: dict = {}
 
 COMBINATORS = frozenset({"allOf", "anyOf", "oneOf", "not"})
 MAX_FINITE_CANDIDATES = 1000
+MAX_COUNTED_CELLS = 4_000_000  # (automaton state, length) pairs a counted string may tabulate
 
 
 def _mentions(schema, keywords) -> bool:
