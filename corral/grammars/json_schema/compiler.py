@@ -1687,8 +1687,11 @@ class Compiler:
                 raise
         # pattern x length too large as a product (an email format with maxLength 1024, 50 words
         # in 500 characters): the pattern's automaton with a length counter, expanded lazily
-        dfa = cpdfa.combine([p for p in positives if p is not length], negatives)
-        return self._counted_string(dfa, s.min_len, s.max_len, quote)
+        key = ("counted", tuple(positives), tuple(negatives), quote)
+        if key not in self._emit_memo:
+            dfa = cpdfa.combine([p for p in positives if p is not length], negatives)
+            self._emit_memo[key] = self._counted_string(dfa, s.min_len, s.max_len, quote)
+        return self._emit_memo[key]
 
     def _counted_string(self, dfa: cpdfa.Dfa, lo: int, hi: int, quote) -> str | None:
         """Strings of ``dfa`` with code-point length in [lo, hi] as a ``CountedStringFamily``: member
