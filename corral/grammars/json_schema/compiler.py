@@ -813,6 +813,17 @@ class Compiler:
             m = sa.merge(sc)
             if m.max_len is not None and m.min_len > m.max_len:
                 return True
+            if sa.patterns and sc.patterns:
+                # discriminating patterns ("^basic:integer:$" vs "^basic:decimal:$"): no string matches both
+                key = ("str-disjoint", m.patterns, m.negative, m.excluded, m.min_len, m.max_len)
+                if key not in self._emit_memo:
+                    length = [rx.repeat(rx.any_char(), m.min_len, m.max_len)] if m.min_len or m.max_len is not None else []
+                    try:
+                        d = cpdfa.combine(list(m.patterns) + length, list(m.negative) + [rx.literal(v) for v in m.excluded])
+                        self._emit_memo[key] = d.is_empty()
+                    except CompileBudgetError:
+                        self._emit_memo[key] = False
+                return self._emit_memo[key]
             return False
         if t == "array":
             m = a.arr.merge(c.arr)
