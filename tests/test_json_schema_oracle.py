@@ -42,6 +42,8 @@ def _py(node) -> str:
     if isinstance(node, rx.Repeat):
         hi = "" if node.max is None else str(node.max)
         return f"(?:{_py(node.item)}){{{node.min},{hi}}}"
+    if isinstance(node, rx.Automaton):  # exported through its regex (state elimination)
+        return _py(node.as_regex())
     raise TypeError(node)
 
 

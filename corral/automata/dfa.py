@@ -184,6 +184,8 @@ class _Positions:
             return first, last, nullable
         if isinstance(node, rx.Repeat):
             return self.build_repeat(node.item, node.min, node.max)
+        if isinstance(node, rx.Automaton):  # inside a composition: as a regex (slow, rare)
+            return self.build(node.as_regex())
         raise TypeError(f"not a regex node: {node!r}")
 
     def build_repeat(self, item: rx.Regex, lo: int, hi: int | None) -> tuple[set[int], set[int], bool]:
@@ -245,7 +247,34 @@ def _max_length(node: rx.Regex) -> int | None:
         if node.max is None or m is None:
             return None
         return node.max * m
+    if isinstance(node, rx.Automaton):
+        return _automaton_max_length(node)
     raise TypeError(node)
+
+
+def _automaton_max_length(node: rx.Automaton) -> int | None:
+    """Longest accepted string over the live states (None when a live cycle exists)."""
+    live = node.live_states()
+    if not live[0]:
+        return 0
+    longest: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[int, list[int]]] = [(0, [t for t in set(node.trans[0]) if t >= 0 and live[t]])]
+    on_path.add(0)
+    while stack:
+        s, todo = stack[-1]
+        if todo:
+            t = todo.pop()
+            if t in on_path:
+                return None
+            if t not in longest:
+                on_path.add(t)
+                stack.append((t, [u for u in set(node.trans[t]) if u >= 0 and live[u]]))
+            continue
+        stack.pop()
+        on_path.discard(s)
+        longest[s] = max((1 + longest[t] for t in set(node.trans[s]) if t >= 0 and live[t]), default=0)
+    return longest[0]
 
 
 _position_count = rx.position_count
@@ -794,6 +823,8 @@ def _finite_strings(node: rx.Regex, limit: int = _FINITE_LIMIT) -> list[str] | N
             if len(out) > limit:
                 return None
         return out
+    if isinstance(node, rx.Automaton):
+        return None
     raise TypeError(node)
 
 
@@ -865,6 +896,24 @@ def _finite_dfa(words: list[bytes], max_states: int) -> ByteDFA:
     return ByteDFA(table, np.array([final[o] for o in order], dtype=bool))
 
 
+def _automaton_to_bytes(node: rx.Automaton, max_states: int) -> ByteDFA:
+    """A code-point automaton given as such: trim and expand to bytes (no positions)."""
+    n = len(node.accepting)
+    if n > 4 * max_states:
+        raise CompileBudgetError(f"automaton of {n} states exceeds the budget of {4 * max_states}")
+    trans = np.frombuffer(node.table, dtype=np.int32).reshape(n, len(node.classes)).astype(np.int64)
+    trimmed = _trim(trans, np.array(node.accepting, dtype=bool))
+    if trimmed is None:
+        return ByteDFA(np.zeros((0, 256), dtype=np.int32), np.zeros(0, dtype=bool))
+    trans, accepting = trimmed
+    # not minimized: the front-ends build these minimal already (a JSON spelling automaton of a
+    # minimal code-point DFA, measured equal to its Hopcroft quotient), and a redundant state
+    # would only cost memo hits, never correctness
+    if len(trans) > max_states:
+        raise CompileBudgetError(f"regex DFA exceeds {max_states} states ({len(trans)} code point states)")
+    return _expand_to_bytes(trans, accepting, [list(c) for c in node.classes], 0, max_states)
+
+
 # --------------------------------------------------------------------------------------------
 # Public entry point
 # --------------------------------------------------------------------------------------------
@@ -912,6 +961,8 @@ def _build(node: rx.Regex, max_states: int, time_budget_s: float) -> ByteDFA:
 
 def _build_unpaused(node: rx.Regex, max_states: int, time_budget_s: float) -> ByteDFA:
     deadline = time.perf_counter() + time_budget_s
+    if isinstance(node, rx.Automaton):
+        return _automaton_to_bytes(node, max_states)
     # cheap refusals before any work: the positions to unroll, and lower bounds on the state count
     # (a DFA needs more states than its shortest match has characters, and than its longest one)
     max_positions = 4 * max_states

@@ -236,8 +236,7 @@ class ParserStates:
         self.states: list[ParserState] = []
         self._lock = threading.RLock()
         self._step_memo: dict[tuple[int, int], int] = {}
-        self._waiting_t: dict[tuple[int, int], tuple] = {}
-        self._waiting_nt: dict[tuple[int, int], tuple] = {}
+        self._waiting: dict[int, dict] = {}  # state id -> {next symbol: items waiting for it}
         self._after_terminal: dict[tuple[int, int], int] = {}
         self._without: dict[tuple[int, frozenset], int] = {}
         kernel = set() if tables.empty_language else {(tables.rule_first_pos[0], SELF)}
@@ -299,14 +298,20 @@ class ParserStates:
         return self._intern(frozenset(items), scans, initial)
 
     def waiting_nt(self, sid: int, nt: int) -> tuple:
-        key = (sid, nt)
-        w = self._waiting_nt.get(key)
-        if w is None:
-            st = self.states[sid]
+        """Items of state ``sid`` whose next symbol is ``nt`` (origins resolved). Indexed once per
+        state: a key position of an object with N keys is asked about each key terminal, and
+        scanning its items per question was quadratic."""
+        index = self._waiting.get(sid)
+        if index is None:
             ns = self.t.next_sym
-            w = tuple((p, sid if o == SELF else o) for p, o in st.items if ns[p] == nt)
-            self._waiting_nt[key] = w
-        return w
+            grouped: dict = {}
+            for p, o in self.states[sid].items:
+                sym = ns[p]
+                if sym is not None:
+                    grouped.setdefault(sym, []).append((p, sid if o == SELF else o))
+            index = {sym: tuple(items) for sym, items in grouped.items()}
+            self._waiting[sid] = index
+        return index.get(nt, ())
 
     def waiting_t(self, sid: int, term: int) -> tuple:
         return self.waiting_nt(sid, -1 - term)

@@ -92,6 +92,10 @@ def hopcroft_refine(trans: np.ndarray, initial: np.ndarray) -> np.ndarray:
     snap = np.empty(total, dtype=np.int64)
     e_src = np.empty(n_edges, dtype=np.int64)
     e_cls = np.empty(n_edges, dtype=np.int64)
+    by_cls = np.empty(n_edges, dtype=np.int64)
+    cls_count = np.zeros(k, dtype=np.int64)
+    cls_start = np.zeros(k, dtype=np.int64)
+    used_cls = np.empty(k, dtype=np.int64)
 
     while n_work > 0:
         n_work -= 1
@@ -111,7 +115,27 @@ def hopcroft_refine(trans: np.ndarray, initial: np.ndarray) -> np.ndarray:
                 n_e += 1
         if n_e == 0:
             continue
-        by_cls = np.argsort(e_cls[:n_e], kind="mergesort")
+        # group the edges by class: a counting sort (k is small; an argsort per splitter
+        # allocated and dominated on chain-like DFAs, one splitter per state)
+        n_used = 0
+        for i in range(n_e):
+            c = e_cls[i]
+            if cls_count[c] == 0:
+                used_cls[n_used] = c
+                n_used += 1
+            cls_count[c] += 1
+        acc = 0
+        for u in range(n_used):
+            c = used_cls[u]
+            cls_start[c] = acc
+            acc += cls_count[c]
+            cls_count[c] = 0
+        for i in range(n_e):
+            c = e_cls[i]
+            by_cls[cls_start[c] + cls_count[c]] = i
+            cls_count[c] += 1
+        for u in range(n_used):
+            cls_count[used_cls[u]] = 0
         g = 0
         while g < n_e:
             c = e_cls[by_cls[g]]

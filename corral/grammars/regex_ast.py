@@ -64,7 +64,73 @@ class Repeat(_Node):
     max: int | None
 
 
-Regex = Union[Chars, Seq, Alt, Repeat]
+@dataclass(frozen=True)
+class Automaton(_Node):
+    __hash__ = _Node.__hash__
+    """A regular language given by its code-point DFA: from state ``s``, a code point in
+    ``classes[c]`` (disjoint range sets) leads to ``trans[s][c]`` (-1: no transition); state 0
+    starts; ``accepting[s]``. Front-ends that compute an automaton (the JSON Schema compiler's key
+    regions, docs/automata.md) hand it over as is: turning it into a regex and back costs ~20x more.
+    Wherever a regex is needed instead (inside a Seq, export, sampling) ``as_regex()`` is used.
+    ``table`` holds the transitions as int32 bytes, row-major (cheap to hash, compare and load)."""
+
+    table: bytes
+    classes: tuple[tuple[tuple[int, int], ...], ...]
+    accepting: tuple[bool, ...]
+
+    @staticmethod
+    def from_rows(rows, classes, accepting) -> "Automaton":
+        import numpy as np  # noqa: PLC0415 - the AST itself stays numpy-free
+        table = np.asarray(rows, dtype=np.int32).reshape(len(accepting), len(classes))
+        return Automaton(table.tobytes(), tuple(tuple(c) for c in classes), tuple(bool(a) for a in accepting))
+
+    @property
+    def trans(self) -> list[list[int]]:
+        cached = self.__dict__.get("_rows")
+        if cached is None:
+            import numpy as np  # noqa: PLC0415
+            cached = np.frombuffer(self.table, dtype=np.int32).reshape(len(self.accepting), len(self.classes)).tolist()
+            object.__setattr__(self, "_rows", cached)
+        return cached
+
+    def as_regex(self) -> "Regex":
+        """The same language as a regex (state elimination; may be large: export and tests only)."""
+        cached = self.__dict__.get("_regex")
+        if cached is None:
+            cached = _automaton_regex(self)
+            object.__setattr__(self, "_regex", cached)
+        return cached
+
+    def live_states(self) -> list[bool]:
+        """Per state: some accepting state is reachable from it."""
+        cached = self.__dict__.get("_live")
+        if cached is None:
+            preds: list[list[int]] = [[] for _ in self.trans]
+            for s, row in enumerate(self.trans):
+                for t in row:
+                    if t >= 0:
+                        preds[t].append(s)
+            cached = list(self.accepting)
+            stack = [s for s, a in enumerate(cached) if a]
+            while stack:
+                for p in preds[stack.pop()]:
+                    if not cached[p]:
+                        cached[p] = True
+                        stack.append(p)
+            object.__setattr__(self, "_live", cached)
+        return cached
+
+    def edges(self, s: int) -> dict[int, tuple[tuple[int, int], ...]]:
+        """Live successors of ``s`` with the code points leading to each."""
+        live = self.live_states()
+        out: dict[int, list[tuple[int, int]]] = {}
+        for c, t in enumerate(self.trans[s]):
+            if t >= 0 and live[t]:
+                out.setdefault(t, []).extend(self.classes[c])
+        return {t: normalize_ranges(rs) for t, rs in out.items()}
+
+
+Regex = Union[Chars, Seq, Alt, Repeat, Automaton]
 
 EMPTY = Seq(())
 NOTHING = Alt(())
@@ -207,6 +273,8 @@ def _class_to_python(ranges: tuple[tuple[int, int], ...]) -> str:
 
 def to_python_regex(node: Regex) -> str:
     """A Python ``re`` pattern for the same language (for oracles and export). Use with re.DOTALL."""
+    if isinstance(node, Automaton):
+        return to_python_regex(node.as_regex())
     if isinstance(node, Chars):
         return _class_to_python(node.ranges)
     if isinstance(node, Seq):
@@ -239,6 +307,20 @@ def _min_length(node: Regex) -> int:
         return min((min_length(i) for i in node.items), default=1 << 30)
     if isinstance(node, Repeat):
         return node.min * min_length(node.item) if node.min else 0
+    if isinstance(node, Automaton):
+        # breadth-first distances from the start to the nearest accepting state
+        depth, frontier, seen = 0, [0], {0}
+        while frontier:
+            if any(node.accepting[s] for s in frontier):
+                return depth
+            nxt = []
+            for s in frontier:
+                for t in node.trans[s]:
+                    if t >= 0 and t not in seen:
+                        seen.add(t)
+                        nxt.append(t)
+            frontier, depth = nxt, depth + 1
+        return 1 << 30
     raise TypeError(node)
 
 
@@ -253,6 +335,8 @@ def position_count(node: Regex) -> int:
     if isinstance(node, Repeat):
         copies = node.min + 1 if node.max is None else max(node.max, 1)
         return copies * position_count(node.item)
+    if isinstance(node, Automaton):  # its states: what the budgets of a construction count
+        return len(node.accepting)
     raise TypeError(node)
 
 
@@ -272,4 +356,42 @@ def non_empty(node: Regex) -> Regex:
         rest_min = 0 if min_length(node.item) == 0 else max(node.min - 1, 0)
         rest_max = None if node.max is None else node.max - 1
         return seq(non_empty(node.item), repeat(node.item, rest_min, rest_max))
+    if isinstance(node, Automaton):
+        return non_empty(node.as_regex())
     raise TypeError(node)
+
+
+def _automaton_regex(node: Automaton) -> Regex:
+    """State elimination (fewest in x out edges first) over the live states."""
+    live = node.live_states()
+    if not live[0]:
+        return NOTHING
+    start, end = -1, -2
+    g: dict[int, dict[int, Regex]] = {start: {0: EMPTY}, end: {}}
+    for s in range(len(node.trans)):
+        if live[s]:
+            g[s] = {t: chars(rs) for t, rs in node.edges(s).items()}
+            if node.accepting[s]:
+                g[s][end] = EMPTY
+    incoming: dict[int, set[int]] = {s: set() for s in g}
+    for p, outs in g.items():
+        for t in outs:
+            if t != p:
+                incoming[t].add(p)
+    remaining = set(g) - {start, end}
+    while remaining:
+        s = min(remaining, key=lambda q: (len(incoming[q]) * len(g[q]), q))
+        remaining.discard(s)
+        loop = g[s].pop(s, None)
+        loop_re = star(loop) if loop is not None else EMPTY
+        outs = g.pop(s)
+        for t in outs:
+            incoming[t].discard(s)
+        for p in incoming.pop(s):
+            via = g[p].pop(s)
+            for t, r in outs.items():
+                new = seq(via, loop_re, r)
+                g[p][t] = alt(g[p][t], new) if t in g[p] else new
+                if t != p:
+                    incoming[t].add(p)
+    return g[start].get(end, NOTHING)

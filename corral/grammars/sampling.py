@@ -21,7 +21,42 @@ def sample_regex(node: rx.Regex, rnd: random.Random, max_repeat: int = 4) -> str
     if isinstance(node, rx.Repeat):
         hi = node.min + max_repeat if node.max is None else min(node.max, node.min + max_repeat)
         return "".join(sample_regex(node.item, rnd, max_repeat) for _ in range(rnd.randint(node.min, hi)))
+    if isinstance(node, rx.Automaton):
+        return _sample_automaton(node, rnd, max_repeat)
     raise TypeError(node)
+
+
+def _sample_automaton(node: rx.Automaton, rnd: random.Random, max_repeat: int) -> str:
+    """A random walk over live states; past a step budget, only steps that get closer to acceptance."""
+    live = node.live_states()
+    # distance to the nearest accepting state, by backward breadth-first search
+    preds: dict[int, list[int]] = {}
+    for s, row in enumerate(node.trans):
+        for t in row:
+            if t >= 0:
+                preds.setdefault(t, []).append(s)
+    dist = {s: 0 for s, a in enumerate(node.accepting) if a}
+    frontier = list(dist)
+    while frontier:
+        nxt = []
+        for t in frontier:
+            for p in preds.get(t, ()):
+                if p not in dist:
+                    dist[p] = dist[t] + 1
+                    nxt.append(p)
+        frontier = nxt
+    if not live[0]:
+        raise ValueError("the automaton's language is empty")
+    out, s, budget = [], 0, 8 * max_repeat
+    while True:
+        edges = node.edges(s)
+        if node.accepting[s] and (not edges or rnd.random() < 0.25 or len(out) >= budget):
+            return "".join(out)
+        if len(out) >= budget:
+            edges = {t: rs for t, rs in edges.items() if dist[t] < dist[s]}
+        t = rnd.choice(sorted(edges))
+        out.append(sample_regex(rx.Chars(edges[t]), rnd))
+        s = t
 
 
 def sample_grammar(g: Grammar, rnd: random.Random, max_depth: int = 12) -> str:

@@ -22,12 +22,67 @@ import torch
 from corral.automata.earley import DEAD, ParserStates, ParserTables
 from corral.grammars.ir import Grammar
 from corral.masks.mask_walk import walk_subtries_groups
-from corral.masks.trie_walk import walk_trie_with_dfa
+from corral.masks.slices import string_slice
+from corral.masks.trie_walk import walk_trie_with_dfa_skipping
 from corral.masks.unique import UniqueArrays
 
 MASK_MEMO_SIZE = 2048  # masks kept per compiled grammar (16 KB each for a 128k vocabulary)
 ROOT_WALK_CACHE_SIZE = 8192  # (terminal DFA, state) masks kept per vocabulary, shared by all grammars
 MAX_FORCED = 256
+_NO_SKIP = np.zeros(0, dtype=np.bool_)
+
+
+class PackedDfas:
+    """Terminal DFAs stacked in one transition table (each at its own row offset, targets shifted),
+    shared by every grammar of the process: a DFA is copied in once, however many grammars use it
+    (the JSON string body, numbers, punctuation, common keys), and the table grows by doubling.
+    Packing per grammar had cost ~0.5 s per 75 MaskBench schemas in copies alone. When the table
+    passes ``MAX_BYTES``, grammars compiled afterwards start a new one (older grammars keep theirs).
+    Thread-safe: rows are written past the published views, under a lock."""
+
+    MAX_BYTES = 256 << 20
+    _current: "PackedDfas | None" = None
+    _current_lock = threading.Lock()
+
+    def __init__(self):
+        self._buffers = (np.zeros((1024, 256), dtype=np.int32), np.zeros(1024, dtype=np.bool_))
+        self.transitions = self._buffers[0][:0]
+        self.accepting = self._buffers[1][:0]
+        self._base: dict[int, tuple] = {}  # id(dfa) -> (dfa kept alive so its id stays unique, base)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def current(cls) -> "PackedDfas":
+        with cls._current_lock:
+            if cls._current is None or cls._current._buffers[0].nbytes > cls.MAX_BYTES:
+                cls._current = PackedDfas()
+            return cls._current
+
+    def base_of(self, dfa) -> int:
+        hit = self._base.get(id(dfa))
+        if hit is not None and hit[0] is dfa:
+            return hit[1]
+        with self._lock:
+            hit = self._base.get(id(dfa))
+            if hit is not None and hit[0] is dfa:
+                return hit[1]
+            base, n = self.transitions.shape[0], dfa.n_states
+            buf_t, buf_a = self._buffers
+            if base + n > len(buf_t):
+                cap = max(2 * len(buf_t), base + n)
+                new_t = np.empty((cap, 256), dtype=np.int32)
+                new_t[:base] = buf_t[:base]
+                new_a = np.zeros(cap, dtype=np.bool_)
+                new_a[:base] = buf_a[:base]
+                buf_t, buf_a = new_t, new_a
+                self._buffers = (buf_t, buf_a)
+            np.add(dfa.transitions, base, out=buf_t[base:base + n])
+            buf_t[base:base + n][dfa.transitions < 0] = -1
+            buf_a[base:base + n] = dfa.accepting
+            self.accepting = buf_a[:base + n]
+            self.transitions = buf_t[:base + n]
+            self._base[id(dfa)] = (dfa, base)
+            return base
 
 
 def _bit_words(vocab_size: int) -> int:
@@ -64,14 +119,12 @@ class CompiledGrammar:
         self._memo_lock = threading.Lock()
         self._token_step: dict[tuple[int, int], int] = {}
         self._root_walks = v.cache.setdefault("corral.root_walks", OrderedDict())
+        self._slice = None
         self._root_walks_lock = v.cache.setdefault("corral.root_walks_lock", threading.Lock())
-        # Every terminal's DFA at its own offset in one table, so one numba call walks all the
-        # lexing branches of a state (sub-walks below lexeme boundaries).
-        self._packed_buffers = (np.zeros((0, 256), dtype=np.int32), np.zeros(0, dtype=np.bool_))
-        self._packed_trans = self._packed_buffers[0][:0]
-        self._packed_accept = self._packed_buffers[1][:0]
+        # Every terminal's DFA at its own offset in one table shared by all grammars, so one numba
+        # call walks all the lexing branches of a state (sub-walks below lexeme boundaries)
+        self._packed = PackedDfas.current()
         self._packed_base: dict[int, int] = {}
-        self._packed_lock = threading.Lock()
         self._state_branches: dict[int, tuple] = {}
         # arrays of distinct strings (a constraint outside the grammar's rules): see masks/unique.py
         self._unique = UniqueArrays(self.grammar, self.tables, self.states, v) if self.grammar.unique_arrays else None
@@ -88,7 +141,7 @@ class CompiledGrammar:
 
     def memory_bytes(self) -> int:
         """Estimated memory held by this compiled grammar's lazily grown state (for cache bounds)."""
-        return (len(self._mask_memo) * self._n_words * 4 + self._packed_buffers[0].nbytes
+        return (len(self._mask_memo) * self._n_words * 4
                 + 100 * len(self._token_step) + 2000 * len(self.states.states))
 
     # -- masks ----------------------------------------------------------------------------------
@@ -97,8 +150,17 @@ class CompiledGrammar:
         key = (id(dfa), q)
         hit = self._root_walks.get(key)
         if hit is None or hit[0] is not dfa:
-            bits = np.zeros(self._n_words, dtype=np.uint32)
-            bounds = walk_trie_with_dfa(*self._trie_args, dfa.transitions, dfa.accepting, q, 0, bits)[:, 0].copy()
+            # nearly full masks (inside strings and key names) take the string slice whole and walk
+            # only the subtrees holding other tokens (masks/slices.py)
+            sl = self._slice
+            if sl is None:
+                sl = self._slice = string_slice(self.vocab)
+            if sl.safe(dfa.transitions, dfa.accepting, q):
+                bits, skip = sl.bits.copy(), sl.node_full
+            else:
+                bits, skip = np.zeros(self._n_words, dtype=np.uint32), _NO_SKIP
+            bounds = walk_trie_with_dfa_skipping(*self._trie_args, dfa.transitions, dfa.accepting, q, 0, bits,
+                                                 skip)[:, 0].copy()
             hit = (dfa, bits, bounds)  # the DFA is kept so its id() cannot be reused while cached
             with self._root_walks_lock:
                 self._root_walks[key] = hit
@@ -109,29 +171,7 @@ class CompiledGrammar:
     def _pack_terminal(self, term: int) -> int:
         base = self._packed_base.get(term)
         if base is None:
-            dfa = self.tables.dfa(term)
-            with self._packed_lock:
-                base = self._packed_base.get(term)
-                if base is None:
-                    base = self._packed_trans.shape[0]
-                    n = dfa.n_states
-                    buf_t, buf_a = self._packed_buffers
-                    if base + n > len(buf_t):
-                        # grow by doubling (amortized O(1) per state: concatenating per terminal was
-                        # quadratic, GBs copied on schemas with hundreds of key terminals)
-                        cap = max(2 * len(buf_t), base + n, 1024)
-                        new_t = np.empty((cap, 256), dtype=np.int32)
-                        new_t[:base] = buf_t[:base]
-                        new_a = np.zeros(cap, dtype=np.bool_)
-                        new_a[:base] = buf_a[:base]
-                        buf_t, buf_a = new_t, new_a
-                        self._packed_buffers = (buf_t, buf_a)
-                    # rows past the published views: concurrent readers never look at them
-                    buf_t[base:base + n] = np.where(dfa.transitions >= 0, dfa.transitions + base, -1)
-                    buf_a[base:base + n] = dfa.accepting
-                    self._packed_accept = buf_a[:base + n]
-                    self._packed_trans = buf_t[:base + n]
-                    self._packed_base[term] = base
+            base = self._packed_base[term] = self._packed.base_of(self.tables.dfa(term))
         return base
 
     def _branches(self, sid: int) -> tuple:
@@ -197,7 +237,7 @@ class CompiledGrammar:
                 break
             one = len(entry_chunks) == 1
             b_nodes, b_entries = walk_subtries_groups(
-                *self._trie_args, self._packed_trans, self._packed_accept,
+                *self._trie_args, self._packed.transitions, self._packed.accepting,
                 entry_chunks[0] if one else np.concatenate(entry_chunks), np.array(e_off, dtype=np.int64),
                 (root_chunks[0] if one else np.concatenate(root_chunks)).astype(np.int32, copy=False),
                 np.array(r_off, dtype=np.int64), bits, self._max_depth)

@@ -15,7 +15,7 @@ import time
 import numpy as np
 from numba import njit
 
-__all__ = ["walk_trie_with_dfa", "walk_trie_with_dfa_reference", "walk_vocab_trie", "bits_to_token_ids",
+__all__ = ["walk_trie_with_dfa", "walk_trie_with_dfa_skipping", "walk_trie_with_dfa_reference", "walk_vocab_trie", "bits_to_token_ids",
            "EXAMPLE_DFAS"]
 
 
@@ -27,8 +27,21 @@ def walk_trie_with_dfa(node_byte, node_depth, node_skip, node_tok_start, node_to
 
     Returns int32[K, 2] rows (node, dfa_state) for the nodes, in pre-order, whose DFA state after
     the node's byte is accepting and that have children (where a lexeme may end inside a token).
+    """
+    return walk_trie_with_dfa_skipping(node_byte, node_depth, node_skip, node_tok_start, node_tok_end, tok_ids,
+                                       transitions, accepting, start_state, root_node, out_bits,
+                                       np.zeros(0, np.bool_))
+
+
+@njit(cache=True, nogil=True)
+def walk_trie_with_dfa_skipping(node_byte, node_depth, node_skip, node_tok_start, node_tok_end, tok_ids,
+                                transitions, accepting, start_state, root_node, out_bits,
+                                skip_subtree):  # pragma: no cover - numba
+    """``walk_trie_with_dfa`` that does not enter the nodes flagged in ``skip_subtree`` (empty: none):
+    the caller has already decided their tokens (``corral.masks.slices``).
     Iterative: ``state_at[d]`` is the DFA state after the node at relative depth d of the current path.
     """
+    skipping = skip_subtree.shape[0] > 0
     end = node_skip[root_node]
     base_depth = node_depth[root_node]
     # Buffers sized by the subtree (its relative depth and boundary count cannot exceed it): no growth
@@ -41,6 +54,9 @@ def walk_trie_with_dfa(node_byte, node_depth, node_skip, node_tok_start, node_to
     n_found = 0
     i = root_node + 1
     while i < end:
+        if skipping and skip_subtree[i]:
+            i = node_skip[i]
+            continue
         rel = node_depth[i] - base_depth
         state = transitions[state_at[rel - 1], node_byte[i]]
         if state < 0:

@@ -30,7 +30,7 @@ import referencing.jsonschema as rj
 from corral.errors import CompileBudgetError, GrammarError, SchemaError
 from corral.grammars import ir
 from corral.grammars import regex_ast as rx
-from corral.grammars.json_schema import cpdfa, numbers as num, strings as st
+from corral.grammars.json_schema import cpdfa, numbers as num, spelling, strings as st
 
 TYPES = ("null", "boolean", "number", "string", "array", "object")
 ANNOTATIONS = {
@@ -271,7 +271,9 @@ MAX_WITNESSES = 6  # "some member" constraints per object: 2**n masks of member 
 MAX_KEY_REGIONS = 256
 MAX_DISJOINT_DEPTH = 12  # nested values a disjointness proof may look into
 MAX_TERMINAL_POSITIONS = 40000
-MAX_KEY_POSITIONS = 70000
+# spelling automaton states (before minimization) of one key-region terminal; the byte DFA stays
+# within the terminal budget (20,000 states) below this
+MAX_KEY_AUTOMATON_STATES = 8000
 _B64 = rx.union_chars(rx.char_range("A", "Z"), rx.char_range("a", "z"), rx.char_range("0", "9"), rx.char_set("+/"))
 # RFC 4648 base64 with padding (draft 7 contentEncoding; the Test Suite rejects other characters)
 BASE64 = rx.seq(rx.star(rx.repeat(_B64, 4, 4)),
@@ -370,6 +372,7 @@ class Compiler:
             item, key = rx.literal(w[0]), rx.literal(w[1])
             lb, rb, lk, rk = rx.literal("{"), rx.literal("}"), rx.literal("["), rx.literal("]")
         self.colon_re = key
+        self._key_symbols: dict[str, str] = {}  # key terminal -> "key then colon" nonterminal
         self.COMMA = self.b.terminal(item, "COMMA")
         self.LBRACE = self.b.terminal(lb, "LBRACE")
         self.RBRACE = self.b.terminal(rb, "RBRACE")
@@ -1555,7 +1558,7 @@ class Compiler:
         if t == "number":
             return self.b.terminal(num.decimal_literal(to_decimal(v)))
         if t == "string":
-            return self.b.terminal(st.literal_string(v))
+            return self.b.terminal(spelling.literal_automaton(v))
         key = ("lit", json.dumps(v, sort_keys=True))
         if key in self._emit_memo:
             return self._emit_memo[key]
@@ -1579,7 +1582,16 @@ class Compiler:
         return name
 
     def key_terminal_literal(self, k: str) -> str:
-        return self.b.terminal(rx.seq(st.literal_string(k), self.colon_re))
+        return self._key_then_colon(self.b.terminal(spelling.literal_automaton(k)))
+
+    def _key_then_colon(self, key_terminal: str) -> str:
+        """The key symbol of object members: the quoted key, then the colon as a terminal of its own.
+        (The colon's whitespace runs made every key automaton ~130 states larger, built per key.)"""
+        got = self._key_symbols.get(key_terminal)
+        if got is None:
+            got = self._key_symbols[key_terminal] = self.b.fresh("key")
+            self.b.rule(got, [(key_terminal, self.b.terminal(self.colon_re, "COLON"))])
+        return got
 
     # numbers ----------------------------------------------------------------
     def emit_number(self, n: NumC) -> str | None:
@@ -2398,23 +2410,31 @@ class Compiler:
             if d.is_empty():
                 self._emit_memo[key] = None
                 return None
-            # (budgeted by the quoted regex's positions: quoting multiplies each class by its
-            # escaped spellings, and the byte DFA construction refuses terminals over 80k
-            # positions; one terminal even near that bound masks far faster than per-character
-            # rules: Github_hard o30633, 94 declared keys, 17 s -> see docs/json_schema.md)
-            r = d.to_regex(max_nodes=8000)
-            if r is not None and rx.position_count(rx.seq(st.quoted(r), self.colon_re)) >= MAX_KEY_POSITIONS:
-                r = None
-            if r is None:
+            # the spelling automaton straight from the code-point DFA (spelling.py): building the
+            # byte DFA from the quoted regex instead took 15-45 ms per region (~7,000 positions)
+            sym = self._key_region_automata(d)
+            if sym is None:
                 # e.g. "any key but these 150 declared ones": right-linear rules, then the colon
                 body = self._dfa_rules(d, True)
                 sym = self.b.fresh("key")
                 self.b.rule(sym, [(body, self.b.terminal(self.colon_re, "COLON"))])
                 self._emit_memo[key] = sym
                 return sym
-        sym = self.b.terminal(rx.seq(st.quoted(r), self.colon_re))
+            self._emit_memo[key] = sym
+            return sym
+        sym = self._key_then_colon(self.b.terminal(st.quoted(r)))
         self._emit_memo[key] = sym
         return sym
+
+    def _key_region_automata(self, d: cpdfa.Dfa) -> str | None:
+        """One terminal for the keys of code-point DFA ``d`` (None: too large, use rules)."""
+        try:
+            auto = spelling.quoted_automaton(d)
+        except CompileBudgetError:
+            return None
+        if len(auto.accepting) > MAX_KEY_AUTOMATON_STATES:
+            return None
+        return self._key_then_colon(self.b.terminal(auto))
 
     def _object_from_members(self, o: ObjC, members, region_members, witness_members=()) -> str:
         key = ("obj", tuple(sorted(members.items())), tuple(region_members), o.required, o.min_props, o.max_props,

@@ -1,0 +1,305 @@
+"""The JSON spellings of a code-point DFA's strings, built directly as an automaton.
+
+``strings.quoted(regex)`` spells a decoded-string regex as a regex: each class becomes its raw,
+short-escape and ``\\uXXXX`` (and surrogate pair) alternatives. For key regions ("any key but
+these 40 declared ones") the decoded language is a code-point DFA (``cpdfa``); turning it into a
+regex, spelling it and building the byte DFA back from ~7,000 Glushkov positions took 15-45 ms per
+terminal, paid in the first mask of every object with undeclared keys allowed. Here the spelling
+automaton comes straight from the DFA (2-3 ms, docs/automata.md):
+
+* body state ``B(s)`` per live DFA state: raw code points (those JSON allows raw) go to
+  ``B(δ(s, c))``; ``\\`` goes to an escape state; when ``s`` accepts, ``"`` ends the string;
+* the escape state: short escapes (``\\n``, ``\\"``...) to ``B(δ(s, c))``; ``u`` to a hex-digit
+  tree deciding the code point 4 digits at a time (either case), keyed by what the remaining
+  digits can still lead to, so equal subtrees are one state (for most states everything beyond the
+  first digit or two is "any digits -> one target");
+* a high surrogate escape (D800-DBFF) continues with ``\\u`` and a low one (DC00-DFFF) naming the
+  astral code point; a lone surrogate never decodes and has no transition.
+
+The decoding is unique (a homomorphism), so the result is deterministic and accepts exactly the
+spellings of the DFA's strings; ``corral.automata`` minimizes and expands it to bytes.
+"""
+from __future__ import annotations
+
+import bisect
+from functools import lru_cache
+
+import numpy as np
+
+from corral.errors import CompileBudgetError
+from corral.grammars import regex_ast as rx
+from corral.grammars.json_schema import cpdfa
+from corral.grammars.json_schema.strings import RAW_FORBIDDEN, SHORT_ESCAPES
+
+MAX_SPELLING_STATES = 60_000
+_HIGH, _LOW, _ASTRAL = (0xD800, 0xDBFF), (0xDC00, 0xDFFF), 0x10000
+_DIGIT_RANGES = tuple(
+    ((ord(c), ord(c)),) if not c.isalpha() else ((ord(c.upper()), ord(c.upper())), (ord(c), ord(c)))
+    for c in "0123456789abcdef")
+_RAW_ALLOWED = rx.negate(rx.chars(RAW_FORBIDDEN)).ranges
+
+
+def _clip(runs, lo: int, hi: int, shift: int = 0) -> tuple:
+    """The part of ``runs`` (sorted (lo, hi, target)) inside [lo, hi], moved by ``-shift``."""
+    out = []
+    i = bisect.bisect_left(runs, (lo,)) - 1
+    for a, b, t in runs[max(i, 0):]:
+        if a > hi:
+            break
+        if b < lo:
+            continue
+        out.append((max(a, lo) - shift, min(b, hi) - shift, t))
+    return tuple(out)
+
+
+def _merge(runs) -> list:
+    out: list = []
+    for a, b, t in runs:
+        if out and out[-1][2] == t and out[-1][1] + 1 == a:
+            out[-1] = (out[-1][0], b, t)
+        else:
+            out.append((a, b, t))
+    return out
+
+
+class _Builder:
+    def __init__(self, d: cpdfa.Dfa):
+        self.d = d
+        self.live = d.live()
+        self.edges: list[list[tuple[tuple, int]]] = []  # per state: (code point ranges, target)
+        self.accepting: list[bool] = []
+        self.body: dict[int, int] = {}
+        self.memo: dict = {}
+        self.todo: list[int] = []
+
+    def new(self, accepting: bool = False) -> int:
+        if len(self.edges) >= MAX_SPELLING_STATES:
+            raise CompileBudgetError(f"JSON spelling automaton exceeds {MAX_SPELLING_STATES} states")
+        self.edges.append([])
+        self.accepting.append(accepting)
+        return len(self.edges) - 1
+
+    def body_state(self, s: int) -> int:
+        got = self.body.get(s)
+        if got is None:
+            got = self.body[s] = self.new()
+            self.todo.append(s)
+        return got
+
+    def runs(self, s: int) -> list:
+        """(lo, hi, live target) over code points, merged."""
+        row, live = self.d.trans[s], self.live
+        return _merge((lo, hi, row[a]) for a, (lo, hi) in enumerate(self.d.atoms.intervals) if live[row[a]])
+
+    def fill_body(self, s: int, close_to: int) -> None:
+        me = self.body[s]
+        runs = self.runs(s)
+        by_target: dict[int, list] = {}
+        for lo, hi, t in runs:
+            for a, b in _RAW_ALLOWED:
+                if a <= hi and b >= lo:
+                    by_target.setdefault(t, []).append((max(a, lo), min(b, hi)))
+        for t, ranges in by_target.items():
+            rs = rx.normalize_ranges(ranges)
+            if rs:
+                self.edges[me].append((rs, self.body_state(t)))
+        if self.d.accept[s]:
+            self.edges[me].append((((0x22, 0x22),), close_to))
+        if runs:
+            self.edges[me].append((((0x5C, 0x5C),), self.escape_state(runs)))
+
+    def escape_state(self, runs: list) -> int:
+        key = ("esc", tuple(runs))
+        got = self.memo.get(key)
+        if got is not None:
+            return got
+        me = self.memo[key] = self.new()
+        for cp, letter in SHORT_ESCAPES.items():
+            hit = _clip(runs, cp, cp)
+            if hit:
+                self.edges[me].append((((ord(letter), ord(letter)),), self.body_state(hit[0][2])))
+        values = self.bmp_values(runs)
+        if values:
+            self.edges[me].append((((0x75, 0x75),), self.hex_state(4, values)))
+        return me
+
+    def bmp_values(self, runs: list) -> tuple:
+        """What each 4-digit escape value leads to: ("B", state) for a BMP code point, ("L", runs of
+        the astral window) for a high surrogate, nothing for a low one."""
+        out = [(a, b, ("B", t)) for a, b, t in _clip(runs, 0, _HIGH[0] - 1)]
+        astral = _clip(runs, _ASTRAL, rx.MAX_CODE_POINT)
+        if astral:
+            # one window of 1024 code points per high surrogate; windows without a run boundary
+            # inside are uniform, so only windows holding a boundary are cut individually
+            cuts = sorted({(a - _ASTRAL) >> 10 for a, _, _ in astral} | {(b - _ASTRAL) >> 10 for _, b, _ in astral})
+            windows = []
+            prev = 0
+            for w in cuts:
+                if prev < w:
+                    windows.append((prev, w - 1))
+                windows.append((w, w))
+                prev = w + 1
+            if prev <= 1023:
+                windows.append((prev, 1023))
+            high = []
+            for w0, w1 in windows:
+                base = _ASTRAL + (w0 << 10)
+                # a run of windows without boundaries lies inside one run (or one gap)
+                inner = _clip(astral, base, base + 1023, base) if w0 == w1 else (
+                    tuple((0, 1023, t) for _, _, t in _clip(astral, base, base)))
+                if inner:
+                    high.append((_HIGH[0] + w0, _HIGH[0] + w1, ("L", inner)))
+            out.extend(_merge(high))
+        out.extend((a, b, ("B", t)) for a, b, t in _clip(runs, _LOW[1] + 1, 0xFFFF))
+        return tuple(out)
+
+    def hex_state(self, k: int, values: tuple) -> int:
+        """Reads ``k`` more hex digits; ``values`` (relative to 0) says where each value leads."""
+        key = ("hex", k, values)
+        got = self.memo.get(key)
+        if got is not None:
+            return got
+        me = self.memo[key] = self.new()
+        width = 16 ** (k - 1)
+        parts: list[list] = [[] for _ in range(16)]
+        for a, b, t in values:  # one sweep: a run covering whole digits is cut once per digit
+            for digit in range(a // width, b // width + 1):
+                lo = digit * width
+                parts[digit].append((max(a, lo) - lo, min(b, lo + width - 1) - lo, t))
+        by_target: dict[int, list] = {}
+        for digit, part in enumerate(parts):
+            if part:
+                target = self.leaf(part[0][2]) if k == 1 else self.hex_state(k - 1, tuple(part))
+                by_target.setdefault(target, []).extend(_DIGIT_RANGES[digit])
+        for target, ranges in by_target.items():
+            self.edges[me].append((tuple(ranges), target))
+        return me
+
+    def leaf(self, what) -> int:
+        kind, arg = what
+        if kind == "B":
+            return self.body_state(arg)
+        key = ("low", arg)
+        got = self.memo.get(key)
+        if got is not None:
+            return got
+        me = self.memo[key] = self.new()
+        backslash = self.new()
+        self.edges[me].append((((0x5C, 0x5C),), backslash))
+        low_values = tuple((a + _LOW[0], b + _LOW[0], ("B", t)) for a, b, t in arg)
+        self.edges[backslash].append((((0x75, 0x75),), self.hex_state(4, low_values)))
+        return me
+
+
+def quoted_automaton(d: cpdfa.Dfa, suffix: rx.Regex | None = None) -> rx.Automaton:
+    """``"`` + the JSON spellings of ``d``'s strings + ``"`` (+ ``suffix``) as one automaton."""
+    b = _Builder(d)
+    start = b.new()
+    if suffix is not None:
+        sd = _suffix_dfa(suffix)
+        s_live = sd.live()
+        s_ids = {s: b.new(sd.accept[s]) for s in range(len(sd.trans)) if s_live[s]}
+        for s, me in s_ids.items():
+            by_target: dict[int, list] = {}
+            for a, t in enumerate(sd.trans[s]):
+                if t in s_ids:
+                    by_target.setdefault(s_ids[t], []).append(sd.atoms.intervals[a])
+            b.edges[me].extend((rx.normalize_ranges(rs), t) for t, rs in by_target.items())
+        close_to = s_ids.get(0)
+        if close_to is None:  # an empty suffix language: nothing is accepted
+            close_to = b.new()
+    else:
+        close_to = b.new(True)
+    if b.live[0]:
+        b.edges[start].append((((0x22, 0x22),), b.body_state(0)))
+    while b.todo:
+        b.fill_body(b.todo.pop(), close_to)
+    return _tabulate(b.edges, b.accepting)
+
+
+@lru_cache(maxsize=16384)
+def literal_automaton(text: str) -> rx.Automaton:
+    """``"`` + every JSON spelling of ``text`` + ``"``, straight from the characters: a chain of body
+    states, each with its raw byte path and an escape branch (short escape, ``\\u`` + the code point's
+    four hex digits in either case, or a surrogate pair). Minimal by construction; ~20x faster than
+    the regex route for the key literals of an object (1-3 ms each, paid at its first key position)."""
+    edges: list[list] = [[]]
+    body = [0]
+
+    def new() -> int:
+        edges.append([])
+        return len(edges) - 1
+
+    def hex_chain(start: int, value: int, end: int) -> None:
+        cur = start
+        for k, digit in enumerate("%04x" % value):
+            nxt = end if k == 3 else new()
+            edges[cur].append((_DIGIT_RANGES[int(digit, 16)], nxt))
+            cur = nxt
+
+    cur = new()
+    edges[0].append((((0x22, 0x22),), cur))
+    for ch in text:
+        cp = ord(ch)
+        nxt = new()
+        if any(a <= cp <= b for a, b in _RAW_ALLOWED):
+            edges[cur].append((((cp, cp),), nxt))
+        escape = new()
+        edges[cur].append((((0x5C, 0x5C),), escape))
+        if cp in SHORT_ESCAPES:
+            letter = ord(SHORT_ESCAPES[cp])
+            edges[escape].append((((letter, letter),), nxt))
+        after_u = new()
+        edges[escape].append((((0x75, 0x75),), after_u))
+        if cp < _ASTRAL:
+            hex_chain(after_u, cp, nxt)
+        else:
+            v = cp - _ASTRAL
+            low_backslash, low_u = new(), new()
+            hex_chain(after_u, _HIGH[0] + (v >> 10), low_backslash)
+            edges[low_backslash].append((((0x5C, 0x5C),), low_u))
+            low_start = new()
+            edges[low_u].append((((0x75, 0x75),), low_start))
+            hex_chain(low_start, _LOW[0] + (v & 0x3FF), nxt)
+        cur = nxt
+    end = new()
+    edges[cur].append((((0x22, 0x22),), end))
+    accepting = [False] * len(edges)
+    accepting[end] = True
+    del body
+    return _tabulate(edges, accepting)
+
+
+@lru_cache(maxsize=64)
+def _suffix_dfa(suffix: rx.Regex) -> cpdfa.Dfa:
+    return cpdfa.Dfa.from_regex(suffix, cpdfa.Atoms([suffix]))
+
+
+def _tabulate(edges, accepting) -> rx.Automaton:
+    """Transition table over the coarsest code point classes the edges allow."""
+    cuts = {0, rx.MAX_CODE_POINT + 1}
+    for row in edges:
+        for ranges, _ in row:
+            for lo, hi in ranges:
+                cuts.add(lo)
+                cuts.add(hi + 1)
+    cuts = sorted(cuts)
+    n, m = len(edges), len(cuts) - 1
+    table = np.full((n, m), -1, dtype=np.int32)
+    for s, row in enumerate(edges):
+        for ranges, t in row:
+            for lo, hi in ranges:
+                table[s, bisect.bisect_left(cuts, lo):bisect.bisect_left(cuts, hi + 1)] = t
+    used = np.flatnonzero((table >= 0).any(axis=0)).tolist()
+    # intervals with equal columns form one class (a dict of column bytes: np.unique(axis=1) sorts
+    # structured views and cost ~1 ms per key)
+    column_ids: dict[bytes, int] = {}
+    firsts: list[int] = []
+    classes: list[list] = []
+    for i, column in zip(used, np.ascontiguousarray(table.T[used])):
+        c = column_ids.setdefault(column.tobytes(), len(firsts))
+        if c == len(firsts):
+            firsts.append(i)
+            classes.append([])
+        classes[c].append((cuts[i], cuts[i + 1] - 1))
+    return rx.Automaton.from_rows(table[:, firsts], [rx.normalize_ranges(c) for c in classes], accepting)

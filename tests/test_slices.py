@@ -1,0 +1,138 @@
+"""Token slices (corral.masks.slices) and the skipping trie walk, against brute force on Llama-3;
+JSON spelling automata (corral.grammars.json_schema.spelling) against the regex route."""
+from __future__ import annotations
+
+import random
+import re
+
+import numpy as np
+import pytest
+
+from corral.automata.dfa import _build, regex_to_dfa
+from corral.grammars import regex_ast as rx
+from corral.grammars.json_schema import cpdfa, spelling, strings as st
+from corral.grammars.regex_parser import parse_regex
+from corral.grammars.sampling import sample_regex
+from corral.masks.slices import slice_safe_reference, string_slice
+from corral.masks.trie_walk import walk_trie_with_dfa, walk_trie_with_dfa_skipping
+
+COLON = rx.seq(rx.repeat(rx.char_set(" \t\n\r"), 0, 8), rx.literal(":"), rx.repeat(rx.char_set(" \t\n\r"), 0, 8))
+ANY = rx.star(rx.any_char())
+# (positive regexes, negative regexes) of decoded key languages, as the JSON Schema compiler makes them
+REGIONS = [
+    ([ANY], [rx.literal(k) for k in ["name", "age", "city", "e\u00e9", "\U0001F600x", 'a"b', "tab\t", "\u0800\uffff"]]),
+    ([ANY], [rx.literal(k) for k in ["controller", "parent", "control"]]),
+    ([parse_regex("x-[a-z]+")], [rx.literal("x-abc")]),
+    ([parse_regex("[\U00010000-\U0001F000]+\\d")], [parse_regex("\U00010400.*")]),
+    ([parse_regex("[^a]{2,5}")], [rx.literal("bb")]),
+    ([ANY], [parse_regex("[\u00e0-\u0fff]+"), rx.literal("\\")]),
+]
+
+
+def _in_slice_oracle(data: bytes) -> bool:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return bool(text) and all(ord(c) >= 0x20 and c not in '"\\' for c in text)
+
+
+def test_string_slice_is_exactly_the_raw_json_string_tokens(llama3_vocab):
+    sl = string_slice(llama3_vocab)
+    in_trie = set(llama3_vocab.trie.tok_ids.tolist())
+    bits = np.unpackbits(sl.bits.view(np.uint8), bitorder="little")[:llama3_vocab.size]
+    expected = np.array([t in in_trie and _in_slice_oracle(llama3_vocab.token_bytes(t))
+                         for t in range(llama3_vocab.size)])
+    assert np.array_equal(bits.astype(bool), expected)
+    assert sl.n_tokens == int(expected.sum()) > 0.8 * llama3_vocab.size
+    # node_full: every token of the subtree is in the slice (checked on a sample of nodes)
+    trie = llama3_vocab.trie
+    rng = np.random.default_rng(1)
+    for node in rng.choice(trie.num_nodes, 400, replace=False).tolist():
+        start, stop = int(trie.node_tok_start[node]), int(trie.node_tok_end[trie.node_skip[node] - 1])
+        subtree = trie.tok_ids[start:stop]
+        assert bool(sl.node_full[node]) == (node != 0 and bool(expected[subtree].all()))
+
+
+def _terminal_dfas():
+    yield regex_to_dfa(st.quoted(ANY))
+    yield regex_to_dfa(st.quoted(parse_regex("https?://.*")))
+    yield regex_to_dfa(st.quoted(rx.repeat(rx.any_char(), 0, 300)))
+    yield regex_to_dfa(parse_regex(r"[0-9]+"))
+    for pos, neg in REGIONS[:2]:
+        yield _build(spelling.quoted_automaton(cpdfa.combine(pos, neg), COLON), 20000, 60)
+
+
+@pytest.mark.parametrize("which", range(6))
+def test_slice_safe_and_skipping_walk_equal_their_references(llama3_vocab, which):
+    sl = string_slice(llama3_vocab)
+    dfa = list(_terminal_dfas())[which]
+    trie = llama3_vocab.trie
+    n_safe = 0
+    states = range(dfa.n_states) if dfa.n_states <= 60 else random.Random(which).sample(range(dfa.n_states), 60)
+    for q in states:
+        safe = sl.safe(dfa.transitions, dfa.accepting, q)
+        assert safe == slice_safe_reference(dfa.transitions, dfa.accepting, q, sl.c_transitions, sl.c_accepting,
+                                            sl.max_len)
+        if not safe:
+            continue
+        n_safe += 1
+        full = np.zeros_like(sl.bits)
+        full_bounds = walk_trie_with_dfa(*trie.arrays(), dfa.transitions, dfa.accepting, q, 0, full)
+        skipped = sl.bits.copy()
+        skipped_bounds = walk_trie_with_dfa_skipping(*trie.arrays(), dfa.transitions, dfa.accepting, q, 0, skipped,
+                                                     sl.node_full)
+        assert np.array_equal(full, skipped)
+        assert np.array_equal(full_bounds, skipped_bounds)
+    # the string bodies are where the slice pays: some states must qualify
+    assert n_safe > 0 or which == 3
+
+
+@pytest.mark.parametrize("case", range(len(REGIONS)))
+def test_spelling_automaton_equals_the_quoted_regex_route(case):
+    """Both minimal byte DFAs of '"' + spellings + '"' + colon are isomorphic."""
+    positives, negatives = REGIONS[case]
+    d = cpdfa.combine(positives, negatives)
+    by_regex = _build(rx.seq(st.quoted(d.to_regex(max_nodes=8000)), COLON), 20000, 60)
+    auto = spelling.quoted_automaton(d, COLON)
+    direct = _build(auto, 20000, 60)
+    assert direct.n_states == by_regex.n_states
+    mapping, stack = {0: 0}, [0]
+    while stack:
+        a = stack.pop()
+        b = mapping[a]
+        assert direct.accepting[a] == by_regex.accepting[b]
+        for byte in range(256):
+            x, y = int(direct.transitions[a, byte]), int(by_regex.transitions[b, byte])
+            assert (x < 0) == (y < 0)
+            if x >= 0:
+                if x not in mapping:
+                    mapping[x] = y
+                    stack.append(x)
+                assert mapping[x] == y
+    # the Automaton node's own views agree with its language
+    pattern = re.compile(rx.to_python_regex(auto), re.S)
+    rnd = random.Random(case)
+    for _ in range(30):
+        text = sample_regex(auto, rnd)
+        assert pattern.fullmatch(text)
+        assert direct.matches(text.encode("utf-8"))
+    assert rx.min_length(auto) == rx.min_length(rx.seq(st.quoted(d.to_regex(max_nodes=8000)), COLON))
+
+
+@pytest.mark.parametrize("text", ["parameters", "GeometryPresentation.createPresentation", "", "na\u00efve_\u043a\u043b\u044e\u0447",
+                                  'a"b\\c/\n\t\x00', "\U0001F600x\U00010000", "\u0800\uffff\u00e9"])
+def test_literal_automaton_equals_the_quoted_literal_regex(text):
+    by_regex = regex_to_dfa(st.literal_string(text))
+    direct = _build(spelling.literal_automaton(text), 20000, 60)
+    assert direct.n_states == by_regex.n_states  # both minimal
+    spellings = [text, "".join("\\u%04x" % ord(c) if ord(c) < 0x10000 else c for c in text),
+                 "".join("\\u%04X" % ord(c) if ord(c) < 0x10000 else c for c in text)]
+    import json
+    spellings.append(json.dumps(text)[1:-1])
+    spellings.append(json.dumps(text, ensure_ascii=False)[1:-1])
+    for body in spellings:
+        data = ('"' + body + '"').encode("utf-8", "surrogatepass")
+        assert direct.matches(data) == by_regex.matches(data)
+    assert direct.matches(json.dumps(text).encode()) and direct.matches(json.dumps(text, ensure_ascii=False).encode())
+    assert not direct.matches(json.dumps(text + "x").encode())
