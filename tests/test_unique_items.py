@@ -389,3 +389,38 @@ def test_literal_prefixes_of_any_items_are_checked_as_read(llama3_vocab):
         bits = m.next_token_bits()
         assert bool((int(bits[tok >> 5]) >> (tok & 31)) & 1) == ok, (prefix, token_text)
         assert m.fork().accept_token(tok) == ok
+
+
+@pytest.mark.parametrize("minimum", [0, 2])
+def test_string_domain_fast_filter_equals_stepping_every_token(minimum, llama3_vocab, monkeypatch):
+    """The string-domain filter decides tokens from the decoded text they leave the item with; the
+    general path steps each candidate through the parser. Equal masks along random walks."""
+    from corral.masks import unique
+
+    values = [f"feature/{w}" for w in ("a", "ab", "b", "ba", "css", "cssgrid", "x\u00e9", 'q"uote')] + ["é", "z"]
+    schema = {"type": "array", "items": {"enum": values}, "uniqueItems": True, "minItems": minimum}
+    compiled = corral.compile_json_schema(schema, llama3_vocab)
+    assert compiled.grammar.unique_string_domains
+    fast = unique.UniqueArrays._filter_string_domain
+    calls = [0]
+
+    def both(self, bits, sid, frame):
+        got = fast(self, bits, sid, frame)
+        if got is not None:
+            calls[0] += 1
+            monkeypatch.setattr(unique.UniqueArrays, "_filter_string_domain", lambda *a: None)
+            want = self.filter_mask(bits, sid, (frame,))
+            monkeypatch.setattr(unique.UniqueArrays, "_filter_string_domain", both)
+            assert np.array_equal(got, want), frame
+        return got
+
+    monkeypatch.setattr(unique.UniqueArrays, "_filter_string_domain", both)
+    rnd = random.Random(minimum)
+    for _ in range(6):
+        m = compiled.matcher()
+        for _ in range(60):
+            ids = m.allowed_token_ids()
+            if not len(ids) or m.is_terminated():
+                break
+            m.accept_token(int(rnd.choice(ids.tolist())))
+    assert calls[0] > 20
