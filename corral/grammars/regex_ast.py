@@ -77,12 +77,14 @@ class Automaton(_Node):
     table: bytes
     classes: tuple[tuple[tuple[int, int], ...], ...]
     accepting: tuple[bool, ...]
+    minimal: bool = False  # the builder guarantees it: the byte automaton skips minimization
 
     @staticmethod
-    def from_rows(rows, classes, accepting) -> "Automaton":
+    def from_rows(rows, classes, accepting, minimal: bool = False) -> "Automaton":
         import numpy as np  # noqa: PLC0415 - the AST itself stays numpy-free
         table = np.asarray(rows, dtype=np.int32).reshape(len(accepting), len(classes))
-        return Automaton(table.tobytes(), tuple(tuple(c) for c in classes), tuple(bool(a) for a in accepting))
+        return Automaton(table.tobytes(), tuple(tuple(c) for c in classes), tuple(bool(a) for a in accepting),
+                         bool(minimal))
 
     @property
     def trans(self) -> list[list[int]]:

@@ -119,7 +119,8 @@ class CompiledGrammar:
         self._memo_lock = threading.Lock()
         self._token_step: dict[tuple[int, int], int] = {}
         self._root_walks = v.cache.setdefault("corral.root_walks", OrderedDict())
-        self._slice = None
+        # per-vocabulary (~0.3 s on Llama-3, once): built with the first grammar, not in a mask
+        self._slice = string_slice(v) if v.size > 4096 else None
         self._root_walks_lock = v.cache.setdefault("corral.root_walks_lock", threading.Lock())
         # Every terminal's DFA at its own offset in one table shared by all grammars, so one numba
         # call walks all the lexing branches of a state (sub-walks below lexeme boundaries)

@@ -416,6 +416,7 @@ class UniqueArrays:
                             values, min_items = grammar.unique_string_domains[term_name]
                             self.domain_at[first + 1] = (ids, tuple(values), frozenset(values), int(min_items))
         self._open_memo: dict[int, Frame | None] = {}
+        _vocab_index(vocab)  # per-vocabulary (~1 s on Llama-3, once): at compile time, not in a mask
         self._unused: dict = {}  # (domain, used values) -> the values left, sorted and as a set
 
     def _open(self, sid: int) -> Frame | None:

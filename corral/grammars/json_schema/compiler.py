@@ -274,6 +274,7 @@ MAX_TERMINAL_POSITIONS = 40000
 # spelling automaton states (before minimization) of one key-region terminal; the byte DFA stays
 # within the terminal budget (20,000 states) below this
 MAX_KEY_AUTOMATON_STATES = 8000
+STRING_SET_CHARS = 1000  # characters of the string enum values spelled by one terminal
 _B64 = rx.union_chars(rx.char_range("A", "Z"), rx.char_range("a", "z"), rx.char_range("0", "9"), rx.char_set("+/"))
 # RFC 4648 base64 with padding (draft 7 contentEncoding; the Test Suite rejects other characters)
 BASE64 = rx.seq(rx.star(rx.repeat(_B64, 4, 4)),
@@ -1474,12 +1475,20 @@ class Compiler:
         if c.enum is not None:
             alts = []
             seen: list = []
+            strings: list[str] = []
             for v in c.enum:
                 if any(json_equal(v, w) for w in seen):
                     continue
                 seen.append(v)
                 if self.value_allowed(v, c):
-                    alts.append((self.literal_nt(v),))
+                    if isinstance(v, str):
+                        strings.append(v)
+                    else:
+                        alts.append((self.literal_nt(v),))
+            if len(strings) > 1:  # one terminal for all the strings (spelling.literals_automaton)
+                alts.extend((t,) for t in self._string_set_terminals(sorted(strings)))
+            elif strings:
+                alts.append((self.literal_nt(strings[0]),))
             return alts
         alts = []
         if "null" in c.types and c.null_ok:
@@ -1580,6 +1589,21 @@ class Compiler:
         body = self.members_machine(members, frozenset(v), [], 0, None, (), "#const")
         self.b.rule(name, [(self.LBRACE, body, self.RBRACE)])
         return name
+
+    def _string_set_terminals(self, values: list[str]) -> list[str]:
+        """Terminals for a sorted set of strings: one automaton per run of values of at most
+        ``STRING_SET_CHARS`` characters (2,700 values: ~30 terminals instead of 2,700; one trie for
+        all of them would be ~160k states before minimization, built in Python at compile time)."""
+        out, run, size = [], [], 0
+        for v in values + [None]:
+            if v is None or (run and size + len(v) > STRING_SET_CHARS):
+                out.append(self.b.terminal(spelling.literals_automaton(tuple(run))) if len(run) > 1
+                           else self.literal_nt(run[0]))
+                run, size = [], 0
+            if v is not None:
+                run.append(v)
+                size += len(v) + 1
+        return out
 
     def key_terminal_literal(self, k: str) -> str:
         return self._key_then_colon(self.b.terminal(spelling.literal_automaton(k)))

@@ -270,12 +270,91 @@ def literal_automaton(text: str) -> rx.Automaton:
     return _tabulate(edges, accepting)
 
 
+@lru_cache(maxsize=4096)
+def literals_automaton(texts: tuple[str, ...]) -> rx.Automaton:
+    """``"`` + every JSON spelling of any of ``texts`` + ``"``: one terminal for a string enum
+    (one per value made a state hold a lexing branch, a root walk and a DFA per value: 2,700
+    enum values in JsonSchemaStore cryproj took 1.8 s at their first mask). A trie over the code
+    points, minimized later with the other terminals; at each node, the escape branch reads the
+    children's ``\\uXXXX`` spellings through a trie of their hex digits (either case), and
+    surrogate pairs through one more per high surrogate."""
+    edges: list[list] = [[]]
+
+    def new() -> int:
+        edges.append([])
+        return len(edges) - 1
+
+    def hex_trie(start: int, targets: dict) -> None:
+        """From ``start``, 4 hex digits (either case) spelling each value of ``targets`` -> its state."""
+        level = {start: sorted(targets.items())}
+        for depth in range(4):
+            nxt_level: dict = {}
+            for state, items in level.items():
+                by_digit: dict = {}
+                for value, target in items:
+                    by_digit.setdefault((value >> (4 * (3 - depth))) & 15, []).append((value, target))
+                for digit, group in by_digit.items():
+                    to = group[0][1] if depth == 3 else new()
+                    edges[state].append((_DIGIT_RANGES[digit], to))
+                    if depth < 3:
+                        nxt_level[to] = group
+            level = nxt_level
+
+    trie: dict = {}
+    for text in texts:
+        node = trie
+        for ch in text:
+            node = node.setdefault(ord(ch), {})
+        node[-1] = True  # a value ends here
+    end = None
+    start_body = new()
+    edges[0].append((((0x22, 0x22),), start_body))
+    todo = [(trie, start_body)]
+    while todo:
+        node, me = todo.pop()
+        kids = {cp: (child, new()) for cp, child in node.items() if cp >= 0}
+        if node.get(-1):
+            if end is None:
+                end = new()
+            edges[me].append((((0x22, 0x22),), end))
+        if not kids:
+            continue
+        for cp, (child, state) in kids.items():
+            todo.append((child, state))
+            if any(a <= cp <= b for a, b in _RAW_ALLOWED):
+                edges[me].append((((cp, cp),), state))
+        escape = new()
+        edges[me].append((((0x5C, 0x5C),), escape))
+        for cp, (_, state) in kids.items():
+            if cp in SHORT_ESCAPES:
+                letter = ord(SHORT_ESCAPES[cp])
+                edges[escape].append((((letter, letter),), state))
+        after_u = new()
+        edges[escape].append((((0x75, 0x75),), after_u))
+        first: dict = {cp: state for cp, (_, state) in kids.items() if cp < _ASTRAL}
+        astral: dict = {}
+        for cp, (_, state) in kids.items():
+            if cp >= _ASTRAL:
+                astral.setdefault(_HIGH[0] + ((cp - _ASTRAL) >> 10), {})[_LOW[0] + ((cp - _ASTRAL) & 0x3FF)] = state
+        for high, lows in astral.items():
+            backslash, u, low_start = new(), new(), new()
+            first[high] = backslash
+            edges[backslash].append((((0x5C, 0x5C),), u))
+            edges[u].append((((0x75, 0x75),), low_start))
+            hex_trie(low_start, lows)
+        hex_trie(after_u, first)
+    accepting = [False] * len(edges)
+    if end is not None:
+        accepting[end] = True
+    return _tabulate(edges, accepting, minimal=False)
+
+
 @lru_cache(maxsize=64)
 def _suffix_dfa(suffix: rx.Regex) -> cpdfa.Dfa:
     return cpdfa.Dfa.from_regex(suffix, cpdfa.Atoms([suffix]))
 
 
-def _tabulate(edges, accepting) -> rx.Automaton:
+def _tabulate(edges, accepting, minimal: bool = True) -> rx.Automaton:
     """Transition table over the coarsest code point classes the edges allow."""
     cuts = {0, rx.MAX_CODE_POINT + 1}
     for row in edges:
@@ -302,4 +381,4 @@ def _tabulate(edges, accepting) -> rx.Automaton:
             firsts.append(i)
             classes.append([])
         classes[c].append((cuts[i], cuts[i + 1] - 1))
-    return rx.Automaton.from_rows(table[:, firsts], [rx.normalize_ranges(c) for c in classes], accepting)
+    return rx.Automaton.from_rows(table[:, firsts], [rx.normalize_ranges(c) for c in classes], accepting, minimal)
