@@ -136,3 +136,16 @@ def test_literal_automaton_equals_the_quoted_literal_regex(text):
         assert direct.matches(data) == by_regex.matches(data)
     assert direct.matches(json.dumps(text).encode()) and direct.matches(json.dumps(text, ensure_ascii=False).encode())
     assert not direct.matches(json.dumps(text + "x").encode())
+
+
+def test_automaton_node_lengths_and_composition():
+    """An Automaton inside a composition stands for its regex; its length bounds are its own."""
+    from corral.automata.dfa import _max_length
+
+    lit = spelling.literal_automaton("ab")
+    assert rx.min_length(lit) == 4 and _max_length(lit) == 4 + 2 * 5  # "ab" or "\\u0061\\u0062"
+    region = spelling.quoted_automaton(cpdfa.combine([ANY], [rx.literal("a")]))
+    assert rx.min_length(region) == 2 and _max_length(region) is None
+    both = regex_to_dfa(rx.seq(lit, rx.literal(":"), region))
+    assert both.matches(b'"ab":"b"') and both.matches(b'"a\\u0062":""') and not both.matches(b'"ab":"a"')
+    assert not both.matches(b'"ab":"\\u0061"')
