@@ -5,7 +5,10 @@ positions, prediction closures, nullable sets, per-terminal byte DFAs) and steps
 one byte at a time.
 
 A state is an Earley set: ``items`` (dotted position, origin state) plus ``scans`` (a terminal being
-lexed: terminal, DFA state, the state where its lexeme began). Origins are references to other
+lexed: terminal, DFA state, the state where its lexeme began). An item is one int,
+``(origin + 1) << 32 | position`` (origin SELF = the state itself): ints are not tracked by the
+cyclic GC, where tuples were ~2 objects per item and GC passes took ~20% of mask time; advancing
+the dot is ``item + 1``. Origins are references to other
 states, not chart indices, and states are hash-consed, so the same parse situation reached at two
 positions (the second element of an array, a key seen in a second object) is the same state id.
 That is what lets the mask layer memoize masks per state. Lexing is non-deterministic (a terminal
@@ -24,6 +27,19 @@ from corral.grammars import regex_ast as rx
 from corral.grammars.ir import FAMILY_SEPARATOR as ir_sep, Grammar
 
 SELF = -1  # origin marker: "the state this item lives in"
+POS_MASK = (1 << 32) - 1  # item = (origin + 1) << 32 | position
+
+
+def make_item(pos: int, origin: int) -> int:
+    return ((origin + 1) << 32) | pos
+
+
+def item_pos(item: int) -> int:
+    return item & POS_MASK
+
+
+def item_origin(item: int) -> int:
+    return (item >> 32) - 1
 DEAD = -1  # state id of the empty (rejecting) state
 ACCEPT_SYMBOL = "$corral_start"
 TAIL_TERMINAL = "$corral_ignore_tail"
@@ -34,7 +50,7 @@ class ParserState:
     """One hash-consed Earley set. ``entries`` = scans plus terminals expected here (DFA state 0)."""
 
     id: int
-    items: frozenset  # of (pos, origin_id or SELF)
+    items: frozenset  # of make_item(pos, origin_id or SELF)
     scans: frozenset  # of (terminal, dfa_state, start_state_id)
     entries: tuple  # ((terminal, dfa_state, start_state_id), ...) sorted, all lexing branches
     accepting: bool
@@ -114,6 +130,7 @@ class ParserTables:
         self._dfas: list[ByteDFA | None] = [None] * len(term_names)
         self._dfa_lock = threading.Lock()
         self._has_out: list[np.ndarray | None] = [None] * len(term_names)
+        self._predictions: dict[int, tuple] = {}
 
     def _encode(self, sym: str) -> int:
         """Symbol id: terminals negative, nonterminals >= 0 (family members allocated on first use)."""
@@ -220,6 +237,40 @@ class ParserTables:
             self._has_out[t] = h
         return h
 
+    def prediction(self, nt: int) -> tuple:
+        """(items, expected terminals) that predicting ``nt`` adds to a state: ``nt``'s rules at
+        dot 0 with origin SELF, closed under prediction and nullable advance. Completions of these
+        items need no lookup (the nullable shortcut), so the set is a function of ``nt`` alone."""
+        hit = self._predictions.get(nt)
+        if hit is not None:
+            return hit
+        items: set = set()
+        expected: set = set()
+        agenda = list(self.rules_for(nt))  # SELF items are bare positions
+        next_sym = self.next_sym
+        while agenda:
+            it = agenda.pop()
+            if it in items:
+                continue
+            items.add(it)
+            s = next_sym[it]
+            if s is None:
+                continue
+            if s >= 0:
+                agenda.extend(self.rules_for(s))
+                if self.nullable_nt[s]:
+                    agenda.append(it + 1)
+            else:
+                expected.add(-1 - s)
+                if self.terminal_nullable[-1 - s]:
+                    agenda.append(it + 1)
+            if len(items) > self.max_items_per_state:
+                raise CompileBudgetError(
+                    f"parser state exceeds {self.max_items_per_state} Earley items (highly ambiguous grammar)")
+        hit = (frozenset(items), frozenset(expected))
+        self._predictions[nt] = hit
+        return hit
+
     def symbol_nullable(self, s: int) -> bool:
         return self.terminal_nullable[-1 - s] if s < 0 else self.nullable_nt[s]
 
@@ -239,11 +290,12 @@ class ParserStates:
         self._waiting: dict[int, dict] = {}  # state id -> {next symbol: items waiting for it}
         self._after_terminal: dict[tuple[int, int], int] = {}
         self._without: dict[tuple[int, frozenset], int] = {}
-        kernel = set() if tables.empty_language else {(tables.rule_first_pos[0], SELF)}
+        kernel = set() if tables.empty_language else {make_item(tables.rule_first_pos[0], SELF)}
         self.initial = self._closure_state(kernel, frozenset(), initial=True)
 
     # -- state construction -------------------------------------------------------------------
-    def _intern(self, items: frozenset, scans: frozenset, initial: bool = False) -> int:
+    def _intern(self, items: frozenset, scans: frozenset, initial: bool = False,
+                expected_terms=None, accepting=None) -> int:
         key = (items, scans)
         sid = self._by_key.get(key)
         if sid is not None:
@@ -254,9 +306,14 @@ class ParserStates:
                 return sid
             sid = len(self.states)
             t = self.t
-            expected = sorted({-1 - t.next_sym[p] for p, _ in items if t.next_sym[p] is not None and t.next_sym[p] < 0})
-            entries = tuple(sorted(scans)) + tuple((term, 0, sid) for term in expected)
-            accepting = any(p == t.accept_pos and (o == 0 or (o == SELF and initial)) for p, o in items)
+            if expected_terms is None:
+                ns = t.next_sym
+                expected_terms = {-1 - ns[it & POS_MASK] for it in items
+                                  if ns[it & POS_MASK] is not None and ns[it & POS_MASK] < 0}
+            if accepting is None:
+                accepting = any(item_pos(it) == t.accept_pos and (item_origin(it) == 0 or (item_origin(it) == SELF and initial))
+                                for it in items)
+            entries = tuple(sorted(scans)) + tuple((term, 0, sid) for term in sorted(expected_terms))
             self.states.append(ParserState(sid, items, scans, entries, accepting))
             self._by_key[key] = sid
             return sid
@@ -264,7 +321,55 @@ class ParserStates:
     def _closure_state(self, kernel: set, scans: frozenset, initial: bool = False,
                        blocked: frozenset = frozenset()) -> int:
         """Predict/complete closure of ``kernel`` items at a new position, then intern the state.
-        Items of ``blocked`` nonterminals are left out (see ``without``)."""
+
+        Items predicted here (origin SELF) depend only on the predicted nonterminal, so they come
+        from ``ParserTables.prediction`` as one set union; only kernel-derived items (real origins)
+        go through the Python worklist. ``_closure_state_reference`` is the item-by-item spec."""
+        if blocked or initial:
+            return self._closure_state_reference(kernel, scans, initial, blocked)
+        t = self.t
+        items: set = set()
+        expected: set = set()
+        predicted: set = set()
+        accepting = False
+        agenda = list(kernel)
+        next_sym, pos_lhs, nullable_nt, term_nullable = t.next_sym, t.pos_lhs, t.nullable_nt, t.terminal_nullable
+        accept_pos = t.accept_pos
+        while agenda:
+            it = agenda.pop()
+            if it in items:
+                continue
+            items.add(it)
+            p = it & POS_MASK
+            s = next_sym[p]
+            if s is None:
+                # kernel-derived items always have a real origin (SELF only comes from predictions)
+                o = (it >> 32) - 1
+                if p == accept_pos and o == 0:
+                    accepting = True
+                for w in self.waiting_nt(o, pos_lhs[p]):
+                    agenda.append(w + 1)
+            elif s >= 0:
+                if s not in predicted:
+                    predicted.add(s)
+                    p_items, p_expected = t.prediction(s)
+                    items |= p_items
+                    expected |= p_expected
+                if nullable_nt[s]:
+                    agenda.append(it + 1)
+            else:
+                expected.add(-1 - s)
+                if term_nullable[-1 - s]:
+                    agenda.append(it + 1)
+        if len(items) > t.max_items_per_state:
+            raise CompileBudgetError(
+                f"parser state exceeds {t.max_items_per_state} Earley items (highly ambiguous grammar)")
+        return self._intern(frozenset(items), scans, False, expected, accepting)
+
+    def _closure_state_reference(self, kernel: set, scans: frozenset, initial: bool = False,
+                                 blocked: frozenset = frozenset()) -> int:
+        """Item-by-item closure (the specification ``_closure_state`` is tested against). Items of
+        ``blocked`` nonterminals are left out (see ``without``)."""
         t = self.t
         items: set = set()
         agenda = list(kernel)
@@ -273,24 +378,24 @@ class ParserStates:
             it = agenda.pop()
             if it in items:
                 continue
-            if blocked and pos_lhs[it[0]] in blocked:
+            p, o = item_pos(it), item_origin(it)
+            if blocked and pos_lhs[p] in blocked:
                 continue
             items.add(it)
-            p, o = it
             s = next_sym[p]
             if s is None:
                 # Completion. Items predicted in this same set complete through the nullable
                 # shortcut below (Aycock-Horspool), so only earlier origins are looked up.
                 if o != SELF:
                     for w in self.waiting_nt(o, pos_lhs[p]):
-                        agenda.append((w[0] + 1, w[1]))
+                        agenda.append(w + 1)
             elif s >= 0:
                 for rp in t.rules_for(s):
-                    agenda.append((rp, SELF))
+                    agenda.append(make_item(rp, SELF))
                 if t.nullable_nt[s]:
-                    agenda.append((p + 1, o))
+                    agenda.append(it + 1)
             elif t.terminal_nullable[-1 - s]:
-                agenda.append((p + 1, o))
+                agenda.append(it + 1)
             if len(items) > t.max_items_per_state:
                 raise CompileBudgetError(
                     f"parser state exceeds {t.max_items_per_state} Earley items (highly ambiguous grammar)"
@@ -305,10 +410,12 @@ class ParserStates:
         if index is None:
             ns = self.t.next_sym
             grouped: dict = {}
-            for p, o in self.states[sid].items:
+            resolved = (sid + 1) << 32
+            for it in self.states[sid].items:
+                p = it & POS_MASK
                 sym = ns[p]
                 if sym is not None:
-                    grouped.setdefault(sym, []).append((p, sid if o == SELF else o))
+                    grouped.setdefault(sym, []).append(it if it >> 32 else it | resolved)
             index = {sym: tuple(items) for sym, items in grouped.items()}
             self._waiting[sid] = index
         return index.get(nt, ())
@@ -321,7 +428,7 @@ class ParserStates:
         key = (start_sid, term)
         n = self._after_terminal.get(key)
         if n is None:
-            kernel = {(p + 1, o) for p, o in self.waiting_t(start_sid, term)}
+            kernel = {w + 1 for w in self.waiting_t(start_sid, term)}
             n = self._closure_state(kernel, frozenset()) if kernel else DEAD
             self._after_terminal[key] = n
         return n
@@ -336,7 +443,7 @@ class ParserStates:
         if n is None:
             st = self.states[sid]
             pos_lhs = self.t.pos_lhs
-            kernel = {(p, o) for p, o in st.items if o != SELF and pos_lhs[p] not in blocked}
+            kernel = {it for it in st.items if it >> 32 and pos_lhs[it & POS_MASK] not in blocked}
             # a lexeme still being read completes into the items waiting in its start state: those
             # go through the same removal, or the parse would come back when the lexeme ends
             scans = set()
@@ -374,8 +481,8 @@ class ParserStates:
             if t.has_out(term)[q2]:
                 new_scans.add((term, q2, start))
             if d.accepting[q2]:
-                for p, o in self.waiting_t(start, term):
-                    kernel.add((p + 1, o))
+                for w in self.waiting_t(start, term):
+                    kernel.add(w + 1)
         if not alive:
             n = DEAD
         else:

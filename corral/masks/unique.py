@@ -38,7 +38,7 @@ from decimal import Decimal
 
 import numpy as np
 
-from corral.automata.earley import DEAD
+from corral.automata.earley import DEAD, item_pos
 
 _QUOTE, _BACKSLASH, _LBRACKET, _RBRACKET = 0x22, 0x5C, 0x5B, 0x5D
 _WS = frozenset(b" \t\n\r")
@@ -423,7 +423,7 @@ class UniqueArrays:
         """The frame of a '[' just read in state ``sid`` (None: no unique array opened)."""
         if sid in self._open_memo:
             return self._open_memo[sid]
-        opened = [p for p, _ in self.states.states[sid].items if p in self.after_open]
+        opened = [p for p in map(item_pos, self.states.states[sid].items) if p in self.after_open]
         blocked = frozenset().union(*(self.after_open[p] for p in opened))
         int_arrays = tuple(self.int_at[p] for p in opened if p in self.int_at)
         int_blocked = frozenset().union(*(a[0] for a in int_arrays))

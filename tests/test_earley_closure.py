@@ -1,0 +1,73 @@
+"""The Earley closure's fast path (cached per-nonterminal predictions, int items) against the
+item-by-item reference closure: on random byte walks both must build the same states."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from corral.automata.earley import DEAD, ParserStates, ParserTables, item_origin, item_pos, make_item
+from corral.grammars.json_schema import json_schema_to_grammar
+from corral.grammars.lark_frontend import lark_to_grammar
+
+from test_engine import LARK_GRAMMARS
+
+SCHEMAS = {
+    "object": {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "array", "items": {
+        "type": "string", "maxLength": 3}}}, "required": ["a"]},
+    "recursive": {"$defs": {"node": {"type": "object", "properties": {"v": {"type": "number"}, "kids": {
+        "type": "array", "items": {"$ref": "#/$defs/node"}}}, "additionalProperties": False}},
+        "$ref": "#/$defs/node"},
+    "anyof": {"anyOf": [{"type": "null"}, {"type": "boolean"}, {"enum": ["x", 1, [2]]},
+                        {"type": "array", "minItems": 2, "items": {"type": "integer", "minimum": -5}}]},
+}
+
+
+class ReferenceStates(ParserStates):
+    """Every closure computed item by item: the specification."""
+
+    def _closure_state(self, kernel, scans, initial=False, blocked=frozenset()):
+        return self._closure_state_reference(kernel, scans, initial, blocked)
+
+
+def _grammars():
+    for name, text in sorted(LARK_GRAMMARS.items()):
+        yield f"lark-{name}", lark_to_grammar(text)
+    for name, schema in sorted(SCHEMAS.items()):
+        yield f"schema-{name}", json_schema_to_grammar(schema).grammar
+
+
+@pytest.mark.parametrize("name,grammar", list(_grammars()), ids=lambda v: v if isinstance(v, str) else "")
+def test_fast_closure_builds_the_reference_states(name, grammar):
+    rnd = random.Random(7)
+    fast_tables, ref_tables = ParserTables(grammar), ParserTables(grammar)
+    fast, ref = ParserStates(fast_tables), ReferenceStates(ref_tables)
+    compared = 0
+    for _ in range(30):
+        sf, sr = fast.initial, ref.initial
+        for _ in range(60):
+            a, b = fast.states[sf], ref.states[sr]
+            assert a.items == b.items and a.scans == b.scans
+            assert a.entries == b.entries and a.accepting == b.accepting
+            compared += 1
+            allowed = np.flatnonzero(fast.allowed_bytes(sf))
+            assert np.array_equal(allowed, np.flatnonzero(ref.allowed_bytes(sr)))
+            if len(allowed) == 0:
+                break
+            byte = int(rnd.choice(allowed))
+            sf, sr = fast.step(sf, byte), ref.step(sr, byte)
+            assert (sf == DEAD) == (sr == DEAD)
+            if sf == DEAD:
+                break
+    assert compared > 100
+    assert len(fast.states) == len(ref.states)
+
+
+def test_item_encoding_round_trips():
+    for pos, origin in [(0, -1), (5, 0), (123456, 7), ((1 << 32) - 1, 10 ** 6)]:
+        it = make_item(pos, origin)
+        assert item_pos(it) == pos and item_origin(it) == origin
+        if pos < (1 << 32) - 1:
+            assert item_pos(it + 1) == pos + 1 and item_origin(it + 1) == origin
+    assert make_item(9, -1) == 9  # a SELF item is its bare position
