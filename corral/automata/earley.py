@@ -45,13 +45,15 @@ ACCEPT_SYMBOL = "$corral_start"
 TAIL_TERMINAL = "$corral_ignore_tail"
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class ParserState:
-    """One hash-consed Earley set. ``entries`` = scans plus terminals expected here (DFA state 0)."""
+    """One hash-consed Earley set. ``entries`` = scans plus terminals expected here (DFA state 0).
+    ``items`` and ``scans`` are sorted tuples, not frozensets: tuples of ints leave the cyclic GC's
+    scans after its first pass, sets never do (tens of thousands of states per long run)."""
 
     id: int
-    items: frozenset  # of make_item(pos, origin_id or SELF)
-    scans: frozenset  # of (terminal, dfa_state, start_state_id)
+    items: tuple  # sorted make_item(pos, origin_id or SELF)
+    scans: tuple  # sorted (terminal, dfa_state, start_state_id)
     entries: tuple  # ((terminal, dfa_state, start_state_id), ...) sorted, all lexing branches
     accepting: bool
 
@@ -125,6 +127,8 @@ class ParserTables:
         self.rules_of: list[list[int] | None] = [None if i in self._lazy_alts else [] for i in range(n_nt)]
         for lhs, rhs in rules:
             self.rules_of[lhs].append(self._add_positions(lhs, rhs))
+        # tuples: untracked by the cyclic GC once built (one list per nonterminal added up to ~30k)
+        self.rules_of = [None if r is None else tuple(r) for r in self.rules_of]
         self.accept_pos = -2 if self.empty_language else self.rule_first_pos[0] + len(rules[0][1])
         self.nullable_nt = self._nullable(rules, n_nt, self._member_nullable)
         self._dfas: list[ByteDFA | None] = [None] * len(term_names)
@@ -171,7 +175,7 @@ class ParserTables:
             self.pos_lhs.append(lhs)
         return first
 
-    def rules_for(self, nt: int) -> list[int]:
+    def rules_for(self, nt: int) -> tuple[int, ...]:
         """First positions of ``nt``'s rules (a family member's rules are built on first call)."""
         r = self.rules_of[nt]
         if r is not None:
@@ -186,6 +190,7 @@ class ParserTables:
                 if self._rule_ok(nt, rhs):
                     self.rules.append((nt, rhs))
                     r.append(self._add_positions(nt, rhs))
+            r = tuple(r)
             self.rules_of[nt] = r
             return r
 
@@ -291,11 +296,11 @@ class ParserStates:
         self._after_terminal: dict[tuple[int, int], int] = {}
         self._without: dict[tuple[int, frozenset], int] = {}
         kernel = set() if tables.empty_language else {make_item(tables.rule_first_pos[0], SELF)}
-        self.initial = self._closure_state(kernel, frozenset(), initial=True)
+        self.initial = self._closure_state(kernel, (), initial=True)
 
     # -- state construction -------------------------------------------------------------------
-    def _intern(self, items: frozenset, scans: frozenset, initial: bool = False,
-                expected_terms=None, accepting=None) -> int:
+    def _intern(self, items, scans, initial: bool = False, expected_terms=None, accepting=None) -> int:
+        items, scans = tuple(sorted(items)), tuple(sorted(scans))
         key = (items, scans)
         sid = self._by_key.get(key)
         if sid is not None:
@@ -313,12 +318,12 @@ class ParserStates:
             if accepting is None:
                 accepting = any(item_pos(it) == t.accept_pos and (item_origin(it) == 0 or (item_origin(it) == SELF and initial))
                                 for it in items)
-            entries = tuple(sorted(scans)) + tuple((term, 0, sid) for term in sorted(expected_terms))
+            entries = scans + tuple((term, 0, sid) for term in sorted(expected_terms))
             self.states.append(ParserState(sid, items, scans, entries, accepting))
             self._by_key[key] = sid
             return sid
 
-    def _closure_state(self, kernel: set, scans: frozenset, initial: bool = False,
+    def _closure_state(self, kernel: set, scans, initial: bool = False,
                        blocked: frozenset = frozenset()) -> int:
         """Predict/complete closure of ``kernel`` items at a new position, then intern the state.
 
@@ -364,9 +369,9 @@ class ParserStates:
         if len(items) > t.max_items_per_state:
             raise CompileBudgetError(
                 f"parser state exceeds {t.max_items_per_state} Earley items (highly ambiguous grammar)")
-        return self._intern(frozenset(items), scans, False, expected, accepting)
+        return self._intern(items, scans, False, expected, accepting)
 
-    def _closure_state_reference(self, kernel: set, scans: frozenset, initial: bool = False,
+    def _closure_state_reference(self, kernel: set, scans, initial: bool = False,
                                  blocked: frozenset = frozenset()) -> int:
         """Item-by-item closure (the specification ``_closure_state`` is tested against). Items of
         ``blocked`` nonterminals are left out (see ``without``)."""
@@ -400,7 +405,7 @@ class ParserStates:
                 raise CompileBudgetError(
                     f"parser state exceeds {t.max_items_per_state} Earley items (highly ambiguous grammar)"
                 )
-        return self._intern(frozenset(items), scans, initial)
+        return self._intern(items, scans, initial)
 
     def waiting_nt(self, sid: int, nt: int) -> tuple:
         """Items of state ``sid`` whose next symbol is ``nt`` (origins resolved). Indexed once per
@@ -429,7 +434,7 @@ class ParserStates:
         n = self._after_terminal.get(key)
         if n is None:
             kernel = {w + 1 for w in self.waiting_t(start_sid, term)}
-            n = self._closure_state(kernel, frozenset()) if kernel else DEAD
+            n = self._closure_state(kernel, ()) if kernel else DEAD
             self._after_terminal[key] = n
         return n
 
@@ -451,7 +456,6 @@ class ParserStates:
                 kept = start if start == sid else self.without(start, blocked)
                 if kept != DEAD and self.waiting_t(kept, term):
                     scans.add((term, q, kept))
-            scans = frozenset(scans)
             n = self._closure_state(kernel, scans, blocked=blocked) if kernel or scans else DEAD
             if n != DEAD and not self.states[n].entries and not self.states[n].accepting:
                 n = DEAD
@@ -486,7 +490,7 @@ class ParserStates:
         if not alive:
             n = DEAD
         else:
-            n = self._closure_state(kernel, frozenset(new_scans))
+            n = self._closure_state(kernel, new_scans)
         self._step_memo[key] = n
         return n
 

@@ -87,11 +87,14 @@ class Automaton(_Node):
                          bool(minimal))
 
     @property
-    def trans(self) -> list[list[int]]:
+    def trans(self) -> tuple[tuple[int, ...], ...]:
+        # tuples of ints, not lists: the cyclic GC untracks them, where ~150k cached row lists made
+        # every full collection (a mask-time pause) scan them
         cached = self.__dict__.get("_rows")
         if cached is None:
             import numpy as np  # noqa: PLC0415
-            cached = np.frombuffer(self.table, dtype=np.int32).reshape(len(self.accepting), len(self.classes)).tolist()
+            rows = np.frombuffer(self.table, dtype=np.int32).reshape(len(self.accepting), len(self.classes))
+            cached = tuple(map(tuple, rows.tolist()))
             object.__setattr__(self, "_rows", cached)
         return cached
 

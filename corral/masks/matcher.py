@@ -181,7 +181,7 @@ class CompiledGrammar:
         if hit is None:
             entries = self.states.states[sid].entries
             packed = np.array([self._pack_terminal(t) + q for t, q, _ in entries], dtype=np.int32)
-            hit = (packed, [(start, t) for t, _, start in entries])
+            hit = (packed, tuple((start, t) for t, _, start in entries))  # tuples: GC-untracked
             self._state_branches[sid] = hit
         return hit
 
