@@ -136,6 +136,9 @@ class CorralAdapter(EngineAdapter):
         # Per-vocabulary preprocessing (token trie) belongs to setup, not to the first compile.
         from corral.masks.vocab import build_token_trie  # noqa: PLC0415
         build_token_trie(self.vocab)
+        # and the vocabulary index of unique-items arrays (~1 s on Llama-3, once per vocabulary)
+        from corral.masks.unique import vocab_index  # noqa: PLC0415
+        vocab_index(self.vocab)
 
     def compile(self, schema_text):
         return self.corral.compile_json_schema(schema_text, self.vocab)

@@ -96,3 +96,21 @@ def test_walk_subtries_groups_equals_one_call_per_group(llama3_vocab):
             global_index = entry_offsets[g] + local
             assert sorted(nodes[which == global_index].tolist()) == sorted(n[w == local].tolist())
     assert np.array_equal(bits, expected_bits)
+
+
+def test_packed_dfas_hold_each_dfa_shifted_and_outgrow_their_reservation():
+    """Every packed DFA reads back as itself (targets shifted by its base); a table smaller than
+    what is packed falls back to a copy without losing earlier rows."""
+    from corral.masks.matcher import PackedDfas
+
+    dfas = [regex_to_dfa(parse_regex(p)) for p in PATTERNS + [r"[a-f]{2,9}x", r"(ab|cd)*e"]]
+    packed = PackedDfas(rows=8)  # smaller than the DFAs: every few packs take the copy path
+    bases = [packed.base_of(d) for d in dfas]
+    assert [packed.base_of(d) for d in dfas] == bases  # packed once
+    for d, base in zip(dfas, bases):
+        rows = packed.transitions[base:base + d.n_states]
+        assert np.array_equal(rows, np.where(d.transitions >= 0, d.transitions + base, -1))
+        assert np.array_equal(packed.accepting[base:base + d.n_states], d.accepting)
+    assert packed.transitions.shape[0] == sum(d.n_states for d in dfas)
+    # the default reservation is lazily mapped: creating one is cheap and holds every row
+    assert PackedDfas()._buffers[0].shape[0] * 256 * 4 == PackedDfas.MAX_BYTES

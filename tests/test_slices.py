@@ -149,3 +149,56 @@ def test_automaton_node_lengths_and_composition():
     both = regex_to_dfa(rx.seq(lit, rx.literal(":"), region))
     assert both.matches(b'"ab":"b"') and both.matches(b'"a\\u0062":""') and not both.matches(b'"ab":"a"')
     assert not both.matches(b'"ab":"\\u0061"')
+
+
+def _isomorphic(a, b) -> bool:
+    """Two trimmed byte DFAs (start state 0) accept the same language with the same states."""
+    if a.n_states != b.n_states:
+        return False
+    mapping, stack, visited = {0: 0}, [0], {0}
+    while stack:
+        x = stack.pop()
+        y = mapping[x]
+        if bool(a.accepting[x]) != bool(b.accepting[y]):
+            return False
+        row_a, row_b = a.transitions[x], b.transitions[y]
+        if not np.array_equal(row_a < 0, row_b < 0):
+            return False
+        for byte in np.flatnonzero(row_a >= 0).tolist():
+            u, v = int(row_a[byte]), int(row_b[byte])
+            if mapping.setdefault(u, v) != v:
+                return False
+            if u not in visited:
+                visited.add(u)
+                stack.append(u)
+    return True
+
+_LITERAL_SETS = [
+    ("enable", "disable", "tenable", "able", "a"),
+    ("ai_Foo", "ai_Bar", "ag_Foo", "ac_Bar", "Foo", "Bar", "_Foo"),
+    ('q"uote', "back\\slash", "tab\tnl\n", "\x00ctl", "sl/ash", "plain"),
+    ("\U0001F600", "\U0001F601x", "\U00010000", "x\U0001F600", "\u00e9t\u00e9", "\u0800\uffff", "ete"),
+    ("", "x", "xy"),
+]
+
+
+@pytest.mark.parametrize("case", range(len(_LITERAL_SETS) + 2))
+def test_literals_automaton_is_minimal_and_equals_the_regex_route(case):
+    if case < len(_LITERAL_SETS):
+        texts = tuple(sorted(set(_LITERAL_SETS[case])))
+    else:  # identifier-like enums sharing prefixes and suffixes (the cvar enums of real schemas)
+        rnd = random.Random(case)
+        parts = ["ai_", "ag_", "r_", "Debug", "Draw", "Enable", "Force", "Lock", "e", "\u00e9", "x"]
+        texts = tuple(sorted({"".join(rnd.choice(parts) for _ in range(rnd.randint(1, 5))) for _ in range(300)}))
+    auto = spelling.literals_automaton(texts)
+    assert auto.minimal
+    direct = _build(auto, 200_000, 60)  # minimization skipped: the builder vouches for it
+    hopcroft = _build(rx.Automaton(auto.table, auto.classes, auto.accepting, False), 200_000, 60)
+    by_regex = regex_to_dfa(rx.alt(*(st.literal_string(t) for t in texts)), 200_000)
+    assert _isomorphic(direct, hopcroft)
+    assert _isomorphic(direct, by_regex)
+    import json
+    for t in texts:
+        for data in (json.dumps(t).encode(), json.dumps(t, ensure_ascii=False).encode("utf-8", "surrogatepass")):
+            assert direct.matches(data)
+    assert not direct.matches(json.dumps("".join(texts) + "\u2603").encode())

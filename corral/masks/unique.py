@@ -352,7 +352,8 @@ def _scalar_end(data: bytes, start: int = 0) -> bool:
     return any(data[i] in _SCALAR_BYTES and data[i + 1] in _DELIMITERS for i in range(start, len(data) - 1))
 
 
-def _vocab_index(vocab) -> _VocabIndex:
+def vocab_index(vocab) -> _VocabIndex:
+    """The per-vocabulary token index of unique-items arrays (cached in ``vocab.cache``)."""
     hit = vocab.cache.get("corral.unique_index")
     if hit is None:
         by_prefix: dict[bytes, list[int]] = {}
@@ -416,7 +417,7 @@ class UniqueArrays:
                             values, min_items = grammar.unique_string_domains[term_name]
                             self.domain_at[first + 1] = (ids, tuple(values), frozenset(values), int(min_items))
         self._open_memo: dict[int, Frame | None] = {}
-        _vocab_index(vocab)  # per-vocabulary (~1 s on Llama-3, once): at compile time, not in a mask
+        vocab_index(vocab)  # per-vocabulary (~1 s on Llama-3, once): at compile time, not in a mask
         self._unused: dict = {}  # (domain, used values) -> the values left, sorted and as a set
 
     def _open(self, sid: int) -> Frame | None:
@@ -603,7 +604,7 @@ class UniqueArrays:
             fast = self._filter_string_domain(bits, sid, frames[0])
             if fast is not None:
                 return fast
-        index = _vocab_index(self.vocab)
+        index = vocab_index(self.vocab)
         chunks = []
         for f in frames:
             if f.domains and f.values:
