@@ -47,9 +47,9 @@ class PackedDfas:
     def __init__(self, rows: int | None = None):
         # The whole table is reserved up front: its pages are mapped only when first written, so the
         # reservation costs nothing and adding a DFA never copies the table (growing by doubling had
-        # copied up to 150 MB inside one mask, 0.5 s, JsonSchemaStore cryproj). np.empty, not
-        # np.zeros: numpy advises huge pages for its own large allocations, calloc's get none, and
-        # first writes to 150 MB took 25 ms instead of 340 ms. Rows are read only once written.
+        # copied up to 150 MB inside one mask, JsonSchemaStore cryproj). First writes still fault
+        # pages in (~2.5 ms/MB on the 2-core box): 1 KiB per DFA state is what a big enum costs.
+        # Rows are read only once written, so np.empty.
         rows = rows or self.MAX_BYTES // (256 * 4)
         self._buffers = (np.empty((rows, 256), dtype=np.int32), np.zeros(rows, dtype=np.bool_))
         self.transitions = self._buffers[0][:0]
