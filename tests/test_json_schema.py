@@ -824,3 +824,24 @@ def test_one_of_discriminated_by_disjoint_patterns():
              [{"type": "basic:list:", "value": ["a"]}], [{"type": "basic:list:", "value": [1]}],
              [{"type": "basic:other:", "value": 1}], [{"type": "data:X:"}], [{"type": "basic:string:"}]]
     check(schema, insts)
+
+
+def test_large_string_automata_are_one_spelled_terminal(llama3_vocab, llama3_tokenizer):
+    """A string value whose automaton is large ("exactly one of five unanchored words", from a
+    Github_easy schema) is one terminal spelled straight from the automaton: right-linear rules
+    made each character a lexeme and a token of the string one parser state per character
+    (160k states and ~0.9 s per mask). Exact against jsonschema, and states stay few."""
+    import corral
+
+    words = ["customer", "maker", "operator", "admin", "designer"]
+    schema = {"type": "array", "items": {"type": "string", "oneOf": [{"pattern": w} for w in words]}}
+    grammar = json_schema_to_grammar(schema).grammar
+    assert any(isinstance(r, rx.Automaton) for r in grammar.terminals.values())
+    docs = [["customer"], ["maker", "xoperatorx"], ["admin maker"], ["designer", "\u00e9admin\u00e9"], ["nothing"],
+            ["custome"], ["makeroperator"], ["a\\"], ["operat\u00f6r"], ["opera\\u0074or"], []]
+    check(schema, docs)
+    compiled = corral.compile_json_schema(schema, llama3_vocab)
+    validator = jsonschema.Draft202012Validator(schema)
+    for doc in docs:
+        assert _engine_accepts(compiled, llama3_tokenizer, json.dumps(doc)) == validator.is_valid(doc), doc
+    assert len(compiled.states.states) < 2000

@@ -48,16 +48,39 @@ def _py(node) -> str:
 
 
 def lark_text(grammar: ir.Grammar) -> str:
+    """The grammar in Lark. A terminal that is a whole automaton becomes right-linear rules over
+    one-class terminals (its regex by state elimination can be exponentially long)."""
     tname = {t: f"T{i}" for i, t in enumerate(sorted(grammar.terminals))}
     nname = {n: f"r{i}" for i, n in enumerate(sorted(grammar.rules))}
     lines = [f"start: {nname[grammar.start]}"]
     nullable = set()
+    automaton_start: dict = {}
+    class_terminals: dict = {}
     for t, regex in grammar.terminals.items():
-        if re.fullmatch(rx.to_python_regex(regex), "", re.S):
+        if isinstance(regex, rx.Automaton):
+            live = regex.live_states()
+            prefix = f"a{tname[t].lower()}s"
+            automaton_start[t] = f"{prefix}0"
+            for q, row in enumerate(regex.trans):
+                if not live[q]:
+                    continue
+                alts = [""] if regex.accepting[q] else []
+                for c, target in enumerate(row):
+                    if target >= 0 and live[target]:
+                        cls = class_terminals.setdefault(regex.classes[c], f"C{len(class_terminals)}")
+                        alts.append(f"{cls} {prefix}{target}")
+                lines.append(f"{prefix}{q}: " + (" | ".join(alts) if alts else "C_NONE"))
+            continue
+        if rx.min_length(regex) == 0:
             nullable.add(t)
         lines.append(f"{tname[t]}: /{_py(regex)}/s")
+    for ranges, name in class_terminals.items():
+        lines.append(f"{name}: /{_py(rx.Chars(tuple(ranges)))}/s")
+    lines.append("C_NONE: /(?!x)x/")
 
     def sym(s):
+        if s in automaton_start:
+            return automaton_start[s]
         if s in grammar.terminals:
             return f"{tname[s]}?" if s in nullable else tname[s]
         return nname[s]

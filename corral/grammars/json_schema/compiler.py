@@ -1720,9 +1720,19 @@ class Compiler:
         # small automata become one terminal; larger ones (e.g. a pattern with a long length bound)
         # become right-linear rules, which stay linear in the automaton's size
         r = dfa.to_regex(max_nodes=3000) if len(dfa.trans) <= 40 else None
+        sym = None
         if r is not None:
             sym = self.b.terminal(_quote(r, quote))
-        else:
+        elif quote is True:
+            # a JSON string value: one terminal spelled straight from the automaton. Rules with a
+            # terminal per character made every character a lexeme, so a token of the string
+            # built one parser state per character (160k states, ~0.9 s per mask, "oneOf" of
+            # unanchored patterns in Github_easy o65510)
+            try:
+                sym = self.b.terminal(spelling.quoted_automaton(dfa))
+            except CompileBudgetError:
+                sym = None
+        if sym is None:
             sym = self._dfa_rules(dfa, quote)
         self._emit_memo[key] = sym
         return sym
