@@ -845,3 +845,17 @@ def test_large_string_automata_are_one_spelled_terminal(llama3_vocab, llama3_tok
     for doc in docs:
         assert _engine_accepts(compiled, llama3_tokenizer, json.dumps(doc)) == validator.is_valid(doc), doc
     assert len(compiled.states.states) < 2000
+
+
+def test_string_automata_too_large_to_spell_stay_rules(llama3_vocab, llama3_tokenizer):
+    """A code-point automaton of 2**11 states ("an a eleven from the end") would spell into a byte
+    DFA past the terminal budget, which failed at the first mask: such strings stay rules."""
+    import corral
+
+    schema = {"type": "string", "pattern": "^[ab]*a[ab]{10}$"}
+    grammar = json_schema_to_grammar(schema).grammar
+    assert not any(isinstance(r, rx.Automaton) for r in grammar.terminals.values())
+    compiled = corral.compile_json_schema(schema, llama3_vocab)
+    validator = jsonschema.Draft202012Validator(schema)
+    for doc in ["a" + "b" * 10, "ba" + "b" * 10, "b" * 11, "abab" * 4, "a" * 10, "c" + "a" * 11]:
+        assert _engine_accepts(compiled, llama3_tokenizer, json.dumps(doc)) == validator.is_valid(doc), doc

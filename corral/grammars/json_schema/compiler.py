@@ -1723,13 +1723,18 @@ class Compiler:
         sym = None
         if r is not None:
             sym = self.b.terminal(_quote(r, quote))
-        elif quote is True:
+        elif quote is True and len(dfa.trans) * 6 <= MAX_KEY_AUTOMATON_STATES:  # (spellings run
+            #                                    6-12 states per code-point state: skip hopeless ones)
             # a JSON string value: one terminal spelled straight from the automaton. Rules with a
             # terminal per character made every character a lexeme, so a token of the string
             # built one parser state per character (160k states, ~0.9 s per mask, "oneOf" of
             # unanchored patterns in Github_easy o65510)
             try:
-                sym = self.b.terminal(spelling.quoted_automaton(dfa))
+                auto = spelling.quoted_automaton(dfa)
+                # as for key regions: a spelling past this would exceed the byte DFA budget at
+                # the first mask; rules stay linear in the automaton instead
+                if len(auto.accepting) <= MAX_KEY_AUTOMATON_STATES:
+                    sym = self.b.terminal(auto)
             except CompileBudgetError:
                 sym = None
         if sym is None:
