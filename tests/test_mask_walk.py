@@ -113,4 +113,4 @@ def test_packed_dfas_hold_each_dfa_shifted_and_outgrow_their_reservation():
         assert np.array_equal(packed.accepting[base:base + d.n_states], d.accepting)
     assert packed.transitions.shape[0] == sum(d.n_states for d in dfas)
     # the default reservation is lazily mapped: creating one is cheap and holds every row
-    assert PackedDfas()._buffers[0].shape[0] * 256 * 4 == PackedDfas.MAX_BYTES
+    assert PackedDfas()._buffers[0].shape[0] * 256 * 4 == PackedDfas.RESERVED_BYTES

@@ -41,16 +41,19 @@ class PackedDfas:
     Thread-safe: rows are written past the published views, under a lock."""
 
     MAX_BYTES = 256 << 20
+    RESERVED_BYTES = 64 << 20
     _current: "PackedDfas | None" = None
     _current_lock = threading.Lock()
 
     def __init__(self, rows: int | None = None):
-        # The whole table is reserved up front: its pages are mapped only when first written, so the
-        # reservation costs nothing and adding a DFA never copies the table (growing by doubling had
-        # copied up to 150 MB inside one mask, JsonSchemaStore cryproj). First writes still fault
-        # pages in (~2.5 ms/MB on the 2-core box): 1 KiB per DFA state is what a big enum costs.
-        # Rows are read only once written, so np.empty.
-        rows = rows or self.MAX_BYTES // (256 * 4)
+        # 64 MiB are reserved up front: pages are mapped only when first written, so the
+        # reservation costs no memory, and most tables never copy (growing from 1,024 rows by
+        # doubling had copied up to 150 MB inside one mask, JsonSchemaStore cryproj). Larger
+        # tables grow by doubling. Not the whole MAX_BYTES: every live table's reservation counts
+        # against an address-space limit (the bench workers' 8 GB RLIMIT_DATA ran out over the full
+        # dev split). First writes fault pages in (~2.5 ms/MB on the 2-core box): 1 KiB per DFA
+        # state is what a big enum costs. Rows are read only once written, so np.empty.
+        rows = rows or self.RESERVED_BYTES // (256 * 4)
         self._buffers = (np.empty((rows, 256), dtype=np.int32), np.zeros(rows, dtype=np.bool_))
         self.transitions = self._buffers[0][:0]
         self.accepting = self._buffers[1][:0]
@@ -60,8 +63,7 @@ class PackedDfas:
     @classmethod
     def current(cls) -> "PackedDfas":
         with cls._current_lock:
-            # past half the reservation, new grammars start a fresh table (older ones keep theirs;
-            # one that outgrows the reservation falls back to a copy)
+            # past MAX_BYTES / 2 in use, new grammars start a fresh table (older ones keep theirs)
             if cls._current is None or 2 * cls._current.transitions.nbytes > cls.MAX_BYTES:
                 cls._current = PackedDfas()
             return cls._current
