@@ -98,6 +98,10 @@ def test_random_text_round_trips(name, text):
     ids = tok.encode(text, add_special_tokens=False)
     if any(i in vocab.special_token_ids for i in ids):  # the text spelled a special token's content
         return
+    if name == "mistral":
+        # SentencePiece's normalizer writes spaces as U+2581, so a literal U+2581 is a space to the
+        # tokenizer too (its own decode gives " "): tokens cannot spell that character
+        text = text.replace("\u2581", " ")
     assert vocab.decode_bytes(ids) == text.encode("utf-8")
 
 
