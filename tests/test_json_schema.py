@@ -229,7 +229,8 @@ def test_whitespace_modes():
     assert bounded.accepts('{"a":   []}') and not bounded.accepts('{"a":    []}')
 
 
-CLOSED_INTEGERS = {"type": "integer", "multipleOf": 3, "maximum": 3000}  # uniqueItems over these: not compiled
+# uniqueItems with positional items over a closed language: not compiled
+UNIQUE_TUPLE = {"type": "array", "uniqueItems": True, "prefixItems": [{"type": "integer", "multipleOf": 3, "maximum": 3000}]}
 
 
 def test_errors_and_lenient_report():
@@ -238,11 +239,11 @@ def test_errors_and_lenient_report():
     with pytest.raises(SchemaError):
         json_schema_to_grammar("{not json")
     with pytest.raises(UnsupportedSchemaError) as e:
-        json_schema_to_grammar({"properties": {"a": {"type": "array", "uniqueItems": True, "items": CLOSED_INTEGERS},
+        json_schema_to_grammar({"properties": {"a": UNIQUE_TUPLE,
                                                "b": {"pattern": "(a)\\1"}}})
     pointers = {(p, k) for p, k, _ in e.value.issues}
     assert ("/properties/a", "uniqueItems") in pointers and ("/properties/b", "pattern") in pointers
-    res = json_schema_to_grammar({"type": "array", "uniqueItems": True, "items": CLOSED_INTEGERS}, lenient=True)
+    res = json_schema_to_grammar(UNIQUE_TUPLE, lenient=True)
     assert res.report and res.report[0][1] == "uniqueItems"
     assert LarkOracle(res.grammar).accepts("[3, 3]")  # lenient: ignored (looser), and reported
     with pytest.raises(UnsupportedSchemaError):  # overlapping oneOf whose negation is not compiled
@@ -601,6 +602,37 @@ def test_vectorized_minimization_equals_the_reference(seed):
                   a.product(b, both=False, minimize=False)):
             fast, ref = d.minimize(), d._minimize_reference()
             assert fast.trans == ref.trans and fast.accept == ref.accept
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_vectorized_product_equals_the_reference(seed):
+    """cpdfa's level-by-level numpy product vs the pair-by-pair one: equal minimized automata
+    (intersection and union, complements included), and equal state counts before minimizing."""
+    from corral.grammars.json_schema import cpdfa
+    from corral.grammars.regex_parser import parse_regex
+
+    def canonical(d):  # state numbers in breadth-first order over atoms: equal iff isomorphic
+        order, index = [0], {0: 0}
+        for q in order:
+            for t in d.trans[q]:
+                if t not in index:
+                    index[t] = len(order)
+                    order.append(t)
+        return [[index[t] for t in d.trans[q]] for q in order], [d.accept[q] for q in order]
+
+    rnd = __import__("random").Random(seed)
+    pieces = ["a", "b", "ab", "[a-c]", "[^b]", "x*", "(ab|ba)", "[0-9]{2}", ".", "c?", "\\d+"]
+    for _ in range(40):
+        regexes = [parse_regex("".join(rnd.choice(pieces) for _ in range(rnd.randint(1, 5))) + rnd.choice(["", ".*"]))
+                   for _ in range(2)]
+        atoms = cpdfa.Atoms(regexes + [rx.any_char()])
+        a, b = (cpdfa.Dfa.from_regex(r, atoms) for r in regexes)
+        for other in (b, b.complement()):
+            for both in (True, False):
+                fast, ref = a.product(other, both), a._product_reference(other, both)
+                assert canonical(fast) == canonical(ref)
+                fast, ref = a.product(other, both, minimize=False), a._product_reference(other, both, minimize=False)
+                assert len(fast.trans) == len(ref.trans) and sum(fast.accept) == sum(ref.accept)
 
 
 def test_one_of_over_finite_branches_keeps_the_values_exactly_one_holds():

@@ -267,14 +267,116 @@ def test_integer_masks_equal_the_completion_oracle(schema, doc, llama3_vocab, ll
         prefix += llama3_vocab.token_bytes(t).decode("utf-8")
 
 
-def test_closed_item_languages_stay_unsupported(llama3_vocab):
-    """A prefix with finitely many completions could be forced into a repeat: not compiled."""
-    for items in ({"type": "string", "maxLength": 3}, {"type": "string", "format": "date"},
-                  {"type": "array", "maxItems": 2}, {"type": "integer", "multipleOf": 3},
-                  {"anyOf": [{"type": "integer", "maximum": 5}, {"type": "integer", "minimum": 10}]},
-                  {"type": "object", "additionalProperties": False, "properties": {"a": {"type": "string"}}}):
-        with pytest.raises(UnsupportedSchemaError):
-            corral.compile_json_schema({"type": "array", "items": items, "uniqueItems": True}, llama3_vocab)
+CLOSED_ITEMS = [
+    {"type": "string", "maxLength": 3}, {"type": "string", "format": "date"},
+    {"type": "array", "maxItems": 2}, {"type": "integer", "multipleOf": 3},
+    {"anyOf": [{"type": "integer", "maximum": 5}, {"type": "integer", "minimum": 10}]},
+    {"type": "object", "additionalProperties": False, "properties": {"a": {"type": "string"}}},
+    {"type": "object", "additionalProperties": False, "required": ["k"],
+     "properties": {"k": {"enum": ["a", "b"]}, "f": {"type": "boolean"}}},
+    {"anyOf": [{"type": "string", "pattern": "^[ab]{1,2}$"},
+               {"type": "object", "additionalProperties": False, "properties": {"n": {"type": "integer"}}}]},
+]
+
+
+def _closed_instances(rnd: random.Random) -> list:
+    values = ["", "a", "b", "ab", "abc", "2020-01-01", "2020-01-02", 3, 6, 7, 0, 12, 1, -3, [], [1], [1, 2], [2, 1],
+              {}, {"a": "x"}, {"a": "y"}, {"k": "a"}, {"k": "b"}, {"k": "a", "f": True}, {"f": True, "k": "a"},
+              {"k": "a", "f": False}, {"n": 1}, {"n": 2}, "ba", "bb", "aa"]
+    return [[rnd.choice(values) for _ in range(rnd.randint(0, 5))] for _ in range(120)]
+
+
+@pytest.mark.parametrize("items", CLOSED_ITEMS)
+def test_closed_item_languages_match_jsonschema(items, llama3_vocab, llama3_tokenizer):
+    """Item languages where a prefix may have only used values left to complete it ("ab" of
+    maxLength 2, '{"k": "a", "f": true' of a closed object): the Matcher searches the prefix's
+    completions for an unused value (Grammar.unique_searched). Oracle: jsonschema on documents."""
+    schema = {"type": "array", "items": items, "uniqueItems": True}
+    compiled = corral.compile_json_schema(schema, llama3_vocab)
+    assert compiled.grammar.unique_searched
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    for inst in _closed_instances(random.Random(11)):
+        want = validator.is_valid(inst)
+        for text in (json.dumps(inst), json.dumps(inst, separators=(",", ":"))):
+            assert _accepts(compiled, llama3_tokenizer, text) == want, (items, text)
+
+
+@pytest.mark.parametrize("items", CLOSED_ITEMS[3:])
+def test_random_walks_over_closed_items_never_dead_end(items, llama3_vocab):
+    """Masks are not too loose: every allowed token keeps a completion, so walks never meet an
+    empty mask, and every document they finish is valid."""
+    schema = {"type": "array", "items": items, "uniqueItems": True, "maxItems": 8}
+    compiled = corral.compile_json_schema(schema, llama3_vocab, whitespace="compact")
+    validator = jsonschema.Draft202012Validator(schema)
+    eos = set(llama3_vocab.eos_token_ids)
+    rnd = random.Random(5)
+    for _ in range(8):
+        m = compiled.matcher()
+        text = b""
+        for _ in range(60):
+            ids = m.allowed_token_ids()
+            assert len(ids), ("dead end", text)
+            tok = int(rnd.choice(ids))
+            if tok in eos:
+                break
+            if len(llama3_vocab.token_bytes(tok)) > 2 and rnd.random() < 0.8:
+                continue  # short tokens first, so items repeat often
+            assert m.accept_token(tok)
+            text += llama3_vocab.token_bytes(tok)
+        if m.is_accepting():
+            assert validator.is_valid(json.loads(text)), text
+
+
+def _small_vocab(llama3_vocab):
+    """Llama-3's first 3,000 tokens plus every token with a quote, comma or bracket: small enough
+    to step every token through the parser."""
+    from corral.masks.vocab import Vocabulary
+
+    keep = [t for t in range(llama3_vocab.size) if t < 3000 or any(c in llama3_vocab.token_bytes(t) for c in b'",[]{}')]
+    return Vocabulary([llama3_vocab.token_bytes(t) for t in keep], eos_token_ids=[keep.index(t) for t in
+                      llama3_vocab.eos_token_ids if t in keep] or [])
+
+
+@pytest.mark.parametrize("items,doc", [
+    ({"type": "string", "pattern": "^(ab|abc|b|ba|c)$"}, ["ab", "b", "ba", "abc", "c"]),
+    (CLOSED_ITEMS[6], [{"k": "a", "f": True}, {"k": "b"}, {"f": True, "k": "b"}, {"k": "a"}]),
+    (CLOSED_ITEMS[3], [3, 30, 6, -3, 0]),
+])
+def test_searched_filter_equals_stepping_every_token(items, doc, llama3_vocab, llama3_tokenizer):
+    """The filter steps only candidates (tokens the trie walk finds spelled as used values, and
+    restarts after a comma); stepping every token the grammar allows gives the same mask."""
+    from corral.automata.earley import DEAD
+
+    vocab = _small_vocab(llama3_vocab)
+    schema = {"type": "array", "items": items, "uniqueItems": True}
+    compiled = corral.compile_json_schema(schema, vocab)
+    plain = corral.compile_json_schema({"type": "array", "items": items}, vocab)
+    unique = compiled._unique
+    m, p = compiled.matcher(), plain.matcher()
+    text = json.dumps(doc).encode()
+    pos = 0
+    while pos < len(text):
+        got, base = m.next_token_bits(), p.next_token_bits()
+        want = base.copy()
+        sid, frames = m._history[-1], m._frames[-1]
+        for tok in np.flatnonzero(np.unpackbits(base.view(np.uint8), bitorder="little")[:vocab.size]).tolist():
+            data = vocab.token_bytes(tok)
+            if data and unique.advance(sid, frames, data)[0] == DEAD:
+                want[tok >> 5] &= ~np.uint32(1 << (tok & 31))
+        assert np.array_equal(got, want), (text[:pos], [vocab.token_bytes(int(x)) for x in np.flatnonzero(
+            np.unpackbits((got ^ want).view(np.uint8), bitorder="little"))[:8]])
+        # the longest token that spells the document on
+        node, best = 0, None
+        trie = vocab.trie
+        for k in range(pos, len(text)):
+            node = trie.find(text[pos:k + 1])
+            if node < 0:
+                break
+            ids = trie.tokens_at(node)
+            if len(ids):
+                best = int(ids[0])
+        assert best is not None and m.accept_token(best) and p.accept_token(best)
+        pos += len(vocab.token_bytes(best))
 
 
 def test_the_draft7_meta_schema_validates_schemas(llama3_vocab):
@@ -306,24 +408,27 @@ def _domain_completions(minimum: int) -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("minimum", [0, 3])
-def test_string_domain_masks_equal_the_completion_oracle(minimum, llama3_vocab, llama3_tokenizer):
+@pytest.mark.parametrize("minimum,path", [(0, "domain"), (3, "domain"), (0, "searched"), (2, "searched")])
+def test_string_domain_masks_equal_the_completion_oracle(minimum, path, llama3_vocab, llama3_tokenizer):
     """Items from a finite set of strings (beyond the small-domain subset machine when the enum is
     large; forced here through the domain path): a prefix only fitting used values, a comma with
     no unused value left, or too few values left for minItems are dead. Oracle: the grammar without
     uniqueItems allows the token and some completion from a list makes a valid document
-    (tokens with a backslash are left to the document test below)."""
+    (tokens with a backslash are left to the document test below). The "searched" path states
+    the same set as a pattern, so the Matcher's completion search decides instead."""
     from corral.grammars.json_schema import compiler as jsc
 
-    schema = {"type": "array", "items": {"enum": DOMAIN}, "uniqueItems": True, "minItems": minimum}
-    plain_schema = {"type": "array", "items": {"enum": DOMAIN}, "minItems": minimum}
+    items = {"enum": DOMAIN} if path == "domain" else \
+        {"type": "string", "pattern": "^(" + "|".join(re.escape(w) for w in DOMAIN) + ")$"}
+    schema = {"type": "array", "items": items, "uniqueItems": True, "minItems": minimum}
+    plain_schema = {"type": "array", "items": items, "minItems": minimum}
     old = jsc.Compiler._unique_finite_array
     jsc.Compiler._unique_finite_array = lambda *a, **k: False  # take the string-domain path
     try:
         compiled = corral.compile_json_schema(schema, llama3_vocab)
     finally:
         jsc.Compiler._unique_finite_array = old
-    assert compiled.grammar.unique_string_domains
+    assert compiled.grammar.unique_string_domains if path == "domain" else compiled.grammar.unique_searched
     plain = corral.compile_json_schema(plain_schema, llama3_vocab)
     validator = jsonschema.Draft202012Validator(schema)
     completions = _domain_completions(minimum)
@@ -424,3 +529,48 @@ def test_string_domain_fast_filter_equals_stepping_every_token(minimum, llama3_v
                 break
             m.accept_token(int(rnd.choice(ids.tolist())))
     assert calls[0] > 20
+
+
+def _spellings(v, rnd: random.Random) -> list[bytes]:
+    """JSON spellings of ``v``: json.dumps variants, shuffled key orders, \\u escapes."""
+    out = []
+    for _ in range(6):
+        def shuffled(x):
+            if isinstance(x, dict):
+                keys = list(x)
+                rnd.shuffle(keys)
+                return {k: shuffled(x[k]) for k in keys}
+            if isinstance(x, list):
+                return [shuffled(e) for e in x]
+            return x
+        w = shuffled(v)
+        out.append(json.dumps(w).encode())
+        out.append(json.dumps(w, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+        out.append(json.dumps(w, indent=rnd.choice([1, 2, 4])).encode())
+    return out
+
+
+def test_spelled_as_accepts_every_prefix_of_every_spelling_and_resumes_alike():
+    """The search's pruning: a prefix of any spelling of a used value must count as spelled as it
+    (a wrong "no" would let a repeat through as a new value), and resuming from a checkpoint
+    answers like reading from the start."""
+    from corral.masks import unique
+
+    rnd = random.Random(1)
+    values = ["", "a\"b", "é\\", "x" * 40, 0, 12, -3.5, 1e21, True, None, [], [1, "a", [2]], {},
+              {"a": 1, "b": "x", "c": [True, {"d": None}]}, {"k": "é", "k2": {"z": []}}]
+    for v in values:
+        canon = unique._canonical(json.loads(json.dumps(v), parse_float=unique.Decimal, parse_int=unique.Decimal))
+        others = [w for w in values if w != v or type(w) is not type(v)]
+        for text in _spellings(v, rnd):
+            for k in range(1, len(text) + 1):
+                prefix = text[:k]
+                assert unique._spelled_as(canon, prefix), (v, prefix)
+                cut = rnd.randint(0, k)
+                assert unique._spelled_as(canon, prefix, unique._checkpoint(canon, text[:cut])), (v, prefix, cut)
+        # a complete spelling of a different value is not spelled as this one (a space after it
+        # ends a number: "1" alone may still become "10")
+        for w in others:
+            text = json.dumps(w).encode() + b" "
+            if json.loads(text) != v:
+                assert not unique._spelled_as(canon, text), (v, w)

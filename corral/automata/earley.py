@@ -448,7 +448,28 @@ class ParserStates:
         if n is None:
             st = self.states[sid]
             pos_lhs = self.t.pos_lhs
-            kernel = {it for it in st.items if it >> 32 and pos_lhs[it & POS_MASK] not in blocked}
+            # an item begun in an earlier state lives only through the items there that wait for
+            # its nonterminal: it moves to that state's remainder, or goes when none waits there
+            # (a value inside a unique array's item dies with the array's parse)
+            kernel = set()
+            changed = False
+            for it in st.items:
+                if not it >> 32:
+                    continue  # predicted here: derived again from what is kept
+                p = it & POS_MASK
+                lhs = pos_lhs[p]
+                if lhs in blocked:
+                    changed = True
+                    continue
+                o = item_origin(it)
+                kept_origin = self.without(o, blocked)
+                if kept_origin == o:
+                    kernel.add(it)
+                elif kept_origin != DEAD and self.waiting_nt(kept_origin, lhs):
+                    kernel.add(make_item(p, kept_origin))
+                    changed = True
+                else:
+                    changed = True
             # a lexeme still being read completes into the items waiting in its start state: those
             # go through the same removal, or the parse would come back when the lexeme ends
             scans = set()
@@ -456,7 +477,16 @@ class ParserStates:
                 kept = start if start == sid else self.without(start, blocked)
                 if kept != DEAD and self.waiting_t(kept, term):
                     scans.add((term, q, kept))
-            n = self._closure_state(kernel, scans, blocked=blocked) if kernel or scans else DEAD
+                changed = changed or kept != start
+            if not changed and len(scans) == len(st.scans) and not any(
+                    pos_lhs[it & POS_MASK] in blocked for it in st.items):
+                n = sid  # nothing of those parses here or before
+            elif sid == self.initial:
+                # all predictions, and acceptance is read off items begun in state 0: kept as is
+                # (what a removed array predicts here is its opening bracket alone)
+                n = sid
+            else:
+                n = self._closure_state(kernel, scans, blocked=blocked) if kernel or scans else DEAD
             if n != DEAD and not self.states[n].entries and not self.states[n].accepting:
                 n = DEAD
             self._without[key] = n

@@ -63,9 +63,12 @@ class Grammar:
     # then "0…", "-0…", "n." and prefixes near a bound already narrow the value (masks/unique.py).
     # ``unique_string_domains``: those arrays whose items are a finite set of strings, with that
     # set (sorted) and minItems (the Matcher keeps enough unused values within reach).
+    # ``unique_searched``: arrays whose item prefixes may have only used values left (closed item
+    # languages), with minItems: the Matcher searches each prefix's completions for an unused value.
     unique_arrays: Mapping[str, frozenset] = field(default_factory=dict)
     unique_integer_items: Mapping[str, tuple] = field(default_factory=dict)
     unique_string_domains: Mapping[str, tuple] = field(default_factory=dict)
+    unique_searched: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.start not in self.rules:
@@ -85,7 +88,8 @@ class Grammar:
             if t not in self.terminals or any(n not in self.rules for n in nts):
                 raise GrammarError(f"unique array {t!r} names undefined symbols")
         if not set(self.unique_integer_items) <= set(self.unique_arrays) or \
-                not set(self.unique_string_domains) <= set(self.unique_arrays):
+                not set(self.unique_string_domains) <= set(self.unique_arrays) or \
+                not set(self.unique_searched) <= set(self.unique_arrays):
             raise GrammarError("unique_integer_items / unique_string_domains name a terminal that opens no unique array")
 
     def is_terminal(self, name: str) -> bool:
@@ -126,7 +130,7 @@ class Grammar:
             todo.extend(s for a in alts for s in a if self.family_of(s) is not None and s not in rules)
         return Grammar(terminals=self.terminals, rules=rules, start=self.start, ignore=self.ignore,
                        unique_arrays=self.unique_arrays, unique_integer_items=self.unique_integer_items,
-                       unique_string_domains=self.unique_string_domains)
+                       unique_string_domains=self.unique_string_domains, unique_searched=self.unique_searched)
 
     def fingerprint(self) -> str:
         """A stable text form, used as a cache key."""
@@ -143,6 +147,8 @@ class Grammar:
             parts.append(f"UI {k} = {self.unique_integer_items[k]!r}")
         for k in sorted(self.unique_string_domains):
             parts.append(f"UD {k} = {self.unique_string_domains[k]!r}")
+        for k in sorted(self.unique_searched):
+            parts.append(f"US {k} = {self.unique_searched[k]!r}")
         return "\n".join(parts)
 
 
@@ -157,6 +163,7 @@ class GrammarBuilder:
     unique_arrays: dict[str, frozenset] = field(default_factory=dict)
     unique_integer_items: dict[str, tuple] = field(default_factory=dict)
     unique_string_domains: dict[str, tuple] = field(default_factory=dict)
+    unique_searched: dict[str, int] = field(default_factory=dict)
     _by_regex: dict[rx.Regex, str] = field(default_factory=dict)
     _alternative_sets: dict[str, set] = field(default_factory=dict)
     _counter: int = 0
@@ -197,6 +204,7 @@ class GrammarBuilder:
             unique_arrays=dict(self.unique_arrays),
             unique_integer_items=dict(self.unique_integer_items),
             unique_string_domains=dict(self.unique_string_domains),
+            unique_searched=dict(self.unique_searched),
         )
 
 

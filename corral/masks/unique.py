@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import bisect
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 import numpy as np
@@ -64,6 +64,22 @@ class Frame:
     depth: int = 0  # bracket depth inside a container item
     in_string: bool = False  # inside a string within a container item
     escaped: bool = False  # the previous byte was an escaping backslash
+    # arrays whose item language is closed (``Grammar.unique_searched``): their ids, the largest
+    # minItems among them, and the used values the current item may still be spelled as (a
+    # superset; None: not narrowed yet). Not part of equality: it only saves work.
+    searched: frozenset = frozenset()
+    searched_min: int = 0
+    cands: tuple | None = field(default=None, compare=False)
+    checkpoints: dict = field(default_factory=dict, compare=False)  # cand -> ``_checkpoint`` in the item
+
+
+def replace(f: Frame, **changes) -> Frame:
+    """``dataclasses.replace`` without its per-field checks (5x faster: frames change per byte)."""
+    g = object.__new__(Frame)
+    d = g.__dict__
+    d.update(f.__dict__)
+    d.update(changes)
+    return g
 
 
 def _canonical(v):
@@ -122,7 +138,7 @@ def _scan(f: Frame, b: int) -> tuple[Frame | None, object]:
         if b == _BACKSLASH:
             return replace(f, item=f.item + bytes((b,)), escaped=True), _NO_VALUE
         if b == _QUOTE:
-            return replace(f, kind=BETWEEN, item=b""), _value(f.item, STRING)
+            return replace(f, kind=BETWEEN, item=b"", cands=None), _value(f.item, STRING)
         return replace(f, item=f.item + bytes((b,))), _NO_VALUE
     if k == CONTAINER:
         item = f.item + bytes((b,))
@@ -136,14 +152,14 @@ def _scan(f: Frame, b: int) -> tuple[Frame | None, object]:
             return replace(f, item=item, depth=f.depth + 1), _NO_VALUE
         if b in _CLOSERS:
             if f.depth == 1:
-                return replace(f, kind=BETWEEN, item=b"", depth=0), _value(item, CONTAINER)
+                return replace(f, kind=BETWEEN, item=b"", depth=0, cands=None), _value(item, CONTAINER)
             return replace(f, item=item, depth=f.depth - 1), _NO_VALUE
         return replace(f, item=item), _NO_VALUE
     if k == SCALAR:
         if b not in _DELIMITERS:
             return replace(f, item=f.item + bytes((b,))), _NO_VALUE
         value = _value(f.item, SCALAR)
-        nxt, _ = _scan(replace(f, kind=BETWEEN, item=b""), b)  # the delimiter, at list level
+        nxt, _ = _scan(replace(f, kind=BETWEEN, item=b"", cands=None), b)  # the delimiter, at list level
         return nxt, value
     # between items, at the array's own level
     if b == _QUOTE:
@@ -328,6 +344,295 @@ def _used_fits(f: Frame) -> bool:
     return any(kind == "string" and v.startswith(text) for kind, v in f.values)
 
 
+# -- closed item languages: can the item being read still become an unused value? -------------------
+_PARTIAL = -1  # the data ended inside the value
+_NUMBER_BYTES = frozenset(b"0123456789+-.eE")
+
+
+def _skip_ws(data: bytes, i: int) -> int:
+    n = len(data)
+    while i < n and data[i] in _WS:
+        i += 1
+    return i
+
+
+def _string_at(data: bytes, i: int):
+    """A JSON string's content from ``i`` (just past its opening quote): (text, index past the
+    closing quote or None while open, bytes of an unfinished character); None when invalid."""
+    j = data.find(b'"', i)
+    if data.find(b"\\", i, len(data) if j < 0 else j) < 0:  # no escape: plain UTF-8
+        try:
+            return (data[i:].decode("utf-8"), None, b"") if j < 0 else (data[i:j].decode("utf-8"), j + 1, b"")
+        except UnicodeDecodeError:
+            pass  # an unfinished character at the end, or invalid: the careful way below
+    end = _closing_quote(data[i:])
+    if end is None:
+        prefix = _string_prefix(data[i:])
+        return None if prefix is None else (prefix[0], None, prefix[1])
+    prefix = _string_prefix(data[i:i + end])
+    if prefix is None or prefix[1]:
+        return None
+    return prefix[0], i + end + 1, b""
+
+
+def _text_fits(text: str, pending: bytes, target: str) -> bool:
+    """Some spelling of ``target`` starts with the decoded ``text`` and then ``pending``."""
+    if not target.startswith(text):
+        return False
+    return not pending or (len(target) > len(text) and _can_spell(pending, target[len(text)]))
+
+
+def _number_prefix_fits(v: Decimal, run: bytes) -> bool:
+    """Some number spelling that starts with ``run`` equals ``v`` (may answer True wrongly, never
+    False wrongly: a superset only costs search)."""
+    text = run.decode("ascii", "replace")
+    negative = text.startswith("-")
+    body = text[1:] if negative else text
+    if (negative and v > 0) or (not negative and v < 0):
+        return False
+    if "e" in body or "E" in body:
+        return True
+    digits = body.replace(".", "").lstrip("0").rstrip("0")
+    if not digits:
+        return True  # "0", "0.0…": any value may still follow
+    if v == 0:
+        return False
+    significant = "".join(map(str, abs(v).normalize().as_tuple().digits)).rstrip("0")
+    return significant.startswith(digits)
+
+
+_MISMATCH = -2
+_CANONICAL: dict = {}  # string -> its shortest JSON spelling's content bytes
+
+
+def _common_prefix(a: bytes, b: bytes) -> int:
+    lo, hi = 0, min(len(a), len(b))
+    if a[:hi] == b[:hi]:
+        return hi
+    while lo < hi:  # a[:lo] == b[:lo], a[:hi] != b[:hi]
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _match_canonical_string(x: str, data: bytes, i: int) -> int | None:
+    """The string ``x`` against a string's content at ``data[i:]`` by bytes, when that decides
+    it (no escape before the first difference): the index past the closing quote, _PARTIAL,
+    _MISMATCH; None when only decoding can tell."""
+    canon = _CANONICAL.get(x)
+    if canon is None:
+        canon = json.dumps(x, ensure_ascii=False)[1:-1].encode("utf-8")
+        if len(_CANONICAL) > 65536:
+            _CANONICAL.clear()
+        _CANONICAL[x] = canon
+    raw = data[i:i + len(canon) + 1]
+    k = _common_prefix(raw, canon)
+    if k == len(canon):
+        if k == len(raw):
+            return _PARTIAL  # the data ends right before the closing quote
+        return i + k + 1 if raw[k] == _QUOTE else None  # a quote closes it; else an escape may
+    if k == len(raw):
+        return _PARTIAL  # the data ends inside the canonical spelling
+    if _BACKSLASH in raw[:k + 1] or _BACKSLASH in canon[:k + 1]:
+        return None
+    return _MISMATCH
+
+
+def _match_value(v, data: bytes, i: int, resume=None, record=None) -> int | None:
+    """Index past a spelling of the canonical value ``v`` at ``data[i:]`` (any whitespace, key
+    order, escapes, number spelling), ``_PARTIAL`` when ``data`` ends inside one, None when no
+    spelling of ``v`` starts there.
+
+    For an array or object: ``record`` (a one-element list) receives a checkpoint after each
+    complete element or member, (index, elements done or keys used); ``resume`` starts from one,
+    so a long item is not read again for every byte a walk or search tries after it."""
+    n = len(data)
+    if resume is not None:
+        return (_match_elements if v[0] == "array" else _match_members)(v[1], data, resume[0], resume[1], record)
+    i = _skip_ws(data, i)
+    if i >= n:
+        return _PARTIAL
+    kind, x = v
+    b = data[i]
+    if kind == "string":
+        if b != _QUOTE:
+            return None
+        fast = _match_canonical_string(x, data, i + 1)
+        if fast is not None:
+            return fast if fast >= 0 else (None if fast == _MISMATCH else _PARTIAL)
+        s = _string_at(data, i + 1)
+        if s is None:
+            return None
+        text, end, pending = s
+        if end is None:
+            return _PARTIAL if _text_fits(text, pending, x) else None
+        return end if text == x else None
+    if kind == "number":
+        j = i
+        while j < n and data[j] in _NUMBER_BYTES:
+            j += 1
+        if j == i:
+            return None
+        if j == n:
+            return _PARTIAL if _number_prefix_fits(x, data[i:j]) else None
+        try:
+            return j if Decimal(data[i:j].decode("ascii")) == x else None
+        except ArithmeticError:
+            return None
+    if kind == "literal":
+        spelling = b"true" if x is True else b"false" if x is False else b"null"
+        rest = data[i:i + len(spelling)]
+        if not spelling.startswith(rest):
+            return None
+        return _PARTIAL if len(rest) < len(spelling) else i + len(spelling)
+    if kind == "array":
+        if b != _LBRACKET:
+            return None
+        return _match_elements(x, data, i + 1, 0, record)
+    if b != 0x7B:
+        return None
+    return _match_members(x, data, i + 1, (), record)
+
+
+def _match_elements(x: tuple, data: bytes, i: int, done: int, record) -> int | None:
+    """An array's elements from the ``done``-th on, at ``data[i:]`` (past '[' or an element)."""
+    n = len(data)
+    for k in range(done, len(x)):
+        i = _skip_ws(data, i)
+        if i >= n:
+            return _PARTIAL
+        if k:
+            if data[i] != 0x2C:
+                return None
+            i += 1
+        r = _match_value(x[k], data, i)
+        if r is None or r == _PARTIAL:
+            return r
+        i = r
+        if record is not None:
+            record[0] = (i, k + 1)
+    i = _skip_ws(data, i)
+    if i >= n:
+        return _PARTIAL
+    return i + 1 if data[i] == _RBRACKET else None
+
+
+def _match_members(x: frozenset, data: bytes, i: int, used: tuple, record) -> int | None:
+    """An object's members other than the keys ``used``, in any order, each key once, at
+    ``data[i:]`` (past '{' or a member)."""
+    n = len(data)
+    remaining = dict(x)
+    for k in used:
+        del remaining[k]
+    first = not used
+    while True:
+        i = _skip_ws(data, i)
+        if i >= n:
+            return _PARTIAL
+        if not remaining:
+            return i + 1 if data[i] == 0x7D else None
+        if not first:
+            if data[i] != 0x2C:
+                return None
+            i = _skip_ws(data, i + 1)
+            if i >= n:
+                return _PARTIAL
+        if data[i] != _QUOTE:
+            return None
+        s = _string_at(data, i + 1)
+        if s is None:
+            return None
+        text, end, pending = s
+        if end is None:
+            return _PARTIAL if any(_text_fits(text, pending, k) for k in remaining) else None
+        if text not in remaining:
+            return None
+        i = _skip_ws(data, end)
+        if i >= n:
+            return _PARTIAL
+        if data[i] != 0x3A:
+            return None
+        r = _match_value(remaining.pop(text), data, i + 1)
+        if r is None or r == _PARTIAL:
+            return r
+        i = r
+        first = False
+        if record is not None:
+            used = used + (text,)
+            record[0] = (i, used)
+
+
+_SPELLED: dict = {}  # (value, item bytes) -> _spelled_as: searches of nearby tokens ask again
+
+
+def _spelled_as(v, data: bytes, resume=None) -> bool:
+    """``data`` (an item read so far) is a prefix of some JSON spelling of the canonical value
+    ``v``; ``resume``: a checkpoint of ``v`` in a prefix of ``data`` (``_checkpoint``)."""
+    key = (v, data)
+    hit = _SPELLED.get(key)
+    if hit is None:
+        r = _match_value(v, data, 0, resume)
+        hit = r is not None and (r == _PARTIAL or not data[r:].strip(b" \t\n\r"))
+        if len(_SPELLED) > 65536:
+            _SPELLED.clear()
+        _SPELLED[key] = hit
+    return hit
+
+
+def _closing_values(f: Frame) -> frozenset:
+    """The values the item being read has if it closes at the next byte (a token may close it
+    and start an equal one after a comma)."""
+    if f.kind == STRING and not f.escaped:
+        out = {_value(f.item, STRING)}
+    elif f.kind == CONTAINER and f.depth == 1 and not f.in_string:
+        out = {_value(f.item + b"}", CONTAINER), _value(f.item + b"]", CONTAINER)}
+    elif f.kind == SCALAR:
+        out = {_value(f.item, SCALAR)}
+    else:
+        return frozenset()
+    out.discard(_NO_VALUE)
+    return frozenset(out)
+
+
+def _closes(f: Frame, b: int) -> bool:
+    """The byte ``b`` closes the item being read."""
+    if f.kind == STRING:
+        return b == _QUOTE and not f.escaped
+    if f.kind == CONTAINER:
+        return b in _CLOSERS and f.depth == 1 and not f.in_string
+    return f.kind == SCALAR and b in _DELIMITERS
+
+
+def _item_bytes(f: Frame) -> bytes:
+    return b'"' + f.item if f.kind == STRING else f.item
+
+
+def _checkpoint(v, data: bytes, resume=None):
+    """Where matching ``v`` against ``data`` may resume for longer data: after the last complete
+    element or member of a top-level array or object (None: from the start)."""
+    if v[0] not in ("array", "object"):
+        return None
+    record = [resume]
+    _match_value(v, data, 0, resume, record)
+    return record[0]
+
+
+def _narrow(f: Frame) -> Frame:
+    """``f`` with ``cands`` cut to the used values its current item may still be spelled as, each
+    with its checkpoint in the item."""
+    cands = f.values if f.cands is None else f.cands
+    data = _item_bytes(f)
+    old = f.checkpoints if f.cands is not None else {}
+    kept = tuple(u for u in cands if _spelled_as(u, data, old.get(u)))
+    return replace(f, cands=kept, checkpoints={u: _checkpoint(u, data, old.get(u)) for u in kept})
+
+
+SEARCH_NODES = 2048  # prefixes one search may visit before it answers "alive"
+
+
 @dataclass(frozen=True)
 class _VocabIndex:
     """Per frame kind, the tokens that can complete an item (supersets; each is checked exactly)."""
@@ -343,6 +648,10 @@ class _VocabIndex:
     #                            true / false / null: may start or go on with a literal
     whole_items: np.ndarray  # tokens that may hold a whole item: 2+ quotes, an opener then a
     #                          closer, or a scalar byte followed by a delimiter
+    # tokens with a comma and then more than whitespace (may close an item and start another):
+    # with one comma, by what follows it (whitespace stripped); with more, all in one array
+    restarts: dict
+    multi_restarts: np.ndarray
 
 
 _SCALAR_BYTES = frozenset(range(256)) - _DELIMITERS - _OPENERS - _CLOSERS - {_QUOTE}
@@ -358,6 +667,8 @@ def vocab_index(vocab) -> _VocabIndex:
     if hit is None:
         by_prefix: dict[bytes, list[int]] = {}
         slow, quoted, closers, quote_closers, delimited, whole, zero_or_dot, literal_bytes = [], [], [], [], [], [], [], []
+        restarts: dict[bytes, list[int]] = {}
+        multi_restarts = []
         for tok in range(vocab.size):
             data = vocab.token_bytes(tok)
             if not data:
@@ -367,6 +678,12 @@ def vocab_index(vocab) -> _VocabIndex:
                 closers.append(tok)
             if any(c in _DELIMITERS for c in data):
                 delimited.append(tok)
+            comma = data.find(b",")
+            if comma >= 0 and data[comma + 1:].strip(b" \t\n\r"):
+                if data.count(b",") > 1:
+                    multi_restarts.append(tok)
+                else:
+                    restarts.setdefault(data[comma + 1:].lstrip(b" \t\n\r"), []).append(tok)
             if b"0" in data or b"." in data or b"-" in data:
                 zero_or_dot.append(tok)
             significant = data.lstrip(b" \t\n\r,")
@@ -388,7 +705,8 @@ def vocab_index(vocab) -> _VocabIndex:
         arr = lambda xs: np.array(xs, dtype=np.int64)  # noqa: E731
         hit = _VocabIndex(by_prefix={k: arr(v) for k, v in by_prefix.items()}, slow=arr(slow), quoted=arr(quoted),
                           closers=arr(closers), quote_closers=arr(quote_closers), delimited=arr(delimited),
-                          whole_items=arr(whole), zero_or_dot=arr(zero_or_dot), literal_bytes=arr(literal_bytes))
+                          whole_items=arr(whole), zero_or_dot=arr(zero_or_dot), literal_bytes=arr(literal_bytes),
+                          restarts={k: arr(v) for k, v in restarts.items()}, multi_restarts=arr(multi_restarts))
         vocab.cache["corral.unique_index"] = hit
     return hit
 
@@ -403,6 +721,7 @@ class UniqueArrays:
         self.after_open: dict[int, frozenset] = {}
         self.int_at: dict[int, tuple] = {}  # of those, arrays of integer-only numeric items
         self.domain_at: dict[int, tuple] = {}  # of those, arrays over a finite set of strings
+        self.search_at: dict[int, tuple] = {}  # of those, arrays of closed item languages: (ids, minItems)
         for term_name, nts in grammar.unique_arrays.items():
             sym = -1 - tables.terminal_index[term_name]
             ids = frozenset(tables._encode(n) for n in nts)
@@ -416,9 +735,14 @@ class UniqueArrays:
                         if term_name in grammar.unique_string_domains:
                             values, min_items = grammar.unique_string_domains[term_name]
                             self.domain_at[first + 1] = (ids, tuple(values), frozenset(values), int(min_items))
+                        if term_name in grammar.unique_searched:
+                            self.search_at[first + 1] = (ids, int(grammar.unique_searched[term_name]))
         self._open_memo: dict[int, Frame | None] = {}
         vocab_index(vocab)  # per-vocabulary (~1 s on Llama-3, once): at compile time, not in a mask
         self._unused: dict = {}  # (domain, used values) -> the values left, sorted and as a set
+        self._searches: dict = {}  # (state, frame) -> the search's answer
+        self._restarts: dict = {}  # used values -> restart tokens whose new item may be spelled as one
+        self.searches_given_up = 0  # searches that ran out of SEARCH_NODES (answered "alive")
 
     def _open(self, sid: int) -> Frame | None:
         """The frame of a '[' just read in state ``sid`` (None: no unique array opened)."""
@@ -429,8 +753,10 @@ class UniqueArrays:
         int_arrays = tuple(self.int_at[p] for p in opened if p in self.int_at)
         int_blocked = frozenset().union(*(a[0] for a in int_arrays))
         domains = tuple(self.domain_at[p] for p in opened if p in self.domain_at)
-        frame = Frame(blocked, frozenset(), int_blocked=int_blocked, int_arrays=int_arrays,
-                      domains=domains) if blocked else None
+        searched = [self.search_at[p] for p in opened if p in self.search_at]
+        frame = Frame(blocked, frozenset(), int_blocked=int_blocked, int_arrays=int_arrays, domains=domains,
+                      searched=frozenset().union(*(e[0] for e in searched)),
+                      searched_min=max((e[1] for e in searched), default=0)) if blocked else None
         self._open_memo[sid] = frame
         return frame
 
@@ -499,11 +825,146 @@ class UniqueArrays:
             for entry in f.int_arrays:
                 if (entry[1] is not None or entry[2] is not None) and _integers_dead(f, entry):
                     blocked |= entry[0]
+        if any(f.searched and f.values for f in frames):
+            narrowed = []
+            for f in frames:
+                if f.searched and f.values:
+                    if f.kind != BETWEEN:
+                        f = _narrow(f)
+                    if self._search_dead(sid, f):
+                        blocked |= f.searched
+                narrowed.append(f)
+            frames = tuple(narrowed)
         if blocked:
             sid = self.states.without(sid, blocked)
             if sid == DEAD:
                 return DEAD, ()
         return sid, frames
+
+    def _search_dead(self, sid: int, f: Frame) -> bool:
+        """No completion of the current item (of an array with a closed item language) is an
+        unused value. A depth-first search over the parser's bytes that follows only prefixes some
+        used value can still be spelled as: a byte that leaves none of them, or an item closed
+        with an unused value, is a witness. Optional whitespace is skipped where another byte
+        fits (it changes no value). Past SEARCH_NODES it answers "alive": the close check still
+        rejects a repeat, at worst a later mask is empty."""
+        if f.kind == BETWEEN:
+            if not f.expect and len(f.values) >= f.searched_min:
+                return False  # the array may close here
+        elif not f.cands:
+            return False  # no used value fits the item: any completion is new
+        key = (sid, f)
+        hit = self._searches.get(key)
+        if hit is not None:
+            return hit
+        step, allowed_bytes = self.states.step, self.states.allowed_bytes
+        values = f.values
+        # (state, frame, used values the item may be spelled as, checkpoints of the item read at
+        # the start: valid while that item goes on)
+        stack = [(sid, f, f.cands if f.kind != BETWEEN else None, f.checkpoints if f.kind != BETWEEN else {})]
+        nodes = 0
+        dead = True
+        while stack and dead:
+            nodes += 1
+            if nodes > SEARCH_NODES:
+                self.searches_given_up += 1
+                dead = False
+                break
+            s, g, cands, resume = stack.pop()
+            allowed = np.flatnonzero(allowed_bytes(s)).tolist()
+            in_text = g.kind == STRING or (g.kind == CONTAINER and g.in_string)
+            if not in_text and any(b not in _WS for b in allowed):
+                allowed = [b for b in allowed if b not in _WS]
+            children = []
+            for b in allowed:
+                s2 = step(s, b)
+                if s2 == DEAD:
+                    continue
+                g2, value = _scan(g, b)
+                if value is not _NO_VALUE:
+                    if value not in values:
+                        dead = False
+                        break
+                    continue  # a repeat: that way is closed
+                if g2 is None:
+                    continue
+                if g2.kind == BETWEEN:
+                    children.append((s2, g2, None, {}))
+                    continue
+                data = _item_bytes(g2)
+                if cands is None:
+                    kept = tuple(u for u in values if _spelled_as(u, data))
+                else:
+                    kept = tuple(u for u in cands if _spelled_as(u, data, resume.get(u)))
+                if not kept:
+                    dead = False
+                    break
+                children.append((s2, g2, kept, resume))
+            stack.extend(reversed(children))
+        if len(self._searches) > 4096:
+            self._searches.clear()
+        self._searches[key] = dead
+        return dead
+
+    def _restart_candidates(self, values: frozenset, index) -> np.ndarray:
+        """Tokens that may start an item after a comma which may be spelled as a used value (the
+        rest start new values: never dead)."""
+        hit = self._restarts.get(values)
+        if hit is None:
+            parts = [index.multi_restarts]
+            for start, ids in index.restarts.items():
+                if any(_spelled_as(u, start) for u in values):
+                    parts.append(ids)
+            hit = np.concatenate(parts)
+            if len(self._restarts) > 256:
+                self._restarts.clear()
+            self._restarts[values] = hit
+        return hit
+
+    def _spelling_walk(self, f: Frame) -> np.ndarray:
+        """Tokens after which the item being read (or one a token starts) may still be spelled as
+        a used value: a walk of the token trie that follows only such bytes. Tokens that close the
+        item with a used value are included; those that close it with a new one and start another
+        item after a comma are ``restarts`` in the index."""
+        trie = self.vocab.trie
+        node_byte, node_skip = trie.node_byte, trie.node_skip
+        out = []
+        # (node, frame after its bytes, used values it may be spelled as, only structural
+        # whitespace so far: such tokens leave the values within reach as they are)
+        stack = [(0, f, f.cands if f.kind != BETWEEN else None, True, f.checkpoints if f.kind != BETWEEN else {})]
+        while stack:
+            node, g, cands, blank, resume = stack.pop()
+            child, end = node + 1, int(node_skip[node])
+            hopeless = cands == ()  # no used value fits: only closing the item matters below
+            while child < end:
+                b = int(node_byte[child])
+                if hopeless and not _closes(g, b):
+                    child = int(node_skip[child])
+                    continue
+                g2, value = _scan(g, b)
+                if value is not _NO_VALUE:
+                    if value in g.values:
+                        out.append(trie.subtree_tokens(child))
+                    elif g2 is not None:  # a comma may follow with no item left to take
+                        stack.append((child, replace(g2, values=g.values | {value}), None, False, {}))
+                elif g2 is not None:
+                    still_blank = blank and b in _WS and (g.kind == BETWEEN or (g.kind == CONTAINER and not g.in_string))
+                    if g2.kind == BETWEEN:
+                        if not still_blank:
+                            out.append(trie.tokens_at(child))
+                        stack.append((child, g2, None, still_blank, {}))
+                    else:
+                        data = _item_bytes(g2)
+                        if cands is None:
+                            kept = tuple(u for u in g.values if _spelled_as(u, data))
+                        else:
+                            kept = tuple(u for u in cands if _spelled_as(u, data, resume.get(u)))
+                        if kept:
+                            if not still_blank:
+                                out.append(trie.tokens_at(child))
+                            stack.append((child, g2, kept, still_blank, resume))
+                child = int(node_skip[child])
+        return np.concatenate(out).astype(np.int64) if out else np.zeros(0, dtype=np.int64)
 
     def _allowed(self, bits: np.ndarray) -> np.ndarray:
         return np.flatnonzero(np.unpackbits(bits.view(np.uint8), bitorder="little")[:self.vocab.size]).astype(np.int64)
@@ -607,6 +1068,11 @@ class UniqueArrays:
         index = vocab_index(self.vocab)
         chunks = []
         for f in frames:
+            if f.searched and f.values:
+                chunks.append(self._restart_candidates(f.values | _closing_values(f), index))
+                chunks.append(self._spelling_walk(f))
+                if f.searched == f.blocked:
+                    continue  # no other kind of array shares this frame
             if f.domains and f.values:
                 if f.kind == STRING and _used_fits(f):
                     # the next bytes may narrow the item to used values only: check every token

@@ -290,7 +290,7 @@ class Options:
     # larger objects track only their required/dependent keys (2**n key sets, built as reached):
     # measured on MaskBench Github_medium, 16 recovers most >8-required-key objects in < 0.2 s compile
     max_tracked_required: int = 16
-    max_dnf: int = 256  # alternatives after distributing anyOf/oneOf/allOf
+    max_dnf: int = 4096  # alternatives after distributing anyOf/oneOf/allOf
     max_rules: int = 200000
     max_array_states: int = 20000
     retrieve: Callable[[str], Any] | None = None  # uri -> schema document, for remote $refs
@@ -1998,10 +1998,12 @@ class Compiler:
                 sym = self._unique_open_array(a, m, schemas_at, contains)
             if sym is False:
                 sym = self._unique_string_domain_array(a, m, schemas_at, contains)
+            if sym is False:
+                sym = self._unique_searched_array(a, m, schemas_at, contains)
             if sym is not False:
                 return sym
-            self.unsupported(a.pointer, "uniqueItems", "uniqueItems is only compiled for finite sets of strings, small "
-                                                       "finite item domains and open-ended item languages")
+            self.unsupported(a.pointer, "uniqueItems", "uniqueItems is only compiled for arrays of one item schema "
+                                                       "(no prefixItems or contains)")
         key = ("arr", tuple(refs_key(schemas_at(i)) for i in range(m + 1)), a.min_items, a.max_items,
                refs_key(c_refs) if c_refs else None, need,
                tuple((refs_key([x[0]]), x[1], x[2]) for x in contains) if counted else None)
@@ -2240,6 +2242,19 @@ class Compiler:
         name = self._unique_array_rules(a, refs)
         if name is not False:
             self.b.unique_string_domains[self._unique_opening[name]] = (tuple(sorted(values)), a.min_items)
+        return name
+
+    def _unique_searched_array(self, a: ArrC, m: int, schemas_at, contains):
+        """uniqueItems over any other item language (strings with maxLength or a closed pattern,
+        closed objects, mixes): a prefix may have only used values left to complete it, so after
+        each token the Matcher searches the item's completions for an unused value, walking only
+        the bytes some used value can still be spelled with (``Grammar.unique_searched``,
+        ``masks/unique.py``). False when not applicable."""
+        if m > 0 or contains:
+            return False
+        name = self._unique_array_rules(a, schemas_at(0))
+        if name is not False:
+            self.b.unique_searched[self._unique_opening[name]] = a.min_items
         return name
 
     def _unique_array_rules(self, a: ArrC, refs):

@@ -202,7 +202,43 @@ class Dfa:
         return Dfa(atoms, trans, accept).minimize()
 
     def product(self, other: "Dfa", both: bool, minimize: bool = True) -> "Dfa":
-        """Intersection (both=True) or union (both=False) of two DFAs over the same atoms."""
+        """Intersection (both=True) or union (both=False) of two DFAs over the same atoms: a
+        breadth-first search over state pairs, one numpy step per level (a pair is ``p * n2 + q``);
+        only the new pairs of a level go through a Python dict. The per-pair loop it replaced
+        (``_product_reference``) took 29 of service-schema's 30 s compile."""
+        t1 = np.asarray(self.trans, dtype=np.int64)
+        t2 = np.asarray(other.trans, dtype=np.int64)
+        acc1 = np.asarray(self.accept, dtype=bool)
+        acc2 = np.asarray(other.accept, dtype=bool)
+        n2 = t2.shape[0]
+        index = {0: 0}
+        frontier = np.zeros(1, dtype=np.int64)
+        rows: list = []
+        codes: list = [frontier]
+        while frontier.size:
+            nxt = t1[frontier // n2] * n2 + t2[frontier % n2]  # (len(frontier), atoms) pair codes
+            uniq, inverse = np.unique(nxt, return_inverse=True)
+            ids = np.empty(len(uniq), dtype=np.int64)
+            new = []
+            for k, code in enumerate(uniq.tolist()):
+                i = index.get(code)
+                if i is None:
+                    i = index[code] = len(index)
+                    if i >= MAX_PRODUCT_STATES:
+                        raise CompileBudgetError("code-point automaton product exceeds its state budget")
+                    new.append(code)
+                ids[k] = i
+            rows.append(ids[inverse.reshape(nxt.shape)])
+            frontier = np.asarray(new, dtype=np.int64)
+            codes.append(frontier)
+        all_codes = np.concatenate(codes)
+        a1, a2 = acc1[all_codes // n2], acc2[all_codes % n2]
+        accept = (a1 & a2) if both else (a1 | a2)
+        out = Dfa(self.atoms, np.concatenate(rows).tolist(), accept.tolist())
+        return out.minimize() if minimize else out
+
+    def _product_reference(self, other: "Dfa", both: bool, minimize: bool = True) -> "Dfa":
+        """The pair-by-pair product (what ``product`` is tested against, up to state numbering)."""
         index = {(0, 0): 0}
         pairs = [(0, 0)]
         trans, accept = [], []
