@@ -234,8 +234,10 @@ class Dfa:
         all_codes = np.concatenate(codes)
         a1, a2 = acc1[all_codes // n2], acc2[all_codes % n2]
         accept = (a1 & a2) if both else (a1 | a2)
-        out = Dfa(self.atoms, np.concatenate(rows).tolist(), accept.tolist())
-        return out.minimize() if minimize else out
+        table = np.concatenate(rows)
+        if minimize:
+            return Dfa._minimal(self.atoms, table, accept)
+        return Dfa(self.atoms, table.tolist(), accept.tolist())
 
     def _product_reference(self, other: "Dfa", both: bool, minimize: bool = True) -> "Dfa":
         """The pair-by-pair product (what ``product`` is tested against, up to state numbering)."""
@@ -274,11 +276,16 @@ class Dfa:
         its targets' blocks, and equal signatures share a block (``np.unique``). States
         are assumed reachable (every construction here builds them by search from the start).
         Same result, state for state, as ``_minimize_reference``."""
-        n = len(self.trans)
-        if n <= 1:
+        if len(self.trans) <= 1:
             return Dfa(self.atoms, [list(r) for r in self.trans], list(self.accept))
-        table = np.asarray(self.trans, dtype=np.int64)
-        block = np.asarray(self.accept, dtype=np.int64)
+        return Dfa._minimal(self.atoms, np.asarray(self.trans, dtype=np.int64), np.asarray(self.accept, dtype=bool))
+
+    @staticmethod
+    def _minimal(atoms: Atoms, table: np.ndarray, accept: np.ndarray) -> "Dfa":
+        """``minimize`` on arrays (int64 transitions, bool acceptance): products stay in numpy."""
+        if len(table) <= 1:
+            return Dfa(atoms, table.tolist(), accept.tolist())
+        block = accept.astype(np.int64)
         n_blocks = len(np.unique(block))
         weights = np.random.default_rng(0x5EED).integers(1, 2 ** 62, size=table.shape[1] + 1, dtype=np.int64) | 1
         while True:
@@ -295,9 +302,7 @@ class Dfa:
         rank = np.empty_like(order)
         rank[order] = np.arange(len(order))
         reps = first[order]
-        trans = rank[block[table[reps]]].tolist()
-        accept = [bool(self.accept[r]) for r in reps.tolist()]
-        return Dfa(self.atoms, trans, accept)
+        return Dfa(atoms, rank[block[table[reps]]].tolist(), accept[reps].tolist())
 
     def _minimize_reference(self) -> "Dfa":
         """Plain-Python Moore refinement (the reference ``minimize`` is tested against)."""
@@ -505,9 +510,25 @@ def _finite(node: rx.Regex) -> bool:
     return True
 
 
+_COMBINED: dict = {}  # (positive, negative) -> Dfa: a schema asks for the same key region again
+COMBINED_CACHE = 256  # entries (DFAs are read, never changed, by every caller)
+
+
 def combine(positive: list, negative: list = ()) -> Dfa:
     """DFA of (intersection of ``positive``) minus (union of ``negative``): regexes or ``Dfa``s (for
-    languages whose regex would be huge, e.g. the multiples of 11 in decimal)."""
+    languages whose regex would be huge, e.g. the multiples of 11 in decimal). Memoized: a third
+    of service-schema's 738 calls repeat an earlier one."""
+    key = (tuple(positive), tuple(negative))  # a Dfa hashes by identity, and the entry keeps it alive
+    hit = _COMBINED.get(key)
+    if hit is None:
+        hit = _combine(positive, negative)
+        if len(_COMBINED) >= COMBINED_CACHE:
+            _COMBINED.pop(next(iter(_COMBINED)))
+        _COMBINED[key] = hit
+    return hit
+
+
+def _combine(positive: list, negative: list = ()) -> Dfa:
     parts = list(positive) + list(negative)
     classes = [p for p in parts if not isinstance(p, Dfa)]
     for p in parts:
