@@ -10,6 +10,7 @@ All constructions are budgeted and raise ``CompileBudgetError`` instead of runni
 from __future__ import annotations
 
 import bisect
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -511,7 +512,13 @@ def _finite(node: rx.Regex) -> bool:
 
 
 _COMBINED: dict = {}  # (positive, negative) -> Dfa: a schema asks for the same key region again
-COMBINED_CACHE = 256  # entries (DFAs are read, never changed, by every caller)
+COMBINED_CACHE_CELLS = 4_000_000  # transition cells kept (~32 MB of list slots); DFAs are never changed
+_combined_cells = [0]
+_COMBINED_LOCK = threading.Lock()
+
+
+def _cells(d: Dfa) -> int:
+    return len(d.trans) * len(d.atoms.intervals)
 
 
 def combine(positive: list, negative: list = ()) -> Dfa:
@@ -522,9 +529,14 @@ def combine(positive: list, negative: list = ()) -> Dfa:
     hit = _COMBINED.get(key)
     if hit is None:
         hit = _combine(positive, negative)
-        if len(_COMBINED) >= COMBINED_CACHE:
-            _COMBINED.pop(next(iter(_COMBINED)))
-        _COMBINED[key] = hit
+        size = _cells(hit)
+        if size <= COMBINED_CACHE_CELLS // 4:
+            with _COMBINED_LOCK:  # compiles may run in threads
+                while _COMBINED and _combined_cells[0] + size > COMBINED_CACHE_CELLS:
+                    _combined_cells[0] -= _cells(_COMBINED.pop(next(iter(_COMBINED))))
+                if key not in _COMBINED:
+                    _COMBINED[key] = hit
+                    _combined_cells[0] += size
     return hit
 
 
