@@ -574,3 +574,20 @@ def test_spelled_as_accepts_every_prefix_of_every_spelling_and_resumes_alike():
             text = json.dumps(w).encode() + b" "
             if json.loads(text) != v:
                 assert not unique._spelled_as(canon, text), (v, w)
+
+
+def test_a_repeat_forced_deep_inside_an_item_is_caught_there(llama3_vocab):
+    """Closed recursive items: in a second item spelled like the first down to its innermost '{',
+    a '}' leaves only closing braces to follow (every outer key is used), so the repeat is certain
+    300 levels before the item closes, and the array's parses go there (``ParserStates.without``
+    settles the 300 origin states with a worklist)."""
+    node = {"type": "object", "additionalProperties": False,
+            "properties": {"a": {"$ref": "#/$defs/node"}, "k": {"type": "boolean"}}}
+    schema = {"$defs": {"node": node}, "type": "array", "uniqueItems": True, "items": {"$ref": "#/$defs/node"}}
+    compiled = corral.compile_json_schema(schema, llama3_vocab, whitespace="compact")
+    depth = 300
+    opening = '{"k":true,"a":' * depth
+    m = compiled.matcher()
+    assert m.accept_string("[" + opening + "{}" + "}" * depth + "," + opening + "{")
+    assert not m.fork().accept_string("}")  # nothing but the used item could follow
+    assert m.accept_string('"k":false}' + "}" * depth + "]") and m.is_accepting()

@@ -442,54 +442,83 @@ class ParserStates:
         """State ``sid`` with every parse through the nonterminals ``blocked`` (ids) removed: the
         Matcher's value constraints kill the parses of an array whose items repeat this way. Items
         completed or predicted here are derived again from the kept ones, so none comes back through
-        a completion; DEAD when nothing is left."""
+        a completion; DEAD when nothing is left.
+
+        The states an item began in (and a lexeme being read began in) go through the same removal
+        first. They were all created before ``sid`` (a state names only existing states), so a
+        worklist settles them in that order: no recursion as deep as the document is long."""
         key = (sid, blocked)
         n = self._without.get(key)
-        if n is None:
-            st = self.states[sid]
-            pos_lhs = self.t.pos_lhs
-            # an item begun in an earlier state lives only through the items there that wait for
-            # its nonterminal: it moves to that state's remainder, or goes when none waits there
-            # (a value inside a unique array's item dies with the array's parse)
-            kernel = set()
-            changed = False
-            for it in st.items:
-                if not it >> 32:
-                    continue  # predicted here: derived again from what is kept
-                p = it & POS_MASK
-                lhs = pos_lhs[p]
-                if lhs in blocked:
-                    changed = True
-                    continue
-                o = item_origin(it)
-                kept_origin = self.without(o, blocked)
-                if kept_origin == o:
-                    kernel.add(it)
-                elif kept_origin != DEAD and self.waiting_nt(kept_origin, lhs):
-                    kernel.add(make_item(p, kept_origin))
-                    changed = True
-                else:
-                    changed = True
-            # a lexeme still being read completes into the items waiting in its start state: those
-            # go through the same removal, or the parse would come back when the lexeme ends
-            scans = set()
-            for term, q, start in st.scans:
-                kept = start if start == sid else self.without(start, blocked)
-                if kept != DEAD and self.waiting_t(kept, term):
-                    scans.add((term, q, kept))
-                changed = changed or kept != start
-            if not changed and len(scans) == len(st.scans) and not any(
-                    pos_lhs[it & POS_MASK] in blocked for it in st.items):
-                n = sid  # nothing of those parses here or before
-            elif sid == self.initial:
-                # all predictions, and acceptance is read off items begun in state 0: kept as is
-                # (what a removed array predicts here is its opening bracket alone)
-                n = sid
+        if n is not None:
+            return n
+        memo = self._without
+        stack = [sid]
+        while stack:
+            s = stack[-1]
+            if (s, blocked) in memo:
+                stack.pop()
+                continue
+            pending = [d for d in self._origins(s) if (d, blocked) not in memo]
+            if pending:
+                stack.extend(pending)
+                continue
+            stack.pop()
+            memo[(s, blocked)] = self._without_one(s, blocked)
+        return memo[key]
+
+    def _origins(self, sid: int) -> set:
+        """States that items and lexemes of ``sid`` began in (other than ``sid``)."""
+        st = self.states[sid]
+        out = {item_origin(it) for it in st.items if it >> 32}
+        out.update(start for _, _, start in st.scans)
+        out.discard(sid)
+        return out
+
+    def _without_one(self, sid: int, blocked: frozenset) -> int:
+        """``without`` for one state whose origins are settled in the memo."""
+        st = self.states[sid]
+        pos_lhs = self.t.pos_lhs
+        memo = self._without
+        # an item begun in an earlier state lives only through the items there that wait for
+        # its nonterminal: it moves to that state's remainder, or goes when none waits there
+        # (a value inside a unique array's item dies with the array's parse)
+        kernel = set()
+        changed = False
+        for it in st.items:
+            if not it >> 32:
+                continue  # predicted here: derived again from what is kept
+            p = it & POS_MASK
+            lhs = pos_lhs[p]
+            if lhs in blocked:
+                changed = True
+                continue
+            o = item_origin(it)
+            kept_origin = memo[(o, blocked)]
+            if kept_origin == o:
+                kernel.add(it)
+            elif kept_origin != DEAD and self.waiting_nt(kept_origin, lhs):
+                kernel.add(make_item(p, kept_origin))
+                changed = True
             else:
-                n = self._closure_state(kernel, scans, blocked=blocked) if kernel or scans else DEAD
-            if n != DEAD and not self.states[n].entries and not self.states[n].accepting:
-                n = DEAD
-            self._without[key] = n
+                changed = True
+        # a lexeme still being read completes into the items waiting in its start state: those
+        # go through the same removal, or the parse would come back when the lexeme ends
+        scans = set()
+        for term, q, start in st.scans:
+            kept = start if start == sid else memo[(start, blocked)]
+            if kept != DEAD and self.waiting_t(kept, term):
+                scans.add((term, q, kept))
+            changed = changed or kept != start
+        if not changed and len(scans) == len(st.scans) and not any(
+                pos_lhs[it & POS_MASK] in blocked for it in st.items):
+            return sid  # nothing of those parses here or before
+        if sid == self.initial:
+            # all predictions, and acceptance is read off items begun in state 0: kept as is
+            # (what a removed array predicts here is its opening bracket alone)
+            return sid
+        n = self._closure_state(kernel, scans, blocked=blocked) if kernel or scans else DEAD
+        if n != DEAD and not self.states[n].entries and not self.states[n].accepting:
+            n = DEAD
         return n
 
     # -- stepping -----------------------------------------------------------------------------
