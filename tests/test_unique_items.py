@@ -567,7 +567,7 @@ def test_spelled_as_accepts_every_prefix_of_every_spelling_and_resumes_alike():
                 prefix = text[:k]
                 assert unique._spelled_as(canon, prefix), (v, prefix)
                 cut = rnd.randint(0, k)
-                assert unique._spelled_as(canon, prefix, unique._checkpoint(canon, text[:cut])), (v, prefix, cut)
+                assert unique._spelled_as(canon, prefix, unique._checkpoint(canon, text[:cut])[1]), (v, prefix, cut)
         # a complete spelling of a different value is not spelled as this one (a space after it
         # ends a number: "1" alone may still become "10")
         for w in others:

@@ -611,13 +611,11 @@ def _item_bytes(f: Frame) -> bytes:
 
 
 def _checkpoint(v, data: bytes, resume=None):
-    """Where matching ``v`` against ``data`` may resume for longer data: after the last complete
-    element or member of a top-level array or object (None: from the start)."""
-    if v[0] not in ("array", "object"):
-        return None
+    """(``_spelled_as``, where matching ``v`` against longer data may resume: after the last
+    complete element or member of a top-level array or object, None: from the start)."""
     record = [resume]
-    _match_value(v, data, 0, resume, record)
-    return record[0]
+    r = _match_value(v, data, 0, resume, record if v[0] in ("array", "object") else None)
+    return r is not None and (r == _PARTIAL or not data[r:].strip(b" \t\n\r")), record[0]
 
 
 def _narrow(f: Frame) -> Frame:
@@ -626,8 +624,12 @@ def _narrow(f: Frame) -> Frame:
     cands = f.values if f.cands is None else f.cands
     data = _item_bytes(f)
     old = f.checkpoints if f.cands is not None else {}
-    kept = tuple(u for u in cands if _spelled_as(u, data, old.get(u)))
-    return replace(f, cands=kept, checkpoints={u: _checkpoint(u, data, old.get(u)) for u in kept})
+    checkpoints = {}
+    for u in cands:
+        spelled, checkpoint = _checkpoint(u, data, old.get(u))
+        if spelled:
+            checkpoints[u] = checkpoint
+    return replace(f, cands=tuple(checkpoints), checkpoints=checkpoints)
 
 
 SEARCH_NODES = 2048  # prefixes one search may visit before it answers "alive"
@@ -648,10 +650,12 @@ class _VocabIndex:
     #                            true / false / null: may start or go on with a literal
     whole_items: np.ndarray  # tokens that may hold a whole item: 2+ quotes, an opener then a
     #                          closer, or a scalar byte followed by a delimiter
-    # tokens with a comma and then more than whitespace (may close an item and start another):
-    # with one comma, by what follows it (whitespace stripped); with more, all in one array
+    # tokens with a comma and then more than whitespace (may close an item and start another): by
+    # what follows the comma (whitespace stripped) when only a closing quote, bracket or whitespace
+    # precedes it; the others (more commas, or item content before the comma, whose closed value
+    # the mask cannot know in advance) in one array, always candidates
     restarts: dict
-    multi_restarts: np.ndarray
+    restarts_always: np.ndarray
 
 
 _SCALAR_BYTES = frozenset(range(256)) - _DELIMITERS - _OPENERS - _CLOSERS - {_QUOTE}
@@ -668,7 +672,7 @@ def vocab_index(vocab) -> _VocabIndex:
         by_prefix: dict[bytes, list[int]] = {}
         slow, quoted, closers, quote_closers, delimited, whole, zero_or_dot, literal_bytes = [], [], [], [], [], [], [], []
         restarts: dict[bytes, list[int]] = {}
-        multi_restarts = []
+        restarts_always = []
         for tok in range(vocab.size):
             data = vocab.token_bytes(tok)
             if not data:
@@ -680,8 +684,8 @@ def vocab_index(vocab) -> _VocabIndex:
                 delimited.append(tok)
             comma = data.find(b",")
             if comma >= 0 and data[comma + 1:].strip(b" \t\n\r"):
-                if data.count(b",") > 1:
-                    multi_restarts.append(tok)
+                if data.count(b",") > 1 or data[:comma].strip(b' \t\n\r"]}'):
+                    restarts_always.append(tok)
                 else:
                     restarts.setdefault(data[comma + 1:].lstrip(b" \t\n\r"), []).append(tok)
             if b"0" in data or b"." in data or b"-" in data:
@@ -706,7 +710,7 @@ def vocab_index(vocab) -> _VocabIndex:
         hit = _VocabIndex(by_prefix={k: arr(v) for k, v in by_prefix.items()}, slow=arr(slow), quoted=arr(quoted),
                           closers=arr(closers), quote_closers=arr(quote_closers), delimited=arr(delimited),
                           whole_items=arr(whole), zero_or_dot=arr(zero_or_dot), literal_bytes=arr(literal_bytes),
-                          restarts={k: arr(v) for k, v in restarts.items()}, multi_restarts=arr(multi_restarts))
+                          restarts={k: arr(v) for k, v in restarts.items()}, restarts_always=arr(restarts_always))
         vocab.cache["corral.unique_index"] = hit
     return hit
 
@@ -911,7 +915,7 @@ class UniqueArrays:
         rest start new values: never dead)."""
         hit = self._restarts.get(values)
         if hit is None:
-            parts = [index.multi_restarts]
+            parts = [index.restarts_always]
             for start, ids in index.restarts.items():
                 if any(_spelled_as(u, start) for u in values):
                     parts.append(ids)
