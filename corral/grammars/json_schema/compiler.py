@@ -87,6 +87,27 @@ KEYWORD_TYPE = {
 }
 
 
+def _value_excluded(v, c: "Conj") -> bool:
+    """Provably ``c`` rejects the value ``v`` (its type, or the value itself, is excluded)."""
+    t = json_type(v)
+    if t not in c.types:
+        return True
+    if t == "string":
+        return any(v == x for x in c.str.excluded)
+    if t == "number":
+        d = to_decimal(v)
+        return any(d == x for x in c.num.excluded)
+    if t == "boolean":
+        return v not in c.bools
+    if t == "null":
+        return not c.null_ok
+    return False
+
+
+def _canonical(schema) -> str:
+    return json.dumps(schema, sort_keys=True, ensure_ascii=False)
+
+
 def refs_key(refs) -> tuple:
     return tuple(sorted({r.key() for r in refs}))  # a conjunction: order and repeats do not matter
 
@@ -300,6 +321,7 @@ class Options:
 MAX_ONE_OF_CONTEXT = 8  # sibling alternatives a oneOf's overlap test is scoped by
 MAX_CONTAINS = 5  # contains constraints per array: 2**n item kinds
 MAX_WITNESSES = 6  # "some member" constraints per object: 2**n masks of member variants
+MAX_WITNESS_SPLITS = 4  # presence splits of one object (2**splits objects) to get under MAX_WITNESSES
 MAX_KEY_REGIONS = 256
 MAX_DISJOINT_DEPTH = 12  # nested values a disjointness proof may look into
 MAX_TERMINAL_POSITIONS = 40000
@@ -378,6 +400,7 @@ class Compiler:
         self._norm_memo: dict = {}
         self._emit_memo: dict = {}
         self._disjoint_depth = 0
+        self._lifted: dict = {}
         self._unique_opening: dict[str, str] = {}  # unique array nonterminal -> its opening terminal
         self._validator_memo: dict = {}
         self._setup_punctuation()
@@ -692,6 +715,17 @@ class Compiler:
         ``context``: the alternatives the result will be intersected with (the sibling keywords);
         branches disjoint within it need no negation (a discriminator property whose key the
         parent schema requires)."""
+        lifted = self._common_conjuncts(loc, subs)
+        if lifted is not None:
+            common, subs = lifted
+            shared = self.normalize_refs(common)
+            inner_context = shared
+            if context is not None and not all(_is_trivial(x) for x in context):
+                try:
+                    inner_context = self.product(context, shared)
+                except CompileBudgetError:
+                    inner_context = shared
+            return self.product(shared, self.one_of(loc, subs, inner_context))
         children = [self.child(loc, sub, "oneOf", i) for i, sub in enumerate(subs)]
         branches = [self.normalize(c) for c in children]
         if all(c.nt is None and c.enum is not None for b in branches for c in b):
@@ -750,6 +784,58 @@ class Compiler:
                                                f"(treated as anyOf): {why}")
         return [c for b in branches for c in b]
 
+    def _common_conjuncts(self, loc: Loc, subs) -> tuple[list, list] | None:
+        """oneOf(A and B1, ..., A and Bn) == A and oneOf(B1, ..., Bn): a conjunct every branch
+        shares (the same allOf member, e.g. a "base definition" $ref) is lifted out, so that the
+        negations of the other branches no longer negate it (each such negation multiplies the
+        alternatives by all of A's ways to fail). Returns the shared schemas' locations and the
+        reduced branches (kept alive in ``self._lifted``), or None."""
+        if len(subs) < 2 or not all(isinstance(b, dict) for b in subs):
+            return None
+        d = self.draft_of(loc)
+        parts_of = []
+        for b in subs:
+            if any(k in b for k in ("$id", "id", "$anchor", "$dynamicAnchor", "$recursiveAnchor")):
+                return None  # a branch with its own base: its members' references resolve elsewhere
+            if "$ref" in b and d <= 7 and any(k in VALIDATION_KEYWORDS for k in b if k != "$ref"):
+                return None  # $ref hides its siblings there
+            if "unevaluatedProperties" in b or "unevaluatedItems" in b:
+                return None  # they see what the branch's allOf evaluates: the branch must stay whole
+            items = b.get("allOf") if isinstance(b.get("allOf"), list) else []
+            rest = {k: v for k, v in b.items() if k != "allOf" and k not in ANNOTATIONS}
+            parts = {}
+            for i, x in enumerate(items):
+                parts.setdefault(_canonical(x), ("allOf", i))
+            if rest:
+                parts.setdefault(_canonical(rest), ("rest", None))
+            parts_of.append(parts)
+        shared = set(parts_of[0]).intersection(*parts_of[1:])
+        if not shared:
+            return None
+        key = (id(subs), tuple(sorted(shared)))
+        if key not in self._lifted:
+            first = subs[0]
+            common = []
+            for c in sorted(shared, key=lambda c: str(parts_of[0][c])):
+                where, i = parts_of[0][c]
+                if where == "allOf":
+                    common.append(self.child(loc, first["allOf"][i], "oneOf", 0, "allOf", i))
+                else:
+                    rest = {k: v for k, v in first.items() if k != "allOf" and k not in ANNOTATIONS}
+                    common.append(self.child(loc, rest, "oneOf", 0))
+            reduced = []
+            for b, parts in zip(subs, parts_of):
+                items = b.get("allOf") if isinstance(b.get("allOf"), list) else []
+                rest = {k: v for k, v in b.items() if k != "allOf" and k not in ANNOTATIONS}
+                nb = dict(rest) if rest and _canonical(rest) not in shared else {}
+                kept = [x for x in items if _canonical(x) not in shared]
+                if kept:
+                    nb["allOf"] = kept
+                reduced.append(nb)
+            self._lifted[key] = (common, reduced, subs)  # (subs: keeps id(subs) from being reused)
+        common, reduced, _ = self._lifted[key]
+        return list(common), reduced
+
     def overlap_types(self, a: Conj, c: Conj) -> frozenset:
         """The JSON types on which ``a`` and ``c`` may both hold (conservative: a superset)."""
         if a.nt is not None or c.nt is not None:
@@ -798,12 +884,47 @@ class Compiler:
             return not {json_key(v) for v in a.enum} & {json_key(w) for w in c.enum}
         for e, other in ((a.enum, c), (c.enum, a)):
             if e is not None:
-                if all(json_type(v) not in other.types for v in e):
+                if all(_value_excluded(v, other) for v in e if json_type(v) != "string") and \
+                        self._strings_rejected([v for v in e if json_type(v) == "string"], other):
                     return True
         for t in common:
             if not self._type_disjoint(t, a, c):
                 return False
         return True
+
+    def _strings_rejected(self, values: list, c: Conj) -> bool:
+        """Provably ``c`` rejects each of these strings (an enum against a "not enum" pattern)."""
+        if not values or "string" not in c.types:
+            return True
+        rest = [v for v in values if not _value_excluded(v, c)]
+        if not rest:
+            return True
+        sc = c.str
+        if not (sc.patterns or sc.negative or sc.min_len or sc.max_len is not None):
+            return False
+        key = ("str-rejected", tuple(rest), sc.patterns, sc.negative, sc.min_len, sc.max_len)
+        if key not in self._emit_memo:
+            length = [rx.repeat(rx.any_char(), sc.min_len, sc.max_len)] if sc.min_len or sc.max_len is not None else []
+            try:
+                d = cpdfa.combine(list(sc.patterns) + length + [rx.alt(*(rx.literal(v) for v in rest))],
+                                  list(sc.negative))
+                self._emit_memo[key] = d.is_empty()
+            except CompileBudgetError:
+                self._emit_memo[key] = False
+        return self._emit_memo[key]
+
+    def _values_disjoint(self, va: list, vc: list) -> bool:
+        """No value satisfies both conjunctions of schemas. Memoized: a product of many negated
+        branches asks the same question of the same discriminator values again and again. A False
+        found at the depth bound is only "not proved", so caching it is conservative."""
+        key = ("values-disjoint",) + tuple(sorted((refs_key(va), refs_key(vc))))
+        if key not in self._emit_memo:
+            try:
+                da, dc = self.normalize_refs(va), self.normalize_refs(vc)
+                self._emit_memo[key] = all(self.disjoint(x, y) for x in da for y in dc)
+            except CompileBudgetError:
+                self._emit_memo[key] = False
+        return self._emit_memo[key]
 
     def _type_disjoint(self, t: str, a: Conj, c: Conj) -> bool:
         if t == "null":
@@ -832,13 +953,8 @@ class Compiler:
                 for k in sorted(oa.required | oc.required):
                     va = [r for g in oa.groups for r in g.props.get(k, ())]
                     vc = [r for g in oc.groups for r in g.props.get(k, ())]
-                    if va and vc:
-                        try:
-                            da, dc = self.normalize_refs(va), self.normalize_refs(vc)
-                        except CompileBudgetError:
-                            continue
-                        if all(self.disjoint(x, y) for x in da for y in dc):
-                            return True
+                    if va and vc and self._values_disjoint(va, vc):
+                        return True
             finally:
                 self._disjoint_depth -= 1
             return False
@@ -1331,7 +1447,13 @@ class Compiler:
             if not _is_true_refs((child,)):
                 names = self._names_regex(self.normalize(child), p + "/propertyNames")
                 member_alts.append(((any_key,), (names,) if names is not None else (), (), None))
-        if member_alts:
+        if len(member_alts) == 1 and member_alts[0][3] is not None and not member_alts[0][1]:
+            # "key k present with a value outside S_k": a required key and a value constraint, no
+            # witness (if/then chains over one discriminator negate many of these on one object)
+            (_, _, value_refs, k), = member_alts
+            out.append(Conj(types=frozenset(["object"]), obj=ObjC(
+                required=frozenset([k]), groups=(ObjGroup({k: value_refs}, (), None),)), origins=(loc,)))
+        elif member_alts:
             out.append(Conj(types=frozenset(["object"]), obj=ObjC(witnesses=(tuple(member_alts),)), origins=(loc,)))
         if "anyOf" in keys:
             handled.add("anyOf")
@@ -1533,10 +1655,51 @@ class Compiler:
             if sym:
                 alts.append((sym,))
         if "object" in c.types:
-            sym = self.emit_object(c.obj)
-            if sym:
-                alts.append((sym,))
+            for o in self._split_witnesses(c.obj):
+                sym = self.emit_object(o)
+                if sym:
+                    alts.append((sym,))
         return alts
+
+    def _split_witnesses(self, o: ObjC, depth: int = 0) -> list[ObjC]:
+        """The object as alternatives that each track few witnesses. Witnesses every object of
+        ``o`` satisfies are dropped; one left with a single declared-key alternative becomes that
+        key's value constraint. Past MAX_WITNESSES, split on the presence of the declared key that
+        most witnesses mention: present, the negated branches of a discriminated oneOf are implied
+        (``_witness_implied``); absent, their alternatives on that key are gone. Each split
+        replaces 2**n member variants by two objects."""
+        kept, required, groups = [], set(o.required), list(o.groups)
+        for w in o.witnesses:
+            if self._witness_implied(o, w):
+                continue
+            w = tuple(a for a in w if self._alternative_possible(o, a))
+            if not w:
+                return []  # a witness no member of such an object can satisfy
+            if len(w) == 1 and w[0][3] is not None and not w[0][1]:
+                required.add(w[0][3])
+                groups.append(ObjGroup({w[0][3]: w[0][2]}, (), None))
+                continue
+            kept.append(w)
+        o = replace(o, witnesses=tuple(kept), required=frozenset(required), groups=tuple(groups))
+        if len(kept) <= MAX_WITNESSES or depth >= MAX_WITNESS_SPLITS:
+            return [o]
+        counts: dict = {}
+        declared = {k for g in o.groups for k in g.props}
+        for w in kept:
+            touched = {a[3] for a in w if a[3] is not None and not a[1]}
+            touched |= {k for k in declared for a in w if a[3] is None
+                        and all(_fullmatch(r, k) for r in a[0]) and not any(_fullmatch(r, k) for r in a[1])}
+            for k in touched:
+                if k not in o.required and not self._forbids_key(o, k):
+                    counts[k] = counts.get(k, 0) + 1
+        if not counts:
+            return [o]
+        k = max(sorted(counts), key=lambda x: counts[x])
+        out = self._split_witnesses(replace(o, required=o.required | {k}), depth + 1)
+        without = [tuple(a for a in w if a[3] != k) for w in kept]
+        if all(without):  # a witness only key k could satisfy: no object without k
+            out += self._split_witnesses(replace(o, forbidden=o.forbidden | {k}, witnesses=tuple(without)), depth + 1)
+        return out
 
     def value_allowed(self, v, c: Conj) -> bool:
         """Exact membership of a finite candidate in the conjunction: validated against its schemas."""
@@ -2429,6 +2592,47 @@ class Compiler:
         if witness_members is None:
             return None
         return self._object_from_members(o, members, region_members, witness_members)
+
+    def _witness_implied(self, o: ObjC, witness) -> bool:
+        """Every object satisfying ``o`` satisfies the witness: one alternative fits a required key
+        (its literal, or its key regexes) whose declared values all satisfy the alternative's
+        value schemas. The negated branches of a discriminated oneOf ("kind" is "a" here, so not
+        "b" there) are of this form; dropping them keeps the witness count at what the object
+        really has to track."""
+        for key_res, excluded_res, value_refs, lit in witness:
+            for k in sorted(o.required):
+                if lit is not None:
+                    if k != lit or excluded_res:
+                        continue
+                elif not (all(_fullmatch(r, k) for r in key_res) and not any(_fullmatch(r, k) for r in excluded_res)):
+                    continue
+                declared = [r for g in o.groups for r in g.props.get(k, ())]
+                if all(self._values_imply(declared, ref) for ref in value_refs):
+                    return True
+        return False
+
+    def _alternative_possible(self, o: ObjC, alt) -> bool:
+        """Some key of an object satisfying ``o`` may fit the alternative (conservative: True
+        unless its literal key is forbidden, or ``o`` is closed and no declared key fits)."""
+        key_res, excluded_res, _, lit = alt
+        if lit is not None:
+            return not self._forbids_key(o, lit)
+        closed = any(not g.patterns and g.additional is not None
+                     and any(isinstance(r, Loc) and r.schema is False for r in g.additional) for g in o.groups)
+        if not closed:
+            return True
+        keys = {k for g in o.groups for k in g.props} | set(o.required)
+        return any(all(_fullmatch(r, k) for r in key_res) and not any(_fullmatch(r, k) for r in excluded_res)
+                   and not self._forbids_key(o, k) for k in keys)
+
+    def _values_imply(self, declared: list, ref) -> bool:
+        """Every value satisfying all of ``declared`` satisfies ``ref`` (conservative)."""
+        if isinstance(ref, Loc):
+            return ref.schema is True or (isinstance(ref.schema, dict) and not any(
+                k in VALIDATION_KEYWORDS for k in ref.schema))
+        if isinstance(ref, NegLoc) and ref.only is None:
+            return self._values_disjoint(declared, [ref.loc])
+        return False
 
     def _keys_exist(self, positives) -> bool:
         """Some key matches every one of these regexes."""
