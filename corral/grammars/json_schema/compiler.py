@@ -2613,17 +2613,23 @@ class Compiler:
 
     def _alternative_possible(self, o: ObjC, alt) -> bool:
         """Some key of an object satisfying ``o`` may fit the alternative (conservative: True
-        unless its literal key is forbidden, or ``o`` is closed and no declared key fits)."""
-        key_res, excluded_res, _, lit = alt
+        unless its literal key is forbidden or declared with values disjoint from the
+        alternative's, or ``o`` is closed and no declared key fits)."""
+        key_res, excluded_res, value_refs, lit = alt
+
+        def value_possible(k):
+            declared = [r for g in o.groups for r in g.props.get(k, ())]
+            return not (declared and value_refs and self._values_disjoint(declared, list(value_refs)))
+
         if lit is not None:
-            return not self._forbids_key(o, lit)
+            return not self._forbids_key(o, lit) and value_possible(lit)
         closed = any(not g.patterns and g.additional is not None
                      and any(isinstance(r, Loc) and r.schema is False for r in g.additional) for g in o.groups)
         if not closed:
             return True
         keys = {k for g in o.groups for k in g.props} | set(o.required)
         return any(all(_fullmatch(r, k) for r in key_res) and not any(_fullmatch(r, k) for r in excluded_res)
-                   and not self._forbids_key(o, k) for k in keys)
+                   and not self._forbids_key(o, k) and value_possible(k) for k in keys)
 
     def _values_imply(self, declared: list, ref) -> bool:
         """Every value satisfying all of ``declared`` satisfies ``ref`` (conservative)."""
