@@ -499,7 +499,8 @@ def test_literal_prefixes_of_any_items_are_checked_as_read(llama3_vocab):
 @pytest.mark.parametrize("minimum", [0, 2])
 def test_string_domain_fast_filter_equals_stepping_every_token(minimum, llama3_vocab, monkeypatch):
     """The string-domain filter decides tokens from the decoded text they leave the item with; the
-    general path steps each candidate through the parser. Equal masks along random walks."""
+    general path steps each candidate through the parser. Equal masks along random walks, and equal
+    to the same filter deciding every allowed token instead of the used values' candidates."""
     from corral.masks import unique
 
     values = [f"feature/{w}" for w in ("a", "ab", "b", "ba", "css", "cssgrid", "x\u00e9", 'q"uote')] + ["é", "z"]
@@ -513,6 +514,8 @@ def test_string_domain_fast_filter_equals_stepping_every_token(minimum, llama3_v
         got = fast(self, bits, sid, frame)
         if got is not None:
             calls[0] += 1
+            # the candidates looked up from the used values decide what deciding every token does
+            assert np.array_equal(got, fast(self, bits, sid, frame, exhaustive=True)), frame
             monkeypatch.setattr(unique.UniqueArrays, "_filter_string_domain", lambda *a: None)
             want = self.filter_mask(bits, sid, (frame,))
             monkeypatch.setattr(unique.UniqueArrays, "_filter_string_domain", both)

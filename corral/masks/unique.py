@@ -656,6 +656,14 @@ class _VocabIndex:
     # the mask cannot know in advance) in one array, always candidates
     restarts: dict
     restarts_always: np.ndarray
+    # For the string-domain filter: tokens it must look at are those that may spell (part of) a
+    # used value, found by looking up the used values' byte prefixes; every other allowed token
+    # extends an unused value
+    plain_exact: dict  # token bytes -> ids, for tokens without a quote or a backslash
+    item_start: dict  # content after the quote -> ids, for tokens of only whitespace or commas, one
+    #                   quote, then content without a backslash (and not in ``slow``)
+    quoted_other: np.ndarray  # the other quote tokens (something before the quote, or ``slow``)
+    backslash: np.ndarray  # tokens with a backslash (an escape may spell any character)
 
 
 _SCALAR_BYTES = frozenset(range(256)) - _DELIMITERS - _OPENERS - _CLOSERS - {_QUOTE}
@@ -663,6 +671,9 @@ _SCALAR_BYTES = frozenset(range(256)) - _DELIMITERS - _OPENERS - _CLOSERS - {_QU
 
 def _scalar_end(data: bytes, start: int = 0) -> bool:
     return any(data[i] in _SCALAR_BYTES and data[i + 1] in _DELIMITERS for i in range(start, len(data) - 1))
+
+
+_NO_IDS = np.zeros(0, dtype=np.int64)
 
 
 def vocab_index(vocab) -> _VocabIndex:
@@ -673,10 +684,17 @@ def vocab_index(vocab) -> _VocabIndex:
         slow, quoted, closers, quote_closers, delimited, whole, zero_or_dot, literal_bytes = [], [], [], [], [], [], [], []
         restarts: dict[bytes, list[int]] = {}
         restarts_always = []
+        plain_exact: dict[bytes, list[int]] = {}
+        item_start: dict[bytes, list[int]] = {}
+        quoted_other, backslash = [], []
         for tok in range(vocab.size):
             data = vocab.token_bytes(tok)
             if not data:
                 continue
+            if b"\\" in data:
+                backslash.append(tok)
+            elif b'"' not in data:
+                plain_exact.setdefault(data, []).append(tok)
             closer_at = max(data.rfind(b"}"), data.rfind(b"]"))
             if closer_at >= 0:
                 closers.append(tok)
@@ -704,13 +722,21 @@ def vocab_index(vocab) -> _VocabIndex:
                 quote_closers.append(tok)
             if data.count(b'"') > 1 or b"\\" in data or closer_at > k or _scalar_end(data, k + 1):
                 slow.append(tok)
-            elif b"\\" not in data[:k]:
+                quoted_other.append(tok)
+            else:
                 by_prefix.setdefault(data[:k], []).append(tok)
+                if data[:k].strip(b" \t\n\r,"):
+                    quoted_other.append(tok)
+                else:
+                    item_start.setdefault(data[k + 1:], []).append(tok)
         arr = lambda xs: np.array(xs, dtype=np.int64)  # noqa: E731
         hit = _VocabIndex(by_prefix={k: arr(v) for k, v in by_prefix.items()}, slow=arr(slow), quoted=arr(quoted),
                           closers=arr(closers), quote_closers=arr(quote_closers), delimited=arr(delimited),
                           whole_items=arr(whole), zero_or_dot=arr(zero_or_dot), literal_bytes=arr(literal_bytes),
-                          restarts={k: arr(v) for k, v in restarts.items()}, restarts_always=arr(restarts_always))
+                          restarts={k: arr(v) for k, v in restarts.items()}, restarts_always=arr(restarts_always),
+                          plain_exact={k: arr(v) for k, v in plain_exact.items()},
+                          item_start={k: arr(v) for k, v in item_start.items()}, quoted_other=arr(quoted_other),
+                          backslash=arr(backslash))
         vocab.cache["corral.unique_index"] = hit
     return hit
 
@@ -744,6 +770,8 @@ class UniqueArrays:
         self._open_memo: dict[int, Frame | None] = {}
         vocab_index(vocab)  # per-vocabulary (~1 s on Llama-3, once): at compile time, not in a mask
         self._unused: dict = {}  # (domain, used values) -> the values left, sorted and as a set
+        self._value_candidates: dict = {}  # (value, item length or -1) -> _spelling_candidates
+        self._max_token_bytes = max((len(vocab.token_bytes(t)) for t in range(vocab.size)), default=0)
         self._searches: dict = {}  # (state, frame) -> the search's answer
         self._restarts: dict = {}  # used values -> restart tokens whose new item may be spelled as one
         self.searches_given_up = 0  # searches that ran out of SEARCH_NODES (answered "alive")
@@ -987,7 +1015,50 @@ class UniqueArrays:
             self._unused[key] = hit
         return hit[1], hit[2]
 
-    def _filter_string_domain(self, bits: np.ndarray, sid: int, f: Frame) -> np.ndarray | None:
+    def _string_domain_candidates(self, bits: np.ndarray, f: Frame, item: bytes | None, value_set,
+                                  exhaustive: bool) -> np.ndarray:
+        """The allowed tokens the string-domain filter must decide: those whose bytes may spell
+        part of a used value (looked up by the used values' canonical byte prefixes), plus every
+        token with a backslash or with more than content after its quote. Any other allowed token
+        goes on spelling some value of the domain (the grammar allows it) but no used one, so an
+        unused value stays reachable. ``exhaustive``: every allowed token (the reference)."""
+        if exhaustive:
+            return self._allowed(bits)
+        index = vocab_index(self.vocab)
+        chunks = [index.slow, index.backslash] if item is not None else [index.quoted_other]
+        for v in {v for kind, v in f.values if kind == "string" and v in value_set}:
+            hit = self._value_candidates.get((v, item))
+            if hit is None:
+                hit = self._value_candidates[(v, item)] = self._spelling_candidates(v, item, index)
+            if len(hit):
+                chunks.append(hit)
+        cands = np.unique(np.concatenate(chunks)) if len(chunks) > 1 else chunks[0]
+        allowed = (bits[cands >> 5] >> (cands & 31).astype(np.uint32)) & 1
+        return cands[allowed.astype(bool)]
+
+    def _spelling_candidates(self, v: str, item: bytes | None, index) -> np.ndarray:
+        """Token ids that go on spelling ``v`` canonically from ``item`` (None: from between items,
+        one quote after whitespace or commas): each prefix of the rest, and for an item, the rest
+        closed by a quote; none when ``item`` does not start ``v``'s spelling. Cached per (value,
+        item): along one array the used values are asked about at every position (a look-up per
+        byte of each used value had cost ~300 µs a mask with a hundred values used)."""
+        spelled = json.dumps(v, ensure_ascii=False)[1:-1].encode("utf-8")
+        if item is None:
+            rest, table, out = spelled, index.item_start, []
+        else:
+            if not spelled.startswith(item):
+                return _NO_IDS
+            rest, table = spelled[len(item):], index.plain_exact
+            out = [index.by_prefix[rest]] if rest in index.by_prefix else []
+        for i in range(1, min(len(rest), self._max_token_bytes) + 1):
+            hit = table.get(rest[:i])
+            if hit is not None:
+                out.append(hit)
+        if len(self._value_candidates) > 65536:
+            self._value_candidates.clear()
+        return np.concatenate(out) if out else _NO_IDS
+
+    def _filter_string_domain(self, bits: np.ndarray, sid: int, f: Frame, exhaustive: bool = False) -> np.ndarray | None:
         """Exact filter of one array over a finite set of strings, deciding each allowed token from
         the decoded text it leaves the item with (a prefix of an unused value, or an unused value
         closed) instead of stepping it through the parser: an enum of 300 feature names with
@@ -1025,7 +1096,7 @@ class UniqueArrays:
 
         out, stepped = None, []
         token_bytes = self.vocab.token_bytes
-        for tok in self._allowed(bits).tolist():
+        for tok in self._string_domain_candidates(bits, f, item, value_set, exhaustive).tolist():
             data = token_bytes(tok)
             if item is None:  # between items: whitespace, a comma, the closing bracket, or an item start
                 k = data.find(b'"')
