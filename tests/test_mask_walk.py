@@ -114,3 +114,46 @@ def test_packed_dfas_hold_each_dfa_shifted_and_outgrow_their_reservation():
     assert packed.transitions.shape[0] == sum(d.n_states for d in dfas)
     # the default reservation is lazily mapped: creating one is cheap and holds every row
     assert PackedDfas()._buffers[0].shape[0] * 256 * 4 == PackedDfas.RESERVED_BYTES
+
+
+def test_memoized_big_sub_walks_give_the_masks_of_fresh_walks(llama3_vocab, llama3_tokenizer, monkeypatch):
+    """Inside a long length-bounded string every position is a new parser state, but the sub-walk
+    below a chunk boundary is the same at every chunk and is memoized per vocabulary by branches and
+    roots. Masks along documents equal those of grammars compiled with the memo off, and a sample of
+    tokens stepped through the parser agrees with each mask."""
+    import json
+    import random
+
+    import corral
+    from corral.masks import matcher as matcher_module
+
+    schema = {"type": "object", "properties": {"cert": {"type": "string", "minLength": 20, "maxLength": 300},
+                                               "tags": {"type": "array", "items": {"type": "string", "maxLength": 90}}},
+              "additionalProperties": False}
+    rnd = random.Random(3)
+    docs = [json.dumps({"cert": "-----BEGIN-----\n" + "MIIDdTCCAl2gAwIBAgIVAMIIujU9wQ" * 3, "tags": ["a" * 89, "é x"]}),
+            json.dumps({"tags": ["".join(rnd.choice("ab c\"\\é") for _ in range(80))], "cert": "z" * 300})]
+
+    def masks(memo: bool):
+        monkeypatch.setattr(matcher_module, "BIG_SUB_WALK_NODES", 4096 if memo else 1 << 40)
+        llama3_vocab.cache.setdefault("corral.sub_walks", {}).clear()
+        # a grammar of its own (not the compile cache's): its mask memo starts empty
+        compiled = corral.CompiledGrammar(corral.compile_json_schema(schema, llama3_vocab).grammar, llama3_vocab)
+        out = []
+        for doc in docs:
+            m = compiled.matcher()
+            for tok in llama3_tokenizer.encode(doc, add_special_tokens=False):
+                out.append((m.fork(), m.next_token_bits().copy()))
+                assert m.accept_token(tok)
+            assert m.is_accepting()
+        return out
+
+    fresh = masks(False)
+    memo = masks(True)
+    assert len(llama3_vocab.cache["corral.sub_walks"]) > 0
+    sample = rnd.sample(range(llama3_vocab.size), 400)
+    for (m, want), (_, got) in zip(fresh, memo):
+        assert np.array_equal(want, got)
+        for tok in sample:
+            allowed = bool((int(got[tok >> 5]) >> (tok & 31)) & 1)
+            assert m.fork().accept_token(tok) == allowed, tok

@@ -28,6 +28,8 @@ from corral.masks.unique import UniqueArrays
 
 MASK_MEMO_SIZE = 2048  # masks kept per compiled grammar (16 KB each for a 128k vocabulary)
 ROOT_WALK_CACHE_SIZE = 8192  # (terminal DFA, state) masks kept per vocabulary, shared by all grammars
+SUB_WALK_CACHE_SIZE = 4096  # big sub-walks kept per vocabulary (sparse: the nonzero mask words)
+BIG_SUB_WALK_NODES = 4096  # trie nodes under a sub-walk's roots from which it is memoized
 MAX_FORCED = 256
 _NO_SKIP = np.zeros(0, dtype=np.bool_)
 
@@ -129,6 +131,8 @@ class CompiledGrammar:
         self._memo_lock = threading.Lock()
         self._token_step: dict[tuple[int, int], int] = {}
         self._root_walks = v.cache.setdefault("corral.root_walks", OrderedDict())
+        self._sub_walks = v.cache.setdefault("corral.sub_walks", OrderedDict())
+        self._node_skip = trie.node_skip
         # per-vocabulary (~0.3 s on Llama-3, once): built with the first grammar, not in a mask
         self._slice = string_slice(v) if v.size > 4096 else None
         self._root_walks_lock = v.cache.setdefault("corral.root_walks_lock", threading.Lock())
@@ -224,6 +228,7 @@ class CompiledGrammar:
         done: dict[int, np.ndarray] = {}  # several paths may reach a state: walk each root once
         while pending:
             entry_chunks, root_chunks, infos = [], [], []
+            next_pending: dict[int, list[np.ndarray]] = {}
             e_off, r_off = [0], [0]
             for nxt, root_lists in pending.items():
                 roots = root_lists[0] if len(root_lists) == 1 else np.unique(np.concatenate(root_lists))
@@ -238,31 +243,64 @@ class CompiledGrammar:
                 packed, branch_info = self._branches(nxt)
                 if not len(packed):
                     continue
+                if int((self._node_skip[roots] - roots).sum()) >= BIG_SUB_WALK_NODES:
+                    b_nodes, b_entries = self._big_sub_walk(packed, roots, bits)
+                    self._continue_boundaries(b_nodes, b_entries, branch_info, next_pending)
+                    continue
                 entry_chunks.append(packed)
                 root_chunks.append(roots)
                 infos.extend(branch_info)
                 e_off.append(e_off[-1] + len(packed))
                 r_off.append(r_off[-1] + len(roots))
-            pending = {}
+            pending = next_pending
             if not entry_chunks:
-                break
+                continue
             one = len(entry_chunks) == 1
             b_nodes, b_entries = walk_subtries_groups(
                 *self._trie_args, self._packed.transitions, self._packed.accepting,
                 entry_chunks[0] if one else np.concatenate(entry_chunks), np.array(e_off, dtype=np.int64),
                 (root_chunks[0] if one else np.concatenate(root_chunks)).astype(np.int32, copy=False),
                 np.array(r_off, dtype=np.int64), bits, self._max_depth)
-            if len(b_nodes):
-                # entries come sorted: one run of boundary nodes per branch
-                cuts = [0] + (np.flatnonzero(b_entries[1:] != b_entries[:-1]) + 1).tolist() + [len(b_nodes)]
-                for a, b in zip(cuts, cuts[1:]):
-                    start, term = infos[int(b_entries[a])]
-                    after = states.after_terminal(start, term)
-                    if after != DEAD:
-                        pending.setdefault(after, []).append(b_nodes[a:b])
+            self._continue_boundaries(b_nodes, b_entries, infos, pending)
         if st.accepting:
             bits |= self._eos_bits
         return bits
+
+    def _continue_boundaries(self, b_nodes, b_entries, infos, pending: dict) -> None:
+        """Queue the boundary nodes of a sub-walk under the parser state after their lexeme."""
+        if not len(b_nodes):
+            return
+        # entries come sorted: one run of boundary nodes per branch
+        cuts = [0] + (np.flatnonzero(b_entries[1:] != b_entries[:-1]) + 1).tolist() + [len(b_nodes)]
+        for a, b in zip(cuts, cuts[1:]):
+            start, term = infos[int(b_entries[a])]
+            after = self.states.after_terminal(start, term)
+            if after != DEAD:
+                pending.setdefault(after, []).append(b_nodes[a:b])
+
+    def _big_sub_walk(self, packed: np.ndarray, roots: np.ndarray, bits: np.ndarray):
+        """A sub-walk over many trie nodes, memoized per vocabulary by what it depends on: the
+        branches' packed DFA states and the roots (not the parser state). Inside a long string
+        every position is a new parser state (the length is counted), but the walk below a chunk
+        boundary is the same at every chunk: Github_easy o9772's masks (certificates in a
+        maxLength-32767 string) redid a near-full trie walk per token."""
+        roots = roots.astype(np.int32, copy=False)
+        key = (id(self._packed), packed.tobytes(), roots.tobytes())
+        hit = self._sub_walks.get(key)
+        if hit is None or hit[0] is not self._packed:
+            own = np.zeros(self._n_words, dtype=np.uint32)
+            b_nodes, b_entries = walk_subtries_groups(
+                *self._trie_args, self._packed.transitions, self._packed.accepting, packed,
+                np.array([0, len(packed)], dtype=np.int64), roots,
+                np.array([0, len(roots)], dtype=np.int64), own, self._max_depth)
+            words = np.flatnonzero(own)
+            hit = (self._packed, words, own[words], b_nodes, b_entries)
+            with self._root_walks_lock:
+                self._sub_walks[key] = hit
+                if len(self._sub_walks) > SUB_WALK_CACHE_SIZE:
+                    self._sub_walks.popitem(last=False)
+        bits[hit[1]] |= hit[2]
+        return hit[3], hit[4]
 
     def step_token(self, sid: int, token_id: int) -> int:
         key = (sid, token_id)
