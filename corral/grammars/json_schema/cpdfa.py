@@ -40,6 +40,8 @@ def _classes(node: rx.Regex, out: set, seen: set | None = None) -> None:
         seen.add(id(n))
         if isinstance(n, rx.Chars):
             out.add(n.ranges)
+        elif isinstance(n, rx.Automaton):
+            out.update(tuple(c) for c in n.classes)
         elif isinstance(n, (rx.Seq, rx.Alt)):
             stack.extend(n.items)
         elif isinstance(n, rx.Repeat):
@@ -125,6 +127,23 @@ class _Nfa:
             for _ in range(node.max - node.min):
                 cur = self.build(node.item, cur)
                 self.eps[cur].append(end)
+            return end
+        if isinstance(node, rx.Automaton):  # embedded as is: its states become NFA states
+            live = node.live_states()
+            ids = {q: self.new() for q in range(len(node.accepting)) if live[q]}
+            if not ids.get(0):
+                return self.new()  # empty language: an end nothing reaches
+            self.eps[start].append(ids[0])
+            end = self.new()
+            classes = [self.atoms.of_class(tuple(c)) for c in node.classes]
+            for q, row in enumerate(node.trans):
+                if q not in ids:
+                    continue
+                for c, t in enumerate(row):
+                    if t >= 0 and t in ids:
+                        self.edges[ids[q]].append((classes[c], ids[t]))
+                if node.accepting[q]:
+                    self.eps[ids[q]].append(end)
             return end
         raise TypeError(node)
 
@@ -351,6 +370,12 @@ class Dfa:
                     live[p] = True
                     stack.append(p)
         return live
+
+    def to_automaton(self) -> rx.Automaton:
+        """The same language as an ``rx.Automaton`` leaf (one class per atom; a regex node that
+        ``combine`` and the byte-level automaton builder take as is)."""
+        classes = [(self.atoms.intervals[i],) for i in range(len(self.atoms.intervals))]
+        return rx.Automaton.from_rows(self.trans, classes, self.accept)
 
     def is_empty(self) -> bool:
         return not self.live()[0]
