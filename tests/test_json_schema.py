@@ -1032,3 +1032,69 @@ def test_enum_is_disjoint_from_a_pattern_and_its_negation():
     res = json_schema_to_grammar(schema)
     assert not res.report
     check(schema, [[x] for x in ["red", "blue", 1, 2, "mauve", "Red", "#00ff00", "#00FF00", "", None]])
+
+
+# ------------------------------------------------------------------ lookaheads anywhere in a pattern
+
+LOOKAHEAD_ANYWHERE = [
+    # (pattern, alphabet): every string over the alphabet up to length 7 is checked against re.search
+    (r"^@([a-c](?:(?!.*--)[a-c-]*[a-c])?)/([a-c](?:(?!.*--)[a-c-]*[a-c])?)$", "ab-/@"),  # npm-style scope
+    (r"((?:[^/]*/)*)(?=\.(ya?ml|json))", "a/.ymlj"),  # a path followed by an extension
+    (r"^(https?://|/?.?-?(?!\w+://)\w).+\.ya?ml$", "ah:/-.yml"),  # lookahead inside an alternation
+    (r"^(?:a(?=bc)|ab)c$", "abc"),
+    (r"^(a(?!b)){2}$", "ab"),
+    (r"a(?=b|$)", "abc"),
+    (r"^x(?!y$)..$", "xyz"),
+    (r"(?=ab)a(?!bc)", "abc"),
+    (r"^(?:(?!aa)[ab]){0,4}$", "ab"),
+]
+
+
+def _all_strings(alphabet: str, n: int):
+    for k in range(n + 1):
+        for t in itertools.product(alphabet, repeat=k):
+            yield "".join(t)
+
+
+@pytest.mark.parametrize("pattern,alphabet", LOOKAHEAD_ANYWHERE)
+def test_lookaheads_anywhere_equal_re_search_exhaustively(pattern, alphabet):
+    """A lookahead sees the rest of the whole string (not just its group): the pattern is read right
+    to left as a function of its continuation, with automaton intersections at each lookahead.
+    Exact against Python's re.search on every string up to length 7 over a small alphabet."""
+    from corral.grammars.json_schema.lookahead import search_language
+
+    d = search_language(pattern)
+    atom_of = {c: next(i for i, (lo, hi) in enumerate(d.atoms.intervals) if lo <= ord(c) <= hi) for c in alphabet}
+    compiled = re.compile(pattern)
+    for s in _all_strings(alphabet, 7 if len(alphabet) <= 4 else 5):
+        q = 0
+        for c in s:
+            q = d.trans[q][atom_of[c]]
+        assert d.accept[q] == (compiled.search(s) is not None), (pattern, s)
+
+
+def test_lookahead_patterns_in_schemas_are_exact():
+    schema = {"type": "array", "items": {"type": "string", "pattern": LOOKAHEAD_ANYWHERE[0][0]}}
+    assert not json_schema_to_grammar(schema).report
+    check(schema, [["@a/b"], ["@ab-c/a"], ["@a-b/c-a"], ["@a--b/c"], ["@a/b--c"], ["@a/b", "@a-/b"], ["@-a/b"],
+                   ["a/b"], ["@a/b/c"]])
+    keys = {"type": "object", "patternProperties": {r"^(?:a(?=bc)|ab)c$": {"type": "integer"}},
+            "additionalProperties": False}
+    check(keys, [{"abc": 1}, {"abc": "x"}, {"ac": 1}, {"abcc": 1}, {}])
+
+
+@pytest.mark.parametrize("pattern,construct", [
+    (r"^((?!ab).)*$", "lookahead"),  # a lookahead inside an unbounded repetition
+    (r"(?<=ab)c", "lookbehind"),
+    (r"(?<!ab)c", "lookbehind"),
+    (r"a\b(?=b.)", "lookahead"),  # a word boundary looks at the previous character
+])
+def test_lookaheads_the_automaton_reading_cannot_decide_are_reported(pattern, construct):
+    with pytest.raises(UnsupportedSchemaError) as e:
+        json_schema_to_grammar({"type": "string", "pattern": pattern})
+    assert any(k == "pattern" for _, k, _ in e.value.issues)
+    from corral.grammars.json_schema.lookahead import search_language
+    from corral.errors import GrammarError
+    with pytest.raises(GrammarError) as g:
+        search_language(pattern)
+    assert g.value.construct == construct

@@ -217,13 +217,16 @@ _OCT = "01234567"
 
 
 class _Parser:
-    def __init__(self, pattern: str, flavor: str, flags: int):
+    def __init__(self, pattern: str, flavor: str, flags: int, lookahead_tree: bool = False):
         self.p = pattern
         self.n = len(pattern)
         self.i = 0
         self.flavor = flavor
         self.py = flavor == "python"
         self.flags = flags
+        # lookaheads that are not one character class become ("look", positive, body, pos) nodes
+        # for json_schema.lookahead (automaton intersections); otherwise they are refused
+        self.lookahead_tree = lookahead_tree
 
     # -- helpers -------------------------------------------------------------------------------
     def error(self, message: str, pos: int | None = None, construct: str | None = None):
@@ -326,7 +329,7 @@ class _Parser:
                 return atom
             if quantified:
                 self.error("multiple repeat", qpos, "syntax")
-            if atom[0] == "zw" and (self.p[atom_start] != "(" or self.p.startswith(
+            if atom[0] in ("zw", "look") and (self.p[atom_start] != "(" or self.p.startswith(
                     ("(?=", "(?!", "(?<=", "(?<!"), atom_start)):
                 self.error("nothing to repeat (quantified assertion)", qpos, "syntax")
             quantified = True
@@ -483,6 +486,8 @@ class _Parser:
         if cls == rx.NOTHING:
             cls = rx.Chars(())
         if not isinstance(cls, rx.Chars):
+            if ahead and self.lookahead_tree:
+                return ("look", positive, body, start)
             self.error(f"{construct} is supported only for a single character class", start, construct)
         con = _con(cls.ranges, False) if positive else _con(_complement(cls.ranges), True)
         return ("zw", ((None, con),) if ahead else ((con, None),), start)

@@ -1165,8 +1165,17 @@ class Compiler:
         try:
             return search_regex_parts(pattern, flavor="ecmascript")
         except GrammarError as e:
+            if e.construct != "lookahead":
+                self.unsupported(pointer, keyword, f"regex {pattern!r}: {e}")
+                return None
+        from corral.grammars.json_schema.lookahead import search_language
+        try:  # lookaheads past the pattern's start: by automaton, reading the pattern right to left
+            d = search_language(pattern, flavor="ecmascript")
+        except GrammarError as e:
             self.unsupported(pointer, keyword, f"regex {pattern!r}: {e}")
             return None
+        r = d.to_regex(max_nodes=3000)
+        return [d if r is None else r], []
 
     def pattern_regex(self, pattern, pointer: str, keyword: str) -> rx.Regex | None:
         """One regex for ``pattern`` (key regions need one): lookahead parts are combined by
@@ -1175,7 +1184,7 @@ class Compiler:
         if parts is None:
             return None
         positives, negatives = parts
-        if len(positives) == 1 and not negatives:
+        if len(positives) == 1 and not negatives and not isinstance(positives[0], cpdfa.Dfa):
             return positives[0]
         try:
             r = cpdfa.combine(positives, negatives).to_regex(max_nodes=3000)

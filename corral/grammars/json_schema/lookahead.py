@@ -1,0 +1,110 @@
+"""Search languages of ECMAScript patterns with lookaheads anywhere (JSON Schema ``pattern``).
+
+A lookahead constrains everything after its position, up to the end of the string, not just the
+rest of its group: in ``^a(?:(?!.*--)[a-z-]*)?/b$`` the ``.*--`` also sees ``/b``. So a pattern is
+read right to left as a function of its continuation: ``L(node, K)`` is the set of strings that
+``node`` matches at the front and ``K`` accepts the rest of. Then
+
+* ``L(r, K) = r K`` for a plain regex ``r``; sequences fold right; alternations unite;
+* ``L((?=B), K) = K ∩ L(B, Σ*)`` and ``L((?!B), K) = K \\ L(B, Σ*)`` (code-point automata);
+* an end anchor or a one-character lookahead keeps the ``K`` strings that start as it asks;
+* a bounded repetition unrolls (``L(x{0,2}, K) = K ∪ L(x, K ∪ L(x, K))``).
+
+Refused with a ``GrammarError`` (the caller reports the pattern unsupported): a lookahead inside
+an unbounded repetition (the fixpoint need not be reached by unrolling), and anything that
+constrains the character *before* a position (lookbehind, word boundaries, ``^`` past the
+pattern's start), which a right-to-left reading cannot see. The leading ``^(?=A)(?!B)R`` form keeps
+its cheaper route (``regex_parser.search_regex_parts``); this one is the fallback.
+"""
+from __future__ import annotations
+
+from corral.errors import CompileBudgetError, GrammarError
+from corral.grammars import regex_ast as rx
+from corral.grammars import regex_parser as rp
+from corral.grammars.json_schema import cpdfa
+
+MAX_UNROLL = 32  # iterations of a bounded repetition that holds a lookahead
+ANY = rx.star(rx.any_char())
+
+
+def search_language(pattern: str, flavor: str = "ecmascript", flags: int = 0) -> cpdfa.Dfa:
+    """The strings containing a match of ``pattern`` (``re.search`` semantics) as one automaton."""
+    rp._check_args(flavor, flags)
+    tree = rp._Parser(pattern, flavor, int(flags), lookahead_tree=True).parse()
+    branches = tree[1] if tree[0] == "alt" else [tree]
+    try:
+        return cpdfa.combine([rx.alt(*(_search_branch(b) for b in branches))])
+    except CompileBudgetError as e:
+        raise GrammarError(f"lookahead automaton too large ({e}) in regex {pattern!r}", None, "lookahead") from e
+
+
+def _search_branch(node) -> rx.Regex:
+    """One top-level alternative: a leading ``^`` pins it to the start, else any prefix."""
+    items = list(node[1]) if node[0] == "seq" else [node]
+    anchored = False
+    while items and items[0][0] == "zw" and all(s is not None and s[1] and not s[0] and e is None
+                                                for s, e in items[0][1]):
+        anchored = True  # "^": no character before it
+        items.pop(0)
+    body = _continued(("seq", items), ANY)
+    return body if anchored else rx.seq(ANY, body)
+
+
+def _has_lookahead(node) -> bool:
+    kind = node[0]
+    if kind in ("look", "zw"):
+        return True
+    if kind in ("seq", "alt"):
+        return any(_has_lookahead(n) for n in node[1])
+    if kind == "rep":
+        return _has_lookahead(node[1])
+    return False
+
+
+def _as_automaton(positive: list, negative: list = ()) -> rx.Regex:
+    return cpdfa.combine(positive, negative).to_automaton()
+
+
+def _continued(node, k: rx.Regex) -> rx.Regex:
+    """``L(node, k)``: ``node`` matched at the front of the string, ``k`` accepting the rest."""
+    if not _has_lookahead(node):
+        return rx.seq(rp._to_regex(node), k)
+    kind = node[0]
+    if kind == "seq":
+        for item in reversed(node[1]):
+            k = _continued(item, k)
+        return k
+    if kind == "alt":
+        return rx.alt(*(_continued(n, k) for n in node[1]))
+    if kind == "rep":
+        _, item, lo, hi, pos = node
+        if hi is None or hi > MAX_UNROLL:
+            raise GrammarError("lookahead inside an unbounded (or long) repetition is not supported", pos, "lookahead")
+        acc = k
+        for _ in range(hi - lo):
+            acc = rx.alt(k, _continued(item, acc))
+        for _ in range(lo):
+            acc = _continued(item, acc)
+        return acc
+    if kind == "look":
+        _, positive, body, _pos = node
+        ahead = _continued(body, ANY)
+        return _as_automaton([k, ahead]) if positive else _as_automaton([k], [ahead])
+    if kind == "zw":
+        out = []
+        for before, after in node[1]:
+            if before is not None:
+                raise GrammarError("an anchor, word boundary or lookbehind that looks at the previous "
+                                   "character is not supported next to a lookahead", node[2], "lookahead")
+            if after is None:
+                out.append(k)
+                continue
+            ranges, edge_ok, _ = after
+            start = [rx.seq(rx.chars(ranges), ANY)] if ranges else []
+            if edge_ok:
+                start.append(rx.EMPTY)
+            if rp._final_newline_only(after):
+                start.append(rx.char_set("\n"))  # Python "$" before a final newline
+            out.append(_as_automaton([k, rx.alt(*start)]) if start else rx.NOTHING)
+        return rx.alt(*out)
+    raise AssertionError(kind)
