@@ -1098,3 +1098,23 @@ def test_lookaheads_the_automaton_reading_cannot_decide_are_reported(pattern, co
     with pytest.raises(GrammarError) as g:
         search_language(pattern)
     assert g.value.construct == construct
+
+
+def test_one_of_split_on_a_value_the_negated_branches_share():
+    """Address schemas: country branches with their own state lists and a 10-character postal code,
+    then "any other country" with a 51-character one. Without "country", that last branch's
+    negations of the others are "state outside S_j, or a postal code over 10 characters": nine
+    two-way witnesses. Splitting on the postal code's value (over 10 characters: all hold; not:
+    each is a state constraint) keeps every object under the witness limit."""
+    states = {"BRA": ["AC", "AL", "SP"], "ITA": ["AL", "MI", "TO"], "USA": ["AL", "CA", "NY"], "CAN": ["ON", "QC"],
+              "MEX": ["AG", "BC"], "IND": ["AP", "BR"], "CHN": ["11", "34"], "AUS": ["NSW", "QLD"], "DEU": ["BY", "BE"]}
+    branches = [{"properties": {"country": {"enum": [c]}, "state": {"type": "string", "enum": v},
+                                "postalCode": {"type": "string", "maxLength": 10}}} for c, v in states.items()]
+    branches.append({"properties": {"country": {"enum": ["FRA", "ESP", "JPN"]},
+                                    "postalCode": {"type": "string", "maxLength": 51}}})
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "oneOf": branches}
+    res = json_schema_to_grammar(schema)
+    assert not res.report
+    values = {"country": ["BRA", "USA", "CAN", "FRA", "XXX"], "state": ["AL", "NY", "ON", "34", "ZZ"],
+              "postalCode": ["12345", "123456789012", "x" * 52], "city": ["Rome"]}
+    check(schema, _random_objects(values, 300, 12, extra=[{}, {"state": "AL"}, {"postalCode": "12345678901"}]))

@@ -1704,11 +1704,42 @@ class Compiler:
         if not counts:
             return [o]
         k = max(sorted(counts), key=lambda x: counts[x])
+        value, negated = self._split_value(kept, k)
+        if value is not None:
+            # on k's value (the witnesses mostly ask "k holds a value outside S"): k present with
+            # such a value satisfies them; k absent or inside S leaves their other alternatives
+            group = ObjGroup({k: (value,)}, (), None)
+            out = self._split_witnesses(replace(o, required=o.required | {k}, groups=o.groups + (group,)), depth + 1)
+            return out + self._split_witnesses(replace(o, groups=o.groups + (ObjGroup({k: (negated,)}, (), None),)),
+                                               depth + 1)
         out = self._split_witnesses(replace(o, required=o.required | {k}), depth + 1)
         without = [tuple(a for a in w if a[3] != k) for w in kept]
         if all(without):  # a witness only key k could satisfy: no object without k
             out += self._split_witnesses(replace(o, forbidden=o.forbidden | {k}, witnesses=tuple(without)), depth + 1)
         return out
+
+    def _split_value(self, witnesses, k: str) -> tuple:
+        """(value ref, its negation) to split an object on: the most common value schema that the
+        witnesses' alternatives on the literal key ``k`` ask for, when it is one negatable ref that
+        constrains something; (None, None) for a split on k's presence alone."""
+        counts: dict = {}
+        for w in witnesses:
+            for a in w:
+                if a[3] == k and not a[1] and len(a[2]) == 1:
+                    r = a[2][0]
+                    loc = r.loc if isinstance(r, NegLoc) else r
+                    if not isinstance(loc, Loc) or (isinstance(r, NegLoc) and r.only is not None):
+                        continue
+                    canon = (isinstance(r, NegLoc), _canonical(loc.schema), loc.base)
+                    counts.setdefault(canon, [0, r])[0] += 1
+        if not counts:
+            return None, None
+        _, r = max(counts.values(), key=lambda x: x[0])
+        if isinstance(r, NegLoc):
+            return r, r.loc
+        if self._values_imply([], r):
+            return None, None  # any value: the presence split is the same and simpler
+        return r, NegLoc(r)
 
     def value_allowed(self, v, c: Conj) -> bool:
         """Exact membership of a finite candidate in the conjunction: validated against its schemas."""
