@@ -1118,3 +1118,20 @@ def test_one_of_split_on_a_value_the_negated_branches_share():
     values = {"country": ["BRA", "USA", "CAN", "FRA", "XXX"], "state": ["AL", "NY", "ON", "34", "ZZ"],
               "postalCode": ["12345", "123456789012", "x" * 52], "city": ["Rome"]}
     check(schema, _random_objects(values, 300, 12, extra=[{}, {"state": "AL"}, {"postalCode": "12345678901"}]))
+
+
+def test_dependencies_on_top_of_many_required_keys_use_the_lazy_key_sets():
+    """More required and dependent keys than eager key sets track (budgets lowered here so the
+    oracle can list the family): the rule family checks required keys and dependencies where the
+    member list ends; a key depending on an undeclared key under additionalProperties false is
+    never written."""
+    schema = {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object", "additionalProperties": False,
+              "properties": {k: {"type": "integer"} for k in "abcdefg"}, "required": ["a", "b"],
+              "dependencies": {"c": ["d", "e"], "f": ["zz"], "g": {"required": ["a"]}}}
+    res = json_schema_to_grammar(schema, max_tracked_keys=2, max_tracked_required=2)
+    assert res.grammar.families
+    values = {k: [1, "x"] for k in "abcdefg"}
+    check(schema, _random_objects(values, 200, 13, extra=[{"a": 1, "b": 2}, {"a": 1, "b": 2, "c": 3, "d": 4, "e": 5},
+                                                          {"a": 1, "b": 2, "c": 3, "d": 4}, {"a": 1, "b": 2, "f": 1},
+                                                          {"a": 1, "b": 2, "g": 1}]),
+          max_tracked_keys=2, max_tracked_required=2)

@@ -2834,6 +2834,9 @@ class Compiler:
             tracked = [k for k in keys if k in must]
         elif self.opt.property_order == "schema":
             return self._ordered_members(members, required, region_members, min_props, max_props, deps, pointer)
+        elif not min_props and max_props is None and not n_wit:
+            # dependencies on top of many required keys: the family checks them where the list ends
+            return self._lazy_members(members, [k for k in keys if k in must], region_members, required, deps)
         else:
             raise CompileBudgetError(
                 f"object at {pointer or '#'} has {len(must)} required keys; any-order tracking is limited to "
@@ -2898,17 +2901,27 @@ class Compiler:
         self._check_budget()
         return root
 
-    def _lazy_members(self, members: dict, tracked: list, region_members) -> str:
-        """The key-set machine of ``members_machine`` as a ``KeySetFamily`` (no dependencies and no
-        property-count bounds: then every member can still reach the end, as families require)."""
+    def _lazy_members(self, members: dict, tracked: list, region_members, required=None, deps=()) -> str:
+        """The key-set machine of ``members_machine`` as a ``KeySetFamily`` (no property-count
+        bounds: then every member can still reach the end, as families require). ``required``
+        (default: every tracked key) and dependencies (key -> keys it needs) decide where the list
+        may end; a key whose dependencies cannot all be written (not declared) is never offered."""
         untracked = [members[k] for k in members if k not in tracked] + list(region_members)
         any_untracked = None
         if untracked:
             any_untracked = self.b.fresh("member")
             self.b.rule(any_untracked, [(kt, v) for kt, v in untracked])
+        bit = {k: 1 << i for i, k in enumerate(tracked)}
+        required_mask = sum(bit[k] for k in tracked if required is None or k in required)
+        dep_masks = []
+        for k, ds in deps:
+            if k in bit:
+                need = [bit.get(d) for d in ds]
+                dep_masks.append((bit[k], -1 if None in need else sum(need)))
         name = self.b.fresh("keyset")
         self.b.families[name] = KeySetFamily(
-            name, tuple((k, members[k][0], members[k][1]) for k in tracked), any_untracked, self.COMMA)
+            name, tuple((k, members[k][0], members[k][1]) for k in tracked), any_untracked, self.COMMA,
+            required_mask, tuple(sorted(dep_masks)))
         return KeySetFamily.member(name, 0, False)
 
     def _ordered_members(self, members, required, region_members, min_props, max_props, deps, pointer) -> str:
@@ -2999,6 +3012,8 @@ class KeySetFamily(ir.RuleFamily):
     tracked: tuple  # (key, key terminal, value symbol) per tracked key
     any_untracked: str | None
     comma: str
+    required_mask: int = -1  # tracked keys the list must hold (-1: all of them)
+    deps: tuple = ()  # (key bit, bits of the keys it needs; -1: some cannot be written)
 
     @staticmethod
     def member(name: str, seen: int, started: bool) -> str:
@@ -3008,21 +3023,29 @@ class KeySetFamily(ir.RuleFamily):
         seen_hex, started = key.split("_")
         seen = int(seen_hex, 16)
         alts: list[tuple[str, ...]] = []
-        if seen == (1 << len(self.tracked)) - 1:
+        everything = (1 << len(self.tracked)) - 1
+        must = everything if self.required_mask == -1 else self.required_mask
+        if seen & must == must and all(not seen & k or (need != -1 and seen & need == need) for k, need in self.deps):
             alts.append(())
         sep = (self.comma,) if started == "1" else ()
+        blocked = 0
+        for k, need in self.deps:
+            if need == -1:
+                blocked |= k  # the key needs one that is never written: it is never written either
         for i, (_, kt, v) in enumerate(self.tracked):
-            if not (seen >> i) & 1:
+            if not (seen >> i) & 1 and not (blocked >> i) & 1:
                 alts.append(sep + (kt, v, self.member(self.name, seen | (1 << i), True)))
         if self.any_untracked is not None:
             alts.append(sep + (self.any_untracked, self.member(self.name, seen, True)))
         return tuple(alts)
 
     def describe(self) -> str:
-        return f"KeySetFamily({self.tracked!r}, {self.any_untracked!r}, {self.comma!r})"
+        return (f"KeySetFamily({self.tracked!r}, {self.any_untracked!r}, {self.comma!r}, {self.required_mask}, "
+                f"{self.deps!r})")
 
     def required_symbols(self) -> tuple[str, ...]:
-        return tuple(s for _, kt, v in self.tracked for s in (kt, v))
+        must = self.required_mask
+        return tuple(s for i, (_, kt, v) in enumerate(self.tracked) if must == -1 or (must >> i) & 1 for s in (kt, v))
 
 
 def _quote(r: rx.Regex, quote) -> rx.Regex:
