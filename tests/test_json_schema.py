@@ -1135,3 +1135,4 @@ def test_dependencies_on_top_of_many_required_keys_use_the_lazy_key_sets():
                                                           {"a": 1, "b": 2, "c": 3, "d": 4}, {"a": 1, "b": 2, "f": 1},
                                                           {"a": 1, "b": 2, "g": 1}]),
           max_tracked_keys=2, max_tracked_required=2)
+

@@ -108,6 +108,15 @@ def _canonical(schema) -> str:
     return json.dumps(schema, sort_keys=True, ensure_ascii=False)
 
 
+def _split_canon(ref) -> tuple | None:
+    """A value ref by content (negated?, schema text, base URI): equal for the same schema reached
+    through different pointers. None for refs a value split does not take."""
+    loc = ref.loc if isinstance(ref, NegLoc) else ref
+    if not isinstance(loc, Loc) or (isinstance(ref, NegLoc) and ref.only is not None):
+        return None
+    return isinstance(ref, NegLoc), _canonical(loc.schema), loc.base
+
+
 def refs_key(refs) -> tuple:
     return tuple(sorted({r.key() for r in refs}))  # a conjunction: order and repeats do not matter
 
@@ -1707,11 +1716,20 @@ class Compiler:
         value, negated = self._split_value(kept, k)
         if value is not None:
             # on k's value (the witnesses mostly ask "k holds a value outside S"): k present with
-            # such a value satisfies them; k absent or inside S leaves their other alternatives
-            group = ObjGroup({k: (value,)}, (), None)
-            out = self._split_witnesses(replace(o, required=o.required | {k}, groups=o.groups + (group,)), depth + 1)
-            return out + self._split_witnesses(replace(o, groups=o.groups + (ObjGroup({k: (negated,)}, (), None),)),
-                                               depth + 1)
+            # such a value satisfies them; k absent or inside S leaves their other alternatives.
+            # The alternatives asking for exactly that value are settled here, not left to the
+            # disjointness prover (negated object schemas are beyond it)
+            asks = _split_canon(value)
+            hit = [any(a[3] == k and not a[1] and len(a[2]) == 1 and _split_canon(a[2][0]) == asks for a in w)
+                   for w in kept]
+            present = replace(o, required=o.required | {k}, groups=o.groups + (ObjGroup({k: (value,)}, (), None),),
+                              witnesses=tuple(w for w, h in zip(kept, hit) if not h))
+            rest = tuple(tuple(a for a in w if not (a[3] == k and not a[1] and len(a[2]) == 1
+                                                    and _split_canon(a[2][0]) == asks)) for w in kept)
+            if not all(rest):
+                return self._split_witnesses(present, depth + 1)  # k absent or inside S: nothing holds
+            absent = replace(o, groups=o.groups + (ObjGroup({k: (negated,)}, (), None),), witnesses=rest)
+            return self._split_witnesses(present, depth + 1) + self._split_witnesses(absent, depth + 1)
         out = self._split_witnesses(replace(o, required=o.required | {k}), depth + 1)
         without = [tuple(a for a in w if a[3] != k) for w in kept]
         if all(without):  # a witness only key k could satisfy: no object without k
@@ -1726,12 +1744,9 @@ class Compiler:
         for w in witnesses:
             for a in w:
                 if a[3] == k and not a[1] and len(a[2]) == 1:
-                    r = a[2][0]
-                    loc = r.loc if isinstance(r, NegLoc) else r
-                    if not isinstance(loc, Loc) or (isinstance(r, NegLoc) and r.only is not None):
-                        continue
-                    canon = (isinstance(r, NegLoc), _canonical(loc.schema), loc.base)
-                    counts.setdefault(canon, [0, r])[0] += 1
+                    canon = _split_canon(a[2][0])
+                    if canon is not None:
+                        counts.setdefault(canon, [0, a[2][0]])[0] += 1
         if not counts:
             return None, None
         _, r = max(counts.values(), key=lambda x: x[0])
