@@ -202,3 +202,25 @@ def test_literals_automaton_is_minimal_and_equals_the_regex_route(case):
         for data in (json.dumps(t).encode(), json.dumps(t, ensure_ascii=False).encode("utf-8", "surrogatepass")):
             assert direct.matches(data)
     assert not direct.matches(json.dumps("".join(texts) + "\u2603").encode())
+
+
+@pytest.mark.parametrize("case", range(len(REGIONS)))
+def test_vectorized_tabulation_equals_the_range_by_range_reference(case, monkeypatch):
+    """The spelling automaton's table filled from flat numpy arrays is the one filled one range at a
+    time: same transitions, same classes, same order."""
+    seen = []
+    real = spelling._tabulate
+
+    def capture(edges, accepting, minimal=True):
+        seen.append((edges, accepting, minimal))
+        return real(edges, accepting, minimal)
+
+    monkeypatch.setattr(spelling, "_tabulate", capture)
+    positives, negatives = REGIONS[case]
+    spelling.quoted_automaton(cpdfa.combine(positives, negatives), COLON)
+    spelling.literals_automaton(("alpha", "beta\u00e9", "g\U0001F600", 'q"x'))
+    assert seen
+    for edges, accepting, minimal in seen:
+        fast = real(edges, accepting, minimal)
+        ref = spelling._tabulate_reference(edges, accepting, minimal)
+        assert (fast.table, fast.classes, fast.accepting) == (ref.table, ref.classes, ref.accepting)

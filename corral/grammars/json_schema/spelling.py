@@ -70,6 +70,7 @@ class _Builder:
         self.accepting: list[bool] = []
         self.body: dict[int, int] = {}
         self.memo: dict = {}
+        self.uniform: dict = {}  # (digits left + 1, target) -> hex state leading there for any value
         self.todo: list[int] = []
 
     def new(self, accepting: bool = False) -> int:
@@ -161,16 +162,28 @@ class _Builder:
             return got
         me = self.memo[key] = self.new()
         width = 16 ** (k - 1)
-        parts: list[list] = [[] for _ in range(16)]
-        for a, b, t in values:  # one sweep: a run covering whole digits is cut once per digit
-            for digit in range(a // width, b // width + 1):
-                lo = digit * width
-                parts[digit].append((max(a, lo) - lo, min(b, lo + width - 1) - lo, t))
+        sub_width = width - 1
+        starts = [a for a, _, _ in values]
         by_target: dict[int, list] = {}
-        for digit, part in enumerate(parts):
-            if part:
-                target = self.leaf(part[0][2]) if k == 1 else self.hex_state(k - 1, tuple(part))
-                by_target.setdefault(target, []).extend(_DIGIT_RANGES[digit])
+        for digit in range(16):
+            lo = digit * width
+            hi = lo + sub_width
+            i = bisect.bisect_right(starts, lo) - 1
+            if i >= 0 and values[i][1] >= hi:
+                # one run covers every value of the remaining digits (most digits of most states)
+                t = values[i][2]
+                if k == 1:
+                    target = self.leaf(t)
+                else:
+                    target = self.uniform.get((k, t))
+                    if target is None:
+                        target = self.uniform[(k, t)] = self.hex_state(k - 1, ((0, sub_width, t),))
+            else:
+                part = _clip(values, lo, hi, lo)
+                if not part:
+                    continue
+                target = self.leaf(part[0][2]) if k == 1 else self.hex_state(k - 1, part)
+            by_target.setdefault(target, []).extend(_DIGIT_RANGES[digit])
         for target, ranges in by_target.items():
             self.edges[me].append((tuple(ranges), target))
         return me
@@ -381,7 +394,45 @@ def _suffix_dfa(suffix: rx.Regex) -> cpdfa.Dfa:
 
 
 def _tabulate(edges, accepting, minimal: bool = True) -> rx.Automaton:
-    """Transition table over the coarsest code point classes the edges allow."""
+    """Transition table over the coarsest code point classes the edges allow. The cells are filled
+    in numpy from flat (state, range, target) arrays: a key region's spelling automaton has ~10^5
+    ranges (every state's escape digits), and one slice assignment per range was a third of a
+    typical schema's compile time (``_tabulate_reference`` is that loop, the tested spec)."""
+    flat = [(s, lo, hi, t) for s, row in enumerate(edges) for ranges, t in row for lo, hi in ranges]
+    n = len(edges)
+    if not flat:
+        return _tabulate_reference(edges, accepting, minimal)
+    arr = np.array(flat, dtype=np.int64)
+    ss, lo_a, hi_a, ts = arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3]
+    cuts = np.unique(np.concatenate([np.array([0, rx.MAX_CODE_POINT + 1], dtype=np.int64), lo_a, hi_a + 1]))
+    m = len(cuts) - 1
+    i0 = np.searchsorted(cuts, lo_a)
+    lengths = np.searchsorted(cuts, hi_a + 1) - i0
+    total = int(lengths.sum())
+    offsets = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    table = np.full((n, m), -1, dtype=np.int32)
+    table[np.repeat(ss, lengths), np.repeat(i0, lengths) + offsets] = np.repeat(ts, lengths)
+    return _classes_of_columns(table, cuts.tolist(), accepting, minimal)
+
+
+def _classes_of_columns(table: np.ndarray, cuts: list, accepting, minimal: bool) -> rx.Automaton:
+    """Intervals (``cuts``) whose columns of ``table`` are equal form one class. A dict of column
+    bytes: np.unique(axis=...) sorts structured views and cost ~1 ms per key."""
+    used = np.flatnonzero((table >= 0).any(axis=0)).tolist()
+    column_ids: dict[bytes, int] = {}
+    firsts: list[int] = []
+    classes: list[list] = []
+    for i, column in zip(used, np.ascontiguousarray(table.T[used])):
+        c = column_ids.setdefault(column.tobytes(), len(firsts))
+        if c == len(firsts):
+            firsts.append(i)
+            classes.append([])
+        classes[c].append((cuts[i], cuts[i + 1] - 1))
+    return rx.Automaton.from_rows(table[:, firsts], [rx.normalize_ranges(c) for c in classes], accepting, minimal)
+
+
+def _tabulate_reference(edges, accepting, minimal: bool = True) -> rx.Automaton:
+    """Transition table over the coarsest code point classes the edges allow (one range at a time)."""
     cuts = {0, rx.MAX_CODE_POINT + 1}
     for row in edges:
         for ranges, _ in row:
@@ -395,16 +446,4 @@ def _tabulate(edges, accepting, minimal: bool = True) -> rx.Automaton:
         for ranges, t in row:
             for lo, hi in ranges:
                 table[s, bisect.bisect_left(cuts, lo):bisect.bisect_left(cuts, hi + 1)] = t
-    used = np.flatnonzero((table >= 0).any(axis=0)).tolist()
-    # intervals with equal columns form one class (a dict of column bytes: np.unique(axis=1) sorts
-    # structured views and cost ~1 ms per key)
-    column_ids: dict[bytes, int] = {}
-    firsts: list[int] = []
-    classes: list[list] = []
-    for i, column in zip(used, np.ascontiguousarray(table.T[used])):
-        c = column_ids.setdefault(column.tobytes(), len(firsts))
-        if c == len(firsts):
-            firsts.append(i)
-            classes.append([])
-        classes[c].append((cuts[i], cuts[i + 1] - 1))
-    return rx.Automaton.from_rows(table[:, firsts], [rx.normalize_ranges(c) for c in classes], accepting, minimal)
+    return _classes_of_columns(table, cuts, accepting, minimal)
