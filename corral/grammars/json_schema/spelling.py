@@ -115,10 +115,11 @@ class _Builder:
         if got is not None:
             return got
         me = self.memo[key] = self.new()
+        starts = [a for a, _, _ in runs]
         for cp, letter in SHORT_ESCAPES.items():
-            hit = _clip(runs, cp, cp)
-            if hit:
-                self.edges[me].append((((ord(letter), ord(letter)),), self.body_state(hit[0][2])))
+            i = bisect.bisect_right(starts, cp) - 1
+            if i >= 0 and runs[i][1] >= cp:
+                self.edges[me].append((((ord(letter), ord(letter)),), self.body_state(runs[i][2])))
         values = self.bmp_values(runs)
         if values:
             self.edges[me].append((((0x75, 0x75),), self.hex_state(4, values)))
@@ -163,26 +164,28 @@ class _Builder:
         me = self.memo[key] = self.new()
         width = 16 ** (k - 1)
         sub_width = width - 1
-        starts = [a for a, _, _ in values]
         by_target: dict[int, list] = {}
-        for digit in range(16):
-            lo = digit * width
-            hi = lo + sub_width
-            i = bisect.bisect_right(starts, lo) - 1
-            if i >= 0 and values[i][1] >= hi:
-                # one run covers every value of the remaining digits (most digits of most states)
-                t = values[i][2]
+        partial: set = set()
+        for a, b, t in values:
+            first, last = -(-a // width), (b + 1) // width - 1
+            if first <= last:
+                # digits this run covers whole (most digits of most states): one subtree per target
                 if k == 1:
                     target = self.leaf(t)
                 else:
                     target = self.uniform.get((k, t))
                     if target is None:
                         target = self.uniform[(k, t)] = self.hex_state(k - 1, ((0, sub_width, t),))
-            else:
-                part = _clip(values, lo, hi, lo)
-                if not part:
-                    continue
-                target = self.leaf(part[0][2]) if k == 1 else self.hex_state(k - 1, part)
+                ranges = by_target.setdefault(target, [])
+                for digit in range(first, last + 1):
+                    ranges.extend(_DIGIT_RANGES[digit])
+            if a % width:
+                partial.add(a // width)
+            if (b + 1) % width:
+                partial.add(b // width)
+        for digit in sorted(partial):  # digits holding a run boundary: their own subtree
+            lo = digit * width
+            target = self.hex_state(k - 1, _clip(values, lo, lo + sub_width, lo))
             by_target.setdefault(target, []).extend(_DIGIT_RANGES[digit])
         for target, ranges in by_target.items():
             self.edges[me].append((tuple(ranges), target))
