@@ -224,3 +224,16 @@ def test_vectorized_tabulation_equals_the_range_by_range_reference(case, monkeyp
         fast = real(edges, accepting, minimal)
         ref = spelling._tabulate_reference(edges, accepting, minimal)
         assert (fast.table, fast.classes, fast.accepting) == (ref.table, ref.classes, ref.accepting)
+
+
+def test_spelling_automata_are_shared_across_equal_regions():
+    """Key regions of equal content (built separately, e.g. by two schemas declaring the same keys)
+    get the one cached spelling automaton, equal to a fresh build; a budget error is remembered."""
+    positives, negatives = REGIONS[0]
+    d = cpdfa.combine(list(positives), list(negatives))
+    first = spelling.quoted_automaton_cached(d)
+    copy = cpdfa.Dfa(d.atoms, [list(row) for row in d.trans], list(d.accept))  # same content
+    again = spelling.quoted_automaton_cached(copy)
+    assert again is first
+    fresh = spelling.quoted_automaton(copy)
+    assert (fresh.table, fresh.classes, fresh.accepting) == (first.table, first.classes, first.accepting)

@@ -1948,7 +1948,7 @@ class Compiler:
             # built one parser state per character (160k states, ~0.9 s per mask, "oneOf" of
             # unanchored patterns in Github_easy o65510)
             try:
-                auto = spelling.quoted_automaton(dfa)
+                auto = spelling.quoted_automaton_cached(dfa)
                 # as for key regions: a spelling past this would exceed the byte DFA budget at
                 # the first mask; rules stay linear in the automaton instead
                 if len(auto.accepting) <= MAX_KEY_AUTOMATON_STATES:
@@ -2800,7 +2800,7 @@ class Compiler:
     def _key_region_automata(self, d: cpdfa.Dfa) -> str | None:
         """One terminal for the keys of code-point DFA ``d`` (None: too large, use rules)."""
         try:
-            auto = spelling.quoted_automaton(d)
+            auto = spelling.quoted_automaton_cached(d)
         except CompileBudgetError:
             return None
         if len(auto.accepting) > MAX_KEY_AUTOMATON_STATES:
