@@ -664,6 +664,7 @@ class _VocabIndex:
     #                   quote, then content without a backslash (and not in ``slow``)
     quoted_other: np.ndarray  # the other quote tokens (something before the quote, or ``slow``)
     backslash: np.ndarray  # tokens with a backslash (an escape may spell any character)
+    max_token_bytes: int  # the longest token: no spelling prefix past it can be one token
 
 
 _SCALAR_BYTES = frozenset(range(256)) - _DELIMITERS - _OPENERS - _CLOSERS - {_QUOTE}
@@ -736,7 +737,8 @@ def vocab_index(vocab) -> _VocabIndex:
                           restarts={k: arr(v) for k, v in restarts.items()}, restarts_always=arr(restarts_always),
                           plain_exact={k: arr(v) for k, v in plain_exact.items()},
                           item_start={k: arr(v) for k, v in item_start.items()}, quoted_other=arr(quoted_other),
-                          backslash=arr(backslash))
+                          backslash=arr(backslash),
+                          max_token_bytes=max((len(vocab.token_bytes(t)) for t in range(vocab.size)), default=0))
         vocab.cache["corral.unique_index"] = hit
     return hit
 
@@ -770,8 +772,7 @@ class UniqueArrays:
         self._open_memo: dict[int, Frame | None] = {}
         vocab_index(vocab)  # per-vocabulary (~1 s on Llama-3, once): at compile time, not in a mask
         self._unused: dict = {}  # (domain, used values) -> the values left, sorted and as a set
-        self._value_candidates: dict = {}  # (value, item length or -1) -> _spelling_candidates
-        self._max_token_bytes = max((len(vocab.token_bytes(t)) for t in range(vocab.size)), default=0)
+        self._value_candidates: dict = {}  # (value, item bytes or None) -> _spelling_candidates
         self._searches: dict = {}  # (state, frame) -> the search's answer
         self._restarts: dict = {}  # used values -> restart tokens whose new item may be spelled as one
         self.searches_given_up = 0  # searches that ran out of SEARCH_NODES (answered "alive")
@@ -1050,7 +1051,7 @@ class UniqueArrays:
                 return _NO_IDS
             rest, table = spelled[len(item):], index.plain_exact
             out = [index.by_prefix[rest]] if rest in index.by_prefix else []
-        for i in range(1, min(len(rest), self._max_token_bytes) + 1):
+        for i in range(1, min(len(rest), index.max_token_bytes) + 1):
             hit = table.get(rest[:i])
             if hit is not None:
                 out.append(hit)
