@@ -71,3 +71,27 @@ def test_item_encoding_round_trips():
         if pos < (1 << 32) - 1:
             assert item_pos(it + 1) == pos + 1 and item_origin(it + 1) == origin
     assert make_item(9, -1) == 9  # a SELF item is its bare position
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_least_fixpoint_equals_sweeping_until_nothing_changes(seed):
+    """Productive and nullable nonterminals by worklist equal the sweep-until-stable definition on
+    random grammars (repeated body symbols, failing terminals, nonterminals assumed to hold)."""
+    import random
+
+    from corral.automata.earley import least_fixpoint
+
+    rnd = random.Random(seed)
+    n_nt, n_t = rnd.randint(1, 12), 4
+    ok_terminal = [rnd.random() < 0.7 for _ in range(n_t)]
+    rules = [(rnd.randrange(n_nt), tuple(rnd.choice([rnd.randrange(n_nt), -1 - rnd.randrange(n_t)])
+                                         for _ in range(rnd.randint(0, 3)))) for _ in range(rnd.randint(0, 25))]
+    initial = [rnd.random() < 0.1 for _ in range(n_nt)]
+    want = list(initial)
+    changed = True
+    while changed:
+        changed = False
+        for lhs, rhs in rules:
+            if not want[lhs] and all((s < 0 and ok_terminal[-1 - s]) or (s >= 0 and want[s]) for s in rhs):
+                want[lhs] = changed = True
+    assert least_fixpoint(rules, initial, lambda t: ok_terminal[t]) == want

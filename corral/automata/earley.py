@@ -45,6 +45,38 @@ ACCEPT_SYMBOL = "$corral_start"
 TAIL_TERMINAL = "$corral_ignore_tail"
 
 
+def least_fixpoint(rules, initial: list[bool], terminal_ok) -> list[bool]:
+    """The least set of nonterminals holding ``initial`` and closed under "a rule whose terminals
+    are all ``terminal_ok`` and whose nonterminals all hold makes its left side hold" (productive
+    and nullable nonterminals). A worklist: each rule is revisited once per body nonterminal that
+    comes to hold, linear in the grammar, where sweeping all rules until nothing changes was a
+    tenth of a median JSON Schema compile."""
+    holds = list(initial)
+    queue = [i for i, h in enumerate(holds) if h]
+    missing: list[int] = []
+    users: list[list[int]] = [[] for _ in holds]
+    for r, (lhs, rhs) in enumerate(rules):
+        if any(s < 0 and not terminal_ok(-1 - s) for s in rhs):
+            missing.append(-1)  # never: a terminal of its body fails
+            continue
+        body = [s for s in rhs if s >= 0]
+        missing.append(len(body))
+        for s in body:
+            users[s].append(r)
+        if not body and not holds[lhs]:
+            holds[lhs] = True
+            queue.append(lhs)
+    while queue:
+        for r in users[queue.pop()]:
+            missing[r] -= 1
+            if missing[r] == 0:
+                lhs = rules[r][0]
+                if not holds[lhs]:
+                    holds[lhs] = True
+                    queue.append(lhs)
+    return holds
+
+
 @dataclass(frozen=True, eq=False, slots=True)
 class ParserState:
     """One hash-consed Earley set. ``entries`` = scans plus terminals expected here (DFA state 0).
@@ -196,30 +228,10 @@ class ParserTables:
 
     @staticmethod
     def _productive_nts(rules, n_nt, term_empty, assumed) -> list[bool]:
-        productive = [i in assumed for i in range(n_nt)]
-        changed = True
-        while changed:
-            changed = False
-            for lhs, rhs in rules:
-                if productive[lhs]:
-                    continue
-                if all((s < 0 and not term_empty[-1 - s]) or (s >= 0 and productive[s]) for s in rhs):
-                    productive[lhs] = True
-                    changed = True
-        return productive
+        return least_fixpoint(rules, [i in assumed for i in range(n_nt)], lambda t: not term_empty[t])
 
     def _nullable(self, rules, n_nt, known: dict):
-        nullable = [known.get(i, False) for i in range(n_nt)]
-        changed = True
-        while changed:
-            changed = False
-            for lhs, rhs in rules:
-                if not nullable[lhs] and all(
-                    (s < 0 and self.terminal_nullable[-1 - s]) or (s >= 0 and nullable[s]) for s in rhs
-                ):
-                    nullable[lhs] = True
-                    changed = True
-        return nullable
+        return least_fixpoint(rules, [known.get(i, False) for i in range(n_nt)], lambda t: self.terminal_nullable[t])
 
     def dfa(self, t: int) -> ByteDFA:
         d = self._dfas[t]
