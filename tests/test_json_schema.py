@@ -1136,3 +1136,19 @@ def test_dependencies_on_top_of_many_required_keys_use_the_lazy_key_sets():
                                                           {"a": 1, "b": 2, "g": 1}]),
           max_tracked_keys=2, max_tracked_required=2)
 
+
+
+def test_one_of_over_closed_maps_with_disjoint_key_languages_needs_no_negation():
+    """Two closed maps whose key patterns share no key, each with at least one member, are
+    disjoint: the oneOf is their union (no "exactly one" negations), exact against jsonschema."""
+    color = {"type": "string"}
+    schema = {"type": "array", "items": {"oneOf": [
+        {"type": "object", "patternProperties": {r"^[0-9]\.?[0-9]*x$": color}, "additionalProperties": False,
+         "minProperties": 1},
+        {"type": "object", "patternProperties": {r"^[a-z]{2,3}(-[A-Z]{2})?$": color}, "additionalProperties": False,
+         "minProperties": 1},
+        {"type": "object", "properties": {"ref": {"type": "string"}}, "required": ["ref"], "additionalProperties": False}]}}
+    res = json_schema_to_grammar(schema)
+    assert not res.report
+    check(schema, [[{"2x": "a"}], [{"en": "a"}], [{"en-GB": "b", "fr": "c"}], [{"2x": "a", "en": "b"}], [{}],
+                   [{"ref": "r"}], [{"ref": 1}], [{"1.5x": "a"}], [{"EN": "a"}]])

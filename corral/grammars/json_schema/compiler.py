@@ -866,6 +866,23 @@ class Compiler:
                 return True
         return False
 
+    def _no_key_allowed(self, o: "ObjC") -> bool:
+        """Provably no key is allowed by every closed group of ``o`` (additionalProperties false:
+        its declared keys and pattern keys): "a map keyed like 2x" against "a map keyed like en-GB",
+        each with minProperties 1, in a oneOf."""
+        closed = [g for g in o.groups if g.additional is not None
+                  and any(isinstance(r, Loc) and r.schema is False for r in g.additional)]
+        if not closed:
+            return False
+        langs = tuple(rx.alt(*(rx.literal(k) for k in sorted(g.props)), *(pre for pre, _ in g.patterns)) for g in closed)
+        key = ("no-key", langs)
+        if key not in self._emit_memo:
+            try:
+                self._emit_memo[key] = cpdfa.combine(list(langs)).is_empty()
+            except CompileBudgetError:
+                self._emit_memo[key] = False
+        return self._emit_memo[key]
+
     def disjoint(self, a: Conj, c: Conj) -> bool:
         """Provably no instance satisfies both (conservative; recursive schemas are followed to a
         bounded depth, past which "not provably disjoint")."""
@@ -955,6 +972,8 @@ class Compiler:
                 return True
             if any(self._forbids_key(oc, k) for k in oa.required) or any(self._forbids_key(oa, k) for k in oc.required):
                 return True
+            if (m.min_props >= 1 or m.witnesses) and self._no_key_allowed(m):
+                return True  # a member is needed, but closed objects on both sides allow no common key
             if self._disjoint_depth >= MAX_DISJOINT_DEPTH:
                 return False  # (values of recursive schemas hold these values again: stop here)
             self._disjoint_depth += 1
