@@ -204,6 +204,46 @@ def test_literals_automaton_is_minimal_and_equals_the_regex_route(case):
     assert not direct.matches(json.dumps("".join(texts) + "\u2603").encode())
 
 
+_KEY_SETS = _LITERAL_SETS + [
+    ("\ud55c\uad6d\uc5b4", "\ud55c", "\u7d22\u5f15"),  # children under the surrogate digit (D000-D7FF)
+    ("\ue000", "\uffff", "\ufeffbom", "z"),  # above the surrogates
+    ("\U0001F600", "\U0001F600\U0001F601", "\U000E0001", "\U0010FFFF"),  # several astral windows
+    ("type", "properties", "required", "items", "enum", "default", "title", "format", "\"", "\\", "/", "\b\f\n\r\t"),
+]
+
+
+@pytest.mark.parametrize("case", range(len(_KEY_SETS) + 2))
+def test_keys_except_automaton_is_minimal_and_equals_the_general_route(case):
+    """"Any key but these" built from the keys is the spelling of the code-point complement
+    (cpdfa.combine, then quoted_automaton), and minimal as its builder claims."""
+    if case < len(_KEY_SETS):
+        texts = tuple(sorted(set(_KEY_SETS[case])))
+    else:
+        rnd = random.Random(case)
+        parts = ["id", "Id", "_", "name", "url", "x", "\u00e9", "s", "Type", "\u4e2d"]
+        texts = tuple(sorted({"".join(rnd.choice(parts) for _ in range(rnd.randint(1, 4))) for _ in range(150)}))
+    auto = spelling.keys_except_automaton(texts)
+    assert auto.minimal
+    direct = _build(auto, 200_000, 60)
+    hopcroft = _build(rx.Automaton(auto.table, auto.classes, auto.accepting, False), 200_000, 60)
+    general = _build(spelling.quoted_automaton(cpdfa.combine([], [rx.literal(t) for t in texts])), 200_000, 60)
+    assert _isomorphic(direct, hopcroft)
+    assert _isomorphic(direct, general)
+    import json
+    for t in texts:
+        for data in (json.dumps(t).encode(), json.dumps(t, ensure_ascii=False).encode()):
+            assert not direct.matches(data)
+        for other in (t + "x", t[:-1] + "\u2603", "\u00e9" + t):
+            assert direct.matches(json.dumps(other).encode()) == (other not in texts)
+    assert direct.matches(b'"\\ud83d\\ude00"') == ("\U0001F600" not in texts)
+    assert not direct.matches(b'"\\udc00"') and not direct.matches(b'"\\ud800x"')
+
+
+def test_keys_except_automaton_refuses_lone_surrogates():
+    with pytest.raises(ValueError, match="lone surrogate"):
+        spelling.keys_except_automaton(("a\ud800",))
+
+
 @pytest.mark.parametrize("case", range(len(REGIONS)))
 def test_vectorized_tabulation_equals_the_range_by_range_reference(case, monkeypatch):
     """The spelling automaton's table filled from flat numpy arrays is the one filled one range at a

@@ -214,6 +214,17 @@ def literal(text: str) -> Regex:
     return seq(*(Chars(((ord(c), ord(c)),)) for c in text))
 
 
+def literal_text(node: Regex) -> str | None:
+    """The string ``node`` matches when it is a literal (``literal(text)`` inverted), else None."""
+    items = node.items if isinstance(node, Seq) else (node,)
+    out = []
+    for it in items:
+        if not (isinstance(it, Chars) and len(it.ranges) == 1 and it.ranges[0][0] == it.ranges[0][1]):
+            return None
+        out.append(chr(it.ranges[0][0]))
+    return "".join(out)
+
+
 def seq(*items: Regex) -> Regex:
     flat: list[Regex] = []
     for it in items:
@@ -313,18 +324,23 @@ def _min_length(node: Regex) -> int:
     if isinstance(node, Repeat):
         return node.min * min_length(node.item) if node.min else 0
     if isinstance(node, Automaton):
-        # breadth-first distances from the start to the nearest accepting state
-        depth, frontier, seen = 0, [0], {0}
-        while frontier:
-            if any(node.accepting[s] for s in frontier):
+        # breadth-first from the start to the nearest accepting state, a frontier at a time over
+        # the table (the rows as Python tuples cost more than the search: ~40k per median compile)
+        import numpy as np  # noqa: PLC0415 - the AST itself stays numpy-free
+        rows = np.frombuffer(node.table, dtype=np.int32).reshape(len(node.accepting), len(node.classes))
+        accepting = np.array(node.accepting, dtype=bool)
+        seen = np.zeros(len(accepting), dtype=bool)
+        frontier = np.zeros(1, dtype=np.int64)
+        seen[0] = True
+        depth = 0
+        while frontier.size:
+            if accepting[frontier].any():
                 return depth
-            nxt = []
-            for s in frontier:
-                for t in node.trans[s]:
-                    if t >= 0 and t not in seen:
-                        seen.add(t)
-                        nxt.append(t)
-            frontier, depth = nxt, depth + 1
+            nxt = np.unique(rows[frontier])
+            nxt = nxt[nxt >= 0]
+            frontier = nxt[~seen[nxt]]
+            seen[frontier] = True
+            depth += 1
         return 1 << 30
     raise TypeError(node)
 

@@ -337,6 +337,7 @@ MAX_TERMINAL_POSITIONS = 40000
 # spelling automaton states (before minimization) of one key-region terminal; the byte DFA stays
 # within the terminal budget (20,000 states) below this
 MAX_KEY_AUTOMATON_STATES = 8000
+_ANY_STRING = rx.repeat(rx.any_char(), 0, None)
 STRING_SET_CHARS = 1000  # characters of the string enum values spelled by one terminal
 _B64 = rx.union_chars(rx.char_range("A", "Z"), rx.char_range("a", "z"), rx.char_range("0", "9"), rx.char_set("+/"))
 # RFC 4648 base64 with padding (draft 7 contentEncoding; the Test Suite rejects other characters)
@@ -2796,20 +2797,31 @@ class Compiler:
         if len(positives) == 1 and not negatives:
             r = positives[0]
         else:
+            free = all(p == _ANY_STRING for p in positives)
+            texts = [rx.literal_text(n) for n in negatives] if free else None
+            too_large = False
+            if texts is not None and None not in texts and not any(0xD800 <= ord(c) <= 0xDFFF for t in texts for c in t):
+                # "any key but the declared ones", straight from the keys (~5x faster)
+                try:
+                    auto = spelling.keys_except_automaton(tuple(sorted(set(texts))))
+                    too_large = len(auto.accepting) > MAX_KEY_AUTOMATON_STATES
+                except CompileBudgetError:
+                    too_large = True
+                if not too_large:
+                    sym = self._emit_memo[key] = self._key_then_colon(self.b.terminal(auto))
+                    return sym
             d = cpdfa.combine(positives, negatives)
             if d.is_empty():
                 self._emit_memo[key] = None
                 return None
             # the spelling automaton straight from the code-point DFA (spelling.py): building the
             # byte DFA from the quoted regex instead took 15-45 ms per region (~7,000 positions)
-            sym = self._key_region_automata(d)
+            sym = None if too_large else self._key_region_automata(d)
             if sym is None:
                 # e.g. "any key but these 150 declared ones": right-linear rules, then the colon
                 body = self._dfa_rules(d, True)
                 sym = self.b.fresh("key")
                 self.b.rule(sym, [(body, self.b.terminal(self.colon_re, "COLON"))])
-                self._emit_memo[key] = sym
-                return sym
             self._emit_memo[key] = sym
             return sym
         sym = self._key_then_colon(self.b.terminal(st.quoted(r)))

@@ -209,38 +209,43 @@ class _Builder:
         return me
 
 
-_QUOTED_CACHE: OrderedDict = OrderedDict()  # content of a code-point DFA -> its spelling automaton
-_QUOTED_CACHE_BYTES = 64 << 20
-_quoted_cache_bytes = [0]
-_QUOTED_LOCK = threading.Lock()
+_SPELLED_CACHE: OrderedDict = OrderedDict()  # what was spelled -> its spelling automaton (or budget error)
+_SPELLED_CACHE_BYTES = 64 << 20
+_spelled_cache_bytes = [0]
+_SPELLED_LOCK = threading.Lock()
 
 
-def quoted_automaton_cached(d: cpdfa.Dfa) -> rx.Automaton:
-    """``quoted_automaton(d)``, memoized process-wide by the DFA's content (bounded by table bytes).
-    Objects of different schemas often declare the same keys: on every 10th MaskBench schema, 1,887
-    of 2,886 key regions were distinct, and one costs ~8 ms to spell at the median. A budget
-    error is remembered too."""
-    key = (tuple(map(tuple, d.trans)), tuple(d.accept), tuple(d.atoms.intervals))
-    with _QUOTED_LOCK:
-        hit = _QUOTED_CACHE.get(key)
+def _cached_build(key, build) -> rx.Automaton:
+    """``build()``, memoized process-wide under ``key`` (least recently used first out, bounded by
+    the automata's table bytes; compiles may run in threads). A budget error is remembered too."""
+    with _SPELLED_LOCK:
+        hit = _SPELLED_CACHE.get(key)
         if hit is not None:
-            _QUOTED_CACHE.move_to_end(key)
+            _SPELLED_CACHE.move_to_end(key)
     if hit is None:
         try:
-            hit = quoted_automaton(d)
+            hit = build()
         except CompileBudgetError as e:
             hit = e
         size = len(hit.table) if isinstance(hit, rx.Automaton) else 0
-        with _QUOTED_LOCK:
-            if key not in _QUOTED_CACHE:
-                _QUOTED_CACHE[key] = hit
-                _quoted_cache_bytes[0] += size
-                while len(_QUOTED_CACHE) > 1 and _quoted_cache_bytes[0] > _QUOTED_CACHE_BYTES:
-                    _, old = _QUOTED_CACHE.popitem(last=False)
-                    _quoted_cache_bytes[0] -= len(old.table) if isinstance(old, rx.Automaton) else 0
+        with _SPELLED_LOCK:
+            if key not in _SPELLED_CACHE:
+                _SPELLED_CACHE[key] = hit
+                _spelled_cache_bytes[0] += size
+                while len(_SPELLED_CACHE) > 1 and _spelled_cache_bytes[0] > _SPELLED_CACHE_BYTES:
+                    _, old = _SPELLED_CACHE.popitem(last=False)
+                    _spelled_cache_bytes[0] -= len(old.table) if isinstance(old, rx.Automaton) else 0
     if isinstance(hit, CompileBudgetError):
         raise CompileBudgetError(str(hit))
     return hit
+
+
+def quoted_automaton_cached(d: cpdfa.Dfa) -> rx.Automaton:
+    """``quoted_automaton(d)``, memoized process-wide by the DFA's content. Objects of different
+    schemas often declare the same keys: on every 10th MaskBench schema, 1,887 of 2,886 key regions
+    were distinct, and one costs ~8 ms to spell at the median."""
+    key = ("dfa", tuple(map(tuple, d.trans)), tuple(d.accept), tuple(d.atoms.intervals))
+    return _cached_build(key, lambda: quoted_automaton(d))
 
 
 def quoted_automaton(d: cpdfa.Dfa, suffix: rx.Regex | None = None) -> rx.Automaton:
@@ -320,27 +325,18 @@ def literal_automaton(text: str) -> rx.Automaton:
     return _tabulate(edges, accepting)
 
 
-@lru_cache(maxsize=4096)
-def literals_automaton(texts: tuple[str, ...]) -> rx.Automaton:
-    """``"`` + every JSON spelling of any of ``texts`` + ``"``: one terminal for a string enum
-    (one per value made a state hold a lexing branch, a root walk and a DFA per value: 2,700
-    enum values in JsonSchemaStore cryproj took 1.8 s at their first mask).
-
-    Minimal by construction, so the byte automaton skips Hopcroft (12 ms per 3,000-state chunk of
-    an enum, ~0.8 s at cryproj's first value position): the code points form a minimal acyclic
-    DFA (the trie with equal subtrees merged, bottom-up), and each DAWG node is one body state.
-    A node's escape branch reads its children's ``\\uXXXX`` spellings (either case) through a trie
-    of hex digits, and surrogate pairs through one more per high surrogate; escape and hex states
-    are hash-consed by what they lead to, as equal subtrees of two nodes are equal states."""
+def _dawg(texts) -> tuple[list, int]:
+    """The minimal acyclic DFA of ``texts`` over code points (the trie with equal subtrees merged,
+    bottom-up): a list of (final, ((code point, child id), ...)) with children before parents,
+    and the root's id."""
     trie: dict = {}
     for text in texts:
         node = trie
         for ch in text:
             node = node.setdefault(ord(ch), {})
         node[-1] = True  # a value ends here
-    # DAWG: node signature (final, ((code point, child id), ...)) -> id, children before parents
     dawg_id: dict = {}
-    dawg: list = []  # id -> (final, ((cp, child id), ...))
+    dawg: list = []
     stack = [(trie, False)]
     ids: dict = {}  # id(trie node) -> dawg id
     while stack:
@@ -355,7 +351,195 @@ def literals_automaton(texts: tuple[str, ...]) -> rx.Automaton:
             d = dawg_id[sig] = len(dawg)
             dawg.append(sig)
         ids[id(node)] = d
-    root = ids[id(trie)]
+    return dawg, ids[id(trie)]
+
+
+class _StateLeaves(_Builder):
+    """The hex-digit trees of ``_Builder`` over values that lead straight to states."""
+
+    def __init__(self):  # noqa: D107 - no code-point DFA behind it
+        self.edges, self.accepting, self.memo, self.uniform = [], [], {}, {}
+
+    def leaf(self, what) -> int:
+        return what
+
+
+def _points_minus(ranges, points) -> list:
+    """``ranges`` (sorted, disjoint) without the sorted code points ``points``."""
+    out = []
+    i = 0
+    for lo, hi in ranges:
+        while i < len(points) and points[i] < lo:
+            i += 1
+        cur = lo
+        j = i
+        while j < len(points) and points[j] <= hi:
+            if cur < points[j]:
+                out.append((cur, points[j] - 1))
+            cur = points[j] + 1
+            j += 1
+        if cur <= hi:
+            out.append((cur, hi))
+    return out
+
+
+@lru_cache(maxsize=1 << 16)
+def _other_digits(used: frozenset) -> tuple:
+    """The code point ranges of the hex digits (either case) not in ``used``: one shared tuple."""
+    return tuple(r for digit in range(16) if digit not in used for r in _DIGIT_RANGES[digit])
+
+
+def _runs_over(lo: int, hi: int, points, default: int, shift: int = 0) -> list:
+    """(lo, hi, target) runs covering [lo, hi]: the sorted (point, target) pairs inside it, every
+    other value to ``default``; all moved up by ``shift``."""
+    runs, cur = [], lo
+    for p, target in points:
+        if lo <= p <= hi:
+            if cur < p:
+                runs.append((cur + shift, p - 1 + shift, default))
+            runs.append((p + shift, p + shift, target))
+            cur = p + 1
+    if cur <= hi:
+        runs.append((cur + shift, hi + shift, default))
+    return runs
+
+
+def keys_except_automaton(texts: tuple[str, ...]) -> rx.Automaton:
+    """``_keys_except_automaton(texts)``, memoized process-wide (``_cached_build``)."""
+    return _cached_build(("keys except", texts), lambda: _keys_except_automaton(texts))
+
+
+def _keys_except_automaton(texts: tuple[str, ...]) -> rx.Automaton:
+    """``"`` + every JSON spelling of any string *not* in ``texts`` + ``"``: the key region of an
+    object whose undeclared keys are free ("any key but these"), the most common region by far.
+
+    The general route (``cpdfa.combine`` of the negated literals, then ``quoted_automaton``) cost
+    ~5 ms per region, half of a median schema's compile. The complement of a finite language has
+    the DAWG's states plus one accepting sink for "left the declared keys behind", with finality
+    flipped; each DAWG node's other code points (raw or escaped) lead to the sink. Escape and hex
+    states are hash-consed by what they lead to, as in ``_Builder``, so the result is minimal.
+    Texts holding a lone surrogate (no JSON spelling decodes to one) are the general route's."""
+    if any(_HIGH[0] <= ord(ch) <= _LOW[1] for text in texts for ch in text):
+        raise ValueError("keys_except_automaton: a text holds a lone surrogate")
+    dawg, root = _dawg(texts)
+    b = _StateLeaves()
+    start = b.new()
+    end = b.new(True)
+    sink = b.new()
+    body = [b.new() for _ in dawg]
+    pairs: dict = {}
+
+    def pair(lows: tuple) -> int:
+        """After a high surrogate escape: ``\\u`` + a low one; ``lows`` = ((low value, state), ...)
+        for astral children of this window, every other low value to the sink."""
+        got = pairs.get(lows)
+        if got is None:
+            got = pairs[lows] = b.new()
+            u = b.new()
+            b.edges[got].append((((0x5C, 0x5C),), u))
+            runs = _runs_over(0, 0x3FF, lows, sink)
+            values = tuple((lo + _LOW[0], hi + _LOW[0], t) for lo, hi, t in _merge(runs))
+            b.edges[u].append((((0x75, 0x75),), b.hex_state(4, values)))
+        return got
+
+    def uniform(k: int) -> int:
+        """Reads ``k`` more digits, any value to the sink (the states ``_Builder.hex_state`` makes)."""
+        return sink if k == 0 else b.hex_state(k, ((0, 16 ** k - 1, sink),))
+
+    def points_hex(k: int, points: tuple) -> int:
+        """Reads ``k`` more digits: the values ``points`` = ((value, state), ...) to their states,
+        every other value to the sink (no surrogates in the range)."""
+        key = ("pts", k, points)
+        got = b.memo.get(key)
+        if got is not None:
+            return got
+        me = b.memo[key] = b.new()
+        shift = 4 * (k - 1)
+        by_digit: dict = {}
+        for value, target in points:
+            by_digit.setdefault(value >> shift, []).append((value & ((1 << shift) - 1), target))
+        for digit, group in by_digit.items():
+            to = group[0][1] if k == 1 else points_hex(k - 1, tuple(group))
+            b.edges[me].append((_DIGIT_RANGES[digit], to))
+        if len(by_digit) < 16:
+            b.edges[me].append((_other_digits(frozenset(by_digit)), uniform(k - 1)))
+        return me
+
+    def plain_hex(kids: tuple) -> int:
+        """``\\u`` + 4 digits when no child needs the surrogate digits (D000-DFFF): the first digit
+        ``d`` leads to the one subtree every such node shares."""
+        key = ("plain", kids)
+        got = b.memo.get(key)
+        if got is not None:
+            return got
+        me = b.memo[key] = b.new()
+        by_digit: dict = {}
+        for cp, target in kids:
+            by_digit.setdefault(cp >> 12, []).append((cp & 0xFFF, target))
+        for digit, group in by_digit.items():
+            b.edges[me].append((_DIGIT_RANGES[digit], points_hex(3, tuple(group))))
+        b.edges[me].append((_DIGIT_RANGES[0xD], surrogate_digit()))
+        b.edges[me].append((_other_digits(frozenset(by_digit) | {0xD}), uniform(3)))
+        return me
+
+    def surrogate_digit() -> int:
+        """After ``\\ud``: D000-D7FF to the sink, high surrogates on to a pair, low ones nowhere."""
+        return b.hex_state(3, ((0, 0x7FF, sink), (0x800, 0xBFF, pair(()))))
+
+    def escape(kids: tuple) -> int:
+        key = ("esc", kids)
+        got = b.memo.get(key)
+        if got is not None:
+            return got
+        me = b.memo[key] = b.new()
+        to = dict(kids)
+        for cp, letter in SHORT_ESCAPES.items():
+            b.edges[me].append((((ord(letter), ord(letter)),), to.get(cp, sink)))
+        if all(cp < 0xD000 or _LOW[1] < cp < _ASTRAL for cp, _ in kids):
+            b.edges[me].append((((0x75, 0x75),), plain_hex(kids)))
+            return me
+        astral: dict = {}
+        for cp, target in kids:
+            if cp >= _ASTRAL:
+                astral.setdefault((cp - _ASTRAL) >> 10, []).append(((cp - _ASTRAL) & 0x3FF, target))
+        # escape values: BMP code points below and above the surrogates (a lone surrogate has no
+        # spelling, so such children are left out), and high surrogates leading to a pair state
+        runs = _runs_over(0, _HIGH[0] - 1, kids, sink)
+        runs += _runs_over(0, 0x3FF, [(w, pair(tuple(lows))) for w, lows in sorted(astral.items())], pair(()),
+                           shift=_HIGH[0])
+        runs += _runs_over(_LOW[1] + 1, 0xFFFF, kids, sink)
+        b.edges[me].append((((0x75, 0x75),), b.hex_state(4, tuple(_merge(runs)))))
+        return me
+
+    b.edges[start].append((((0x22, 0x22),), body[root]))
+    b.edges[sink].extend([(_RAW_ALLOWED, sink), (((0x22, 0x22),), end), (((0x5C, 0x5C),), escape(()))])
+    for d, (final, kids) in enumerate(dawg):
+        me = body[d]
+        targets = tuple((cp, body[child]) for cp, child in kids)
+        raw = [cp for cp, _ in kids if any(a <= cp <= hi for a, hi in _RAW_ALLOWED)]
+        b.edges[me].extend((((cp, cp),), body[child]) for cp, child in kids if cp in raw)
+        others = _points_minus(_RAW_ALLOWED, raw)
+        if others:
+            b.edges[me].append((tuple(others), sink))
+        if not final:
+            b.edges[me].append((((0x22, 0x22),), end))
+        b.edges[me].append((((0x5C, 0x5C),), escape(targets)))
+    return _tabulate(b.edges, b.accepting)
+
+
+@lru_cache(maxsize=4096)
+def literals_automaton(texts: tuple[str, ...]) -> rx.Automaton:
+    """``"`` + every JSON spelling of any of ``texts`` + ``"``: one terminal for a string enum
+    (one per value made a state hold a lexing branch, a root walk and a DFA per value: 2,700
+    enum values in JsonSchemaStore cryproj took 1.8 s at their first mask).
+
+    Minimal by construction, so the byte automaton skips Hopcroft (12 ms per 3,000-state chunk of
+    an enum, ~0.8 s at cryproj's first value position): the code points form a minimal acyclic
+    DFA (the trie with equal subtrees merged, bottom-up), and each DAWG node is one body state.
+    A node's escape branch reads its children's ``\\uXXXX`` spellings (either case) through a trie
+    of hex digits, and surrogate pairs through one more per high surrogate; escape and hex states
+    are hash-consed by what they lead to, as equal subtrees of two nodes are equal states."""
+    dawg, root = _dawg(texts)
 
     edges: list[list] = [[]]
     accepting = [False]
@@ -437,12 +621,33 @@ def _tabulate(edges, accepting, minimal: bool = True) -> rx.Automaton:
     in numpy from flat (state, range, target) arrays: a key region's spelling automaton has ~10^5
     ranges (every state's escape digits), and one slice assignment per range was a third of a
     typical schema's compile time (``_tabulate_reference`` is that loop, the tested spec)."""
-    flat = [(s, lo, hi, t) for s, row in enumerate(edges) for ranges, t in row for lo, hi in ranges]
+    # edges share their range tuples (a digit's, "every other digit", the raw code points), so
+    # each distinct tuple is flattened once and the edges index it
+    sources, targets, which = [], [], []
+    index: dict = {}  # id(range tuple) -> position in pool (edges keep the tuples alive)
+    pool = []
+    for s, row in enumerate(edges):
+        for ranges, t in row:
+            i = index.get(id(ranges))
+            if i is None:
+                i = index[id(ranges)] = len(pool)
+                pool.append(ranges)
+            sources.append(s)
+            targets.append(t)
+            which.append(i)
     n = len(edges)
-    if not flat:
+    pool_lengths = np.fromiter(map(len, pool), dtype=np.int64, count=len(pool))
+    if not pool_lengths.sum():
         return _tabulate_reference(edges, accepting, minimal)
-    arr = np.array(flat, dtype=np.int64)
-    ss, lo_a, hi_a, ts = arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3]
+    pool_ranges = np.array([bound for ranges in pool for rng in ranges for bound in rng], dtype=np.int64).reshape(-1, 2)
+    which_a = np.array(which, dtype=np.int64)
+    per_edge = pool_lengths[which_a]
+    count = int(per_edge.sum())
+    pick = np.repeat((np.cumsum(pool_lengths) - pool_lengths)[which_a], per_edge) + (
+        np.arange(count, dtype=np.int64) - np.repeat(np.cumsum(per_edge) - per_edge, per_edge))
+    lo_a, hi_a = pool_ranges[pick, 0], pool_ranges[pick, 1]
+    ss = np.repeat(np.array(sources, dtype=np.int64), per_edge)
+    ts = np.repeat(np.array(targets, dtype=np.int64), per_edge)
     cuts = np.unique(np.concatenate([np.array([0, rx.MAX_CODE_POINT + 1], dtype=np.int64), lo_a, hi_a + 1]))
     m = len(cuts) - 1
     i0 = np.searchsorted(cuts, lo_a)
