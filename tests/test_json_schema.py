@@ -635,6 +635,39 @@ def test_vectorized_product_equals_the_reference(seed):
                 assert len(fast.trans) == len(ref.trans) and sum(fast.accept) == sum(ref.accept)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_combine_and_its_emptiness_search_equal_python_re(seed):
+    """combine(positives, negatives) and combination_is_empty (the pruned product search, and the
+    one-literal shortcut) against Python's re on every short string over the alphabet: a string is
+    in the combination iff it fully matches every positive and no negative."""
+    import itertools
+    import re
+
+    from corral.grammars.json_schema import cpdfa
+    from corral.grammars.regex_parser import parse_regex
+
+    rnd = __import__("random").Random(seed)
+    pieces = ["a", "b", "ab", "[a-c]", "[^b]", "c*", "(ab|ba)", "[ab]{2}", ".", "c?", "a+"]
+    words = [""] + ["".join(w) for n in range(1, 6) for w in itertools.product("abcx", repeat=n)]
+    for _ in range(30):
+        def pattern():
+            if rnd.random() < 0.3:  # a literal: the shortcut's case
+                return "".join(rnd.choice("abc") for _ in range(rnd.randint(0, 4)))
+            return "".join(rnd.choice(pieces) for _ in range(rnd.randint(1, 4))) + rnd.choice(["", ".*"])
+        pos = [pattern() for _ in range(rnd.randint(1, 3))]
+        neg = [pattern() for _ in range(rnd.randint(0, 3))]
+        if rnd.random() < 0.3:
+            pos.insert(0, ".*")
+        d = cpdfa.combine([parse_regex(p) for p in pos], [parse_regex(n) for n in neg])
+        inside = [w for w in words if all(re.fullmatch(p, w) for p in pos) and not any(re.fullmatch(n, w) for n in neg)]
+        assert [w for w in words if d.accepts(w)] == inside, (pos, neg)
+        # the search itself (combination_is_empty would answer from combine's memo here)
+        empty = cpdfa._search_emptiness([parse_regex(p) for p in pos], [parse_regex(n) for n in neg])
+        assert empty is not None and empty == d.is_empty(), (pos, neg)
+        if inside:
+            assert not empty
+
+
 def test_one_of_over_finite_branches_keeps_the_values_exactly_one_holds():
     schema = {"type": "array", "oneOf": [{"enum": [[1], [2, 4], [5]]}, {"enum": [[1], [1, 2]]},
                                          {"enum": [[1], [2, 4], [4, 6], [5], "s"]}, {"const": [7], "maxItems": 0}],

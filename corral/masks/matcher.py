@@ -54,8 +54,8 @@ class PackedDfas:
         # doubling had copied up to 150 MB inside one mask, JsonSchemaStore cryproj). Larger
         # tables grow by doubling. Not the whole MAX_BYTES: every live table's reservation counts
         # against an address-space limit (the bench workers' 8 GB RLIMIT_DATA ran out over the full
-        # dev split). First writes fault pages in (~2.5 ms/MB on the 2-core box): 1 KiB per DFA
-        # state is what a big enum costs. Rows are read only once written, so np.empty.
+        # dev split). First writes fault pages in (0.2-3 ms/MB on the 2-core boxes, by whether
+        # huge pages are at hand): 1 KiB per DFA state is what a big enum costs. Rows are read only once written, so np.empty.
         rows = rows or self.RESERVED_BYTES // (256 * 4)
         self._buffers = (np.empty((rows, 256), dtype=np.int32), np.zeros(rows, dtype=np.bool_))
         self.transitions = self._buffers[0][:0]
