@@ -725,6 +725,29 @@ def test_large_bounded_repeats_become_rules_not_oversized_terminals(llama3_vocab
         assert _engine_accepts(compiled, llama3_tokenizer, json.dumps(doc)) == validator.is_valid(doc), doc
 
 
+def test_property_names_without_a_small_regex_are_an_automaton(llama3_vocab, llama3_tokenizer):
+    """propertyNames "^[a-z0-9_-]{1,128}$" has no regex within the state-elimination budget; its
+    code-point automaton is the key language instead (it was a CompileBudgetError), alone and
+    beside declared keys, patterns and a witness."""
+    import corral
+
+    names = {"pattern": "^[a-z0-9_-]{1,128}$"}
+    schemas = [{"type": "object", "additionalProperties": {"type": "string"}, "propertyNames": names},
+               {"type": "object", "properties": {"Up": {"type": "integer"}, "ok": {"type": "integer"}},
+                "patternProperties": {"^x": {"type": "null"}}, "propertyNames": names, "required": ["ok"]},
+               {"type": "object", "propertyNames": names, "not": {"propertyNames": {"maxLength": 3}}}]
+    keys = ["a", "ok", "Up", "x1", "xy", "a" * 128, "a" * 129, "b-_9", "B", "", "é", "abcd"]
+    values = [1, "s", None]
+    rnd = __import__("random").Random(5)
+    instances = [{}] + [{k: rnd.choice(values) for k in rnd.sample(keys, rnd.randint(1, 3))} for _ in range(60)]
+    for schema in schemas:
+        check(schema, instances)
+        compiled = corral.compile_json_schema(schema, llama3_vocab)
+        validator = jsonschema.Draft202012Validator(schema)
+        for doc in instances[:25]:
+            assert _engine_accepts(compiled, llama3_tokenizer, json.dumps(doc)) == validator.is_valid(doc), (schema, doc)
+
+
 def test_disjointness_proofs_through_recursive_references_are_bounded():
     """oneOf branches that hold the oneOf again under a key (one requires it): proving them
     disjoint looks into that key's values, which recurse; looked into to a bounded depth instead
@@ -1053,6 +1076,49 @@ def test_one_of_with_unevaluated_properties_is_not_lifted():
         return  # refused is fine; compiling it looser or stricter is not
     check(schema, [{}, {"a": 1}, {"a": 1, "b": "s"}, {"c": 1}, {"a": 1, "c": 1}, {"d": 1}, {"a": "x", "c": 1}])
     del res
+
+
+UNEVALUATED_SCHEMAS = [
+    # allOf of $refs (the meltano/discovery shape): every key the members declare is evaluated
+    {"$defs": {"base": {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]},
+               "more": {"properties": {"b": {"type": "string"}}, "patternProperties": {"^x-": {"type": "null"}}}},
+     "allOf": [{"$ref": "#/$defs/base"}, {"$ref": "#/$defs/more"}], "unevaluatedProperties": False},
+    # a value schema for the rest, own properties beside $ref
+    {"$defs": {"base": {"properties": {"a": {"type": "integer"}}}}, "$ref": "#/$defs/base",
+     "properties": {"c": {"type": "integer"}}, "unevaluatedProperties": {"type": "string"}},
+    # a member with additionalProperties evaluates every key: the keyword is moot
+    {"allOf": [{"properties": {"a": {"type": "integer"}}, "additionalProperties": True}], "unevaluatedProperties": False},
+    # a nested unevaluatedProperties too
+    {"allOf": [{"properties": {"a": {"type": "integer"}}, "unevaluatedProperties": {"type": "null"}}],
+     "unevaluatedProperties": False},
+    # oneOf/if branches that evaluate only keys the always-applied part does, and a not that evaluates none
+    {"allOf": [{"properties": {"a": {"type": "integer"}, "b": {"type": "string"}}}],
+     "oneOf": [{"required": ["a"]}, {"required": ["b"], "properties": {"b": {"minLength": 2}}}],
+     "if": {"properties": {"a": {"const": 1}}}, "then": {"required": ["b"]},
+     "not": {"properties": {"c": {"type": "null"}}, "required": ["c"]}, "unevaluatedProperties": False},
+]
+
+
+@pytest.mark.parametrize("schema", UNEVALUATED_SCHEMAS, ids=range(len(UNEVALUATED_SCHEMAS)))
+def test_unevaluated_properties_over_statically_known_applicators(schema):
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+    values = {"a": [1, "s"], "b": ["s", "long", 2], "c": [None, 3, "t"], "x-1": [None, 0], "d": ["s", None]}
+    extra = [{}, 0, "s", [], {"a": 1}, {"a": 2}, {"a": 1, "b": "s"}, {"a": 1, "x-1": None}, {"a": 1, "x-9": None, "b": "long"},
+             {"b": "long"}, {"a": 1, "b": "ss"}, {"a": 2, "d": "s"}, {"a": 2, "c": None}]
+    check(schema, _random_objects(values, 80, 4, extra=extra))
+
+
+@pytest.mark.parametrize("branch", [
+    {"anyOf": [{"properties": {"z": {"type": "integer"}}}, {"required": ["a"]}]},  # evaluates z when it holds
+    {"if": {"properties": {"z": {"const": 1}}}, "then": {}},
+    {"dependentSchemas": {"a": {"properties": {"z": True}}}},
+])
+def test_unevaluated_properties_over_instance_dependent_applicators_is_reported(branch):
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema",
+              "properties": {"a": {"type": "integer"}}, **branch, "unevaluatedProperties": False}
+    with pytest.raises(UnsupportedSchemaError) as e:
+        json_schema_to_grammar(schema)
+    assert "unevaluatedProperties" in str(e.value)
 
 
 def test_enum_is_disjoint_from_a_pattern_and_its_negation():

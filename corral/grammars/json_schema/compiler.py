@@ -1158,7 +1158,12 @@ class Compiler:
                 self.unsupported(p, "contentEncoding", "content assertions are not compiled")
             if "contentMediaType" in s:
                 self.unsupported(p, "contentMediaType", "content assertions are not compiled")
+        if "unevaluatedProperties" in s and d >= 2019 and "additionalProperties" not in s \
+                and self._has_in_place_applicators(s, "unevaluatedProperties"):
+            self._unevaluated_over_applicators(loc, c)
         for kw in ("unevaluatedProperties", "unevaluatedItems"):
+            if kw == "unevaluatedProperties" and self._has_in_place_applicators(s, kw):
+                continue  # (above)
             if kw in s and d >= 2019 and self._unevaluated(loc, kw):
                 sub = self.child(loc, s[kw], kw)
                 if kw == "unevaluatedProperties" and "additionalProperties" not in s:
@@ -1169,6 +1174,90 @@ class Compiler:
                     if items is None:
                         c.arr = replace(c.arr, groups=((prefix, (sub,)),))
         return c
+
+    @staticmethod
+    def _has_in_place_applicators(s: dict, kw: str) -> bool:
+        applicators = {"allOf", "anyOf", "oneOf", "not", "if", "$ref", "dependentSchemas", "$dynamicRef", "$recursiveRef"}
+        if kw == "unevaluatedItems":
+            applicators.add("contains")
+        sub = s.get(kw)
+        return sub is not True and sub != {} and bool(applicators & set(s))
+
+    def _unevaluated_over_applicators(self, loc: Loc, c: "Conj") -> None:
+        """unevaluatedProperties beside in-place applicators whose evaluated keys do not depend on
+        the instance: those always applied (allOf, $ref) add what they evaluate; the others (anyOf,
+        oneOf, if/then/else, dependentSchemas) may only evaluate keys already in that set, and
+        ``not`` evaluates nothing. Then "unevaluated" is "not among these names and patterns": a
+        group of its own whose additional schema is the keyword's. A subschema applied in place
+        that has additionalProperties (or its own unevaluatedProperties) evaluates every key, and
+        the keyword is then moot. Anything else is reported."""
+        s = loc.schema
+        evaluated = self._evaluated_keys(loc, frozenset(), top=True)
+        if evaluated is None:
+            self.unsupported(loc.pointer, "unevaluatedProperties",
+                             "unevaluatedProperties over applicators whose evaluated keys depend on the instance is not compiled")
+            return
+        names, patterns, everything = evaluated
+        if everything:
+            return
+        sub = self.child(loc, s["unevaluatedProperties"], "unevaluatedProperties")
+        group = ObjGroup({k: () for k in sorted(names)}, tuple((r, ()) for r in patterns), (sub,))
+        c.obj = replace(c.obj, groups=tuple(c.obj.groups) + (group,))
+
+    def _evaluated_keys(self, loc: Loc, seen: frozenset, top: bool = False):
+        """(names, pattern regexes, everything) that ``loc`` evaluates on any instance it accepts,
+        or None when that depends on the instance (or on a cycle of in-place references)."""
+        s = loc.schema
+        if not isinstance(s, dict):
+            return frozenset(), (), False  # true evaluates nothing; false accepts nothing
+        if loc.key() in seen:
+            return None
+        seen = seen | {loc.key()}
+        d = self.draft_of(loc)
+        if "additionalProperties" in s or (not top and "unevaluatedProperties" in s):
+            return frozenset(), (), True
+        names = set(s["properties"]) if isinstance(s.get("properties"), dict) else set()
+        patterns = []
+        for pat in (s["patternProperties"] if isinstance(s.get("patternProperties"), dict) else {}):
+            r = self.pattern_regex(pat, loc.pointer + "/patternProperties", "patternProperties")
+            if r is None:
+                return None
+            patterns.append(r)
+        always = [self.child(loc, sub, "allOf", i) for i, sub in enumerate(s["allOf"])] \
+            if isinstance(s.get("allOf"), list) else []
+        if "$ref" in s:
+            always.append(self.resolve_ref(loc, s["$ref"], "$ref"))
+        if d <= 7 and "$ref" in s:
+            always, names, patterns = always[-1:], set(), []  # siblings of $ref are ignored there
+        for kw in ("$dynamicRef", "$recursiveRef"):
+            if kw in s:
+                target = self._static_dynamic_target(loc, kw, s[kw])
+                if target is None:
+                    return None
+                always.append(target)
+        for sub in always:
+            e = self._evaluated_keys(sub, seen)
+            if e is None:
+                return None
+            if e[2]:
+                return frozenset(), (), True
+            names |= e[0]
+            patterns += [r for r in e[1] if r not in patterns]
+        maybe = []
+        for kw in ("anyOf", "oneOf"):
+            if isinstance(s.get(kw), list):
+                maybe += [self.child(loc, sub, kw, i) for i, sub in enumerate(s[kw])]
+        for kw in ("if", "then", "else"):
+            if kw in s and d >= 7:
+                maybe.append(self.child(loc, s[kw], kw))
+        for kw in ("dependentSchemas", "dependencies"):
+            if isinstance(s.get(kw), dict):
+                maybe += [self.child(loc, sub, kw, k) for k, sub in s[kw].items() if not isinstance(sub, list)]
+        for sub in maybe:
+            e = self._evaluated_keys(sub, seen)
+            if e is None or e[2] or not e[0] <= names or any(r not in patterns for r in e[1]):
+                return None
+        return frozenset(names), tuple(patterns), False
 
     def _unevaluated(self, loc: Loc, kw: str) -> bool:
         """True when unevaluated* equals additional*/items here (no in-place applicator can evaluate more)."""
@@ -2790,17 +2879,17 @@ class Compiler:
             pos = list(s.patterns) + [rx.repeat(rx.any_char(), s.min_len, s.max_len)]
             neg = list(s.negative) + [rx.literal(v) for v in s.excluded]
             d = cpdfa.combine(pos, neg)
+            # a regex where it is small; else the automaton itself as a regex leaf ("^[a-z0-9_-]{1,128}$"
+            # has no small regex once intersected, but a 130-state automaton)
             r = d.to_regex(max_nodes=3000)
-            if r is None:
-                raise CompileBudgetError("propertyNames regex too large")
-            parts.append(r)
+            parts.append(r if r is not None else d.to_automaton())
         return rx.alt(*parts) if parts else None
 
     def _key_region_terminal(self, positives, negatives) -> str | None:
         key = ("keyre", tuple(positives), tuple(negatives))
         if key in self._emit_memo:
             return self._emit_memo[key]
-        if len(positives) == 1 and not negatives:
+        if len(positives) == 1 and not negatives and not _has_automaton(positives[0]):
             r = positives[0]
         else:
             free = all(p == _ANY_STRING for p in positives)
@@ -3284,6 +3373,20 @@ def _mentions(schema, keywords) -> bool:
     return False
 MAX_ALGEBRA_LENGTH = 256  # longer length bounds stay on the DNF path (chunked long strings)
 NON_STRING_TYPES = frozenset(TYPES) - {"string", "integer"}
+
+
+def _has_automaton(node: rx.Regex) -> bool:
+    """Whether a regex has an ``rx.Automaton`` leaf (JSON quoting takes plain regexes only)."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, rx.Automaton):
+            return True
+        if isinstance(n, (rx.Seq, rx.Alt)):
+            stack.extend(n.items)
+        elif isinstance(n, rx.Repeat):
+            stack.append(n.item)
+    return False
 
 
 def _tree_regexes(node, out: list) -> None:
