@@ -636,22 +636,11 @@ def combination_is_empty(positive: list, negative: list = ()) -> bool:
 
 def _search_emptiness(positive: list, negative: list) -> bool | None:
     """``combination_is_empty``'s search; None when it exceeds the product budget."""
-    parts = list(positive) + list(negative)
-    classes = [p for p in parts if not isinstance(p, Dfa)]
-    for p in parts:
-        if isinstance(p, Dfa):
-            classes.extend(p.atoms.to_class({i}) for i in range(len(p.atoms.intervals)))
-    atoms = Atoms(classes + [rx.any_char()])
-
-    def dfa(p) -> Dfa:
-        return p.remap(atoms) if isinstance(p, Dfa) else Dfa.from_regex(p, atoms)
-
-    finite = [r for r in negative if not isinstance(r, Dfa) and _finite(r)]
-    groups = [rx.alt(*finite[i:i + NEGATIVE_GROUP]) for i in range(0, len(finite), NEGATIVE_GROUP)]
+    atoms = _common_atoms(positive, negative)
     # every part as a DFA that must accept (negatives complemented), with the states from which
     # it still can
-    machines = [dfa(r) for r in positive]
-    machines += [dfa(r).complement() for r in groups + [r for r in negative if isinstance(r, Dfa) or not _finite(r)]]
+    machines = [_dfa_over(r, atoms) for r in positive]
+    machines += [_dfa_over(r, atoms).complement() for r in _negative_parts(negative)]
     if not machines:
         return False  # the intersection of nothing: every string
     tables = [np.asarray(m.trans, dtype=np.int64) for m in machines]
@@ -687,29 +676,40 @@ def _search_emptiness(positive: list, negative: list) -> bool | None:
     return True
 
 
-def _combine(positive: list, negative: list = ()) -> Dfa:
+def _common_atoms(positive, negative) -> Atoms:
     parts = list(positive) + list(negative)
     classes = [p for p in parts if not isinstance(p, Dfa)]
     for p in parts:
         if isinstance(p, Dfa):  # the common atoms must refine every given DFA's atoms
             classes.extend(p.atoms.to_class({i}) for i in range(len(p.atoms.intervals)))
-    atoms = Atoms(classes + [rx.any_char()])
+    return Atoms(classes + [rx.any_char()])
+
+
+def _dfa_over(p, atoms: Atoms) -> Dfa:
+    return p.remap(atoms) if isinstance(p, Dfa) else Dfa.from_regex(p, atoms)
+
+
+def _negative_parts(negative) -> list:
+    """The negatives as ``combine`` subtracts them: finite regexes (literal keys) in alternations of
+    NEGATIVE_GROUP, the rest one by one."""
+    finite = [r for r in negative if not isinstance(r, Dfa) and _finite(r)]
+    groups = [rx.alt(*finite[i:i + NEGATIVE_GROUP]) for i in range(0, len(finite), NEGATIVE_GROUP)]
+    return groups + [r for r in negative if isinstance(r, Dfa) or not _finite(r)]
+
+
+def _combine(positive: list, negative: list = ()) -> Dfa:
+    atoms = _common_atoms(positive, negative)
     single = _single_string(positive, negative)
     if single is not None:
         return Dfa.from_regex(single, atoms)
 
-    def dfa(p) -> Dfa:
-        return p.remap(atoms) if isinstance(p, Dfa) else Dfa.from_regex(p, atoms)
-
-    acc = dfa(positive[0]) if positive else Dfa.from_regex(rx.star(rx.any_char()), atoms)
+    acc = _dfa_over(positive[0], atoms) if positive else Dfa.from_regex(rx.star(rx.any_char()), atoms)
     for r in positive[1:]:
-        acc = acc.product(dfa(r), both=True)
+        acc = acc.product(_dfa_over(r, atoms), both=True)
     # regex negatives in groups as one alternation each: an object's "any key but these 300
     # declared ones" is then a few products with a trie-shaped DFA instead of 300 (each minimized)
     # (only finite languages such as literal keys: an alternation of infinite ones, e.g. several
     # remainder automata, can be far larger than each of them)
-    finite = [r for r in negative if not isinstance(r, Dfa) and _finite(r)]
-    groups = [rx.alt(*finite[i:i + NEGATIVE_GROUP]) for i in range(0, len(finite), NEGATIVE_GROUP)]
-    for r in groups + [r for r in negative if isinstance(r, Dfa) or not _finite(r)]:
-        acc = acc.product(dfa(r).complement(), both=True)
+    for r in _negative_parts(negative):
+        acc = acc.product(_dfa_over(r, atoms).complement(), both=True)
     return acc if acc.minimal else acc.minimize()
