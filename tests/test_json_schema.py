@@ -96,7 +96,14 @@ FORMAT_CASES = {
     "uuid": (["2eb8aa08-aa98-11ea-b4aa-73b441d16380"], ["2eb8aa08-aa98-11ea-b4aa-73b441d1638", "2eb8aa08aa98"]),
     "duration": (["P4DT12H30M5S", "P2W", "PT1M"], ["P", "PT1D", "P1Y2W"]),
     "email": (["joe.bloggs@example.com", '"joe bloggs"@example.com'], ["2962", "te..st@x.com", "a@b=c.com"]),
-    "uri": (["http://example.com/a?b=c#d", "urn:isbn:0451450523"], ["//foo", "http:// x", "\\\\WINDOWS"]),
+    "uri": (["http://example.com/a?b=c#d", "urn:isbn:0451450523", "http://[vF.a:b]/"], ["//foo", "http:// x", "\\\\WINDOWS"]),
+    # RFC 3987: ucschar anywhere unreserved is, private use (U+E000...) in the query only, no ASCII widening
+    "iri": (["http://ƒøø.ßår/?∂éœ=πîx#πîüx", "http://[2001:db8::1]/ключ", "mailto:пример@пример.рф", "x:?\ue000",
+             "urn:𐌀:a"],
+            ["/abc", "http://ex.com/ a", "http://ex.com/\ue000", "http://ex.com/#\ue000", "x:\ufffe",
+             "http://[::1:é]/", "http://ex.com/\U0001fffe"]),
+    "iri-reference": (["http://ƒøø.ßår/?∂éœ=πîx#πîüx", "//ƒøø.ßår/", "/âππ", "#ƒrägmênt", "", "ключ/значение"],
+                      ["\\\\WINDOWS\\fileshare", "#ƒräg\\mênt", "a:b c", "x:y\x7f", "\u00a0x:y"]),
 }
 
 
@@ -104,10 +111,10 @@ FORMAT_CASES = {
 def test_formats_against_known_instances(fmt):
     good, bad = FORMAT_CASES[fmt]
     oracle = LarkOracle(json_schema_to_grammar({"type": "string", "format": fmt}).grammar)
-    for s in good:
-        assert oracle.accepts(json.dumps(s)), s
+    for s in good:  # both the \uXXXX-escaped and the raw UTF-8 spelling of non-ASCII
+        assert oracle.accepts(json.dumps(s)) and oracle.accepts(json.dumps(s, ensure_ascii=False)), s
     for s in bad:
-        assert not oracle.accepts(json.dumps(s)), s
+        assert not oracle.accepts(json.dumps(s)) and not oracle.accepts(json.dumps(s, ensure_ascii=False)), s
 
 
 # ------------------------------------------------------------------ schemas vs jsonschema

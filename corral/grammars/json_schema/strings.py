@@ -284,36 +284,55 @@ SUB_DELIMS = _cs("!$&'()*+,;=")
 PCT = rx.seq(_lit("%"), ANY_HEX, ANY_HEX)
 
 
-@lru_cache(maxsize=None)
-def _uri_parts():
-    """RFC 3986 appendix A, transcribed (the grammar is regular)."""
-    pchar = rx.alt(rx.union_chars(UNRESERVED, SUB_DELIMS, _cs(":@")), PCT)
+# RFC 3987 section 2.2: the non-ASCII code points an IRI may spell raw (planes 1 to 14 without
+# their last two, non-character, code points), and the private-use ones allowed in a query only
+UCSCHAR = rx.chars([(0xA0, 0xD7FF), (0xF900, 0xFDCF), (0xFDF0, 0xFFEF)]
+                   + [(plane << 16, (plane << 16) + 0xFFFD) for plane in range(1, 14)] + [(0xE1000, 0xEFFFD)])
+IPRIVATE = rx.chars([(0xE000, 0xF8FF), (0xF0000, 0xFFFFD), (0x100000, 0x10FFFD)])
+
+
+def _resource_identifier(unreserved: rx.Regex, query_only: rx.Regex | None):
+    """RFC 3986 appendix A transcribed (the grammar is regular), parameterized as RFC 3987 does:
+    an IRI widens `unreserved` by ucschar and lets a query hold private-use code points."""
+    pchar = rx.alt(rx.union_chars(unreserved, SUB_DELIMS, _cs(":@")), PCT)
     scheme = rx.seq(ALPHA, rx.star(rx.union_chars(ALNUM, _cs("+-."))))
-    userinfo = rx.star(rx.alt(rx.union_chars(UNRESERVED, SUB_DELIMS, _cs(":")), PCT))
-    ipvfuture = rx.seq(_lit("v"), rx.plus(ANY_HEX), _lit("."), rx.plus(rx.union_chars(UNRESERVED, SUB_DELIMS, _cs(":"))))
+    userinfo = rx.star(rx.alt(rx.union_chars(unreserved, SUB_DELIMS, _cs(":")), PCT))
+    # IP-literal and IPvFuture stay ASCII in RFC 3987 too; ABNF literals like "v" ignore case
+    ipvfuture = rx.seq(_cs("vV"), rx.plus(ANY_HEX), _lit("."), rx.plus(rx.union_chars(UNRESERVED, SUB_DELIMS, _cs(":"))))
     ip_literal = rx.seq(_lit("["), rx.alt(ipv6(), ipvfuture), _lit("]"))
-    reg_name = rx.star(rx.alt(rx.union_chars(UNRESERVED, SUB_DELIMS), PCT))
+    reg_name = rx.star(rx.alt(rx.union_chars(unreserved, SUB_DELIMS), PCT))
     host = rx.alt(ip_literal, reg_name)  # IPv4address is a subset of reg-name
     authority = rx.seq(rx.optional(rx.seq(userinfo, _lit("@"))), host, rx.optional(rx.seq(_lit(":"), rx.star(D))))
     segment = rx.star(pchar)
     segment_nz = rx.plus(pchar)
-    segment_nz_nc = rx.plus(rx.alt(rx.union_chars(UNRESERVED, SUB_DELIMS, _cs("@")), PCT))
+    segment_nz_nc = rx.plus(rx.alt(rx.union_chars(unreserved, SUB_DELIMS, _cs("@")), PCT))
     path_abempty = rx.star(rx.seq(_lit("/"), segment))
     path_absolute = rx.seq(_lit("/"), rx.optional(rx.seq(segment_nz, rx.star(rx.seq(_lit("/"), segment)))))
     path_rootless = rx.seq(segment_nz, rx.star(rx.seq(_lit("/"), segment)))
     path_noscheme = rx.seq(segment_nz_nc, rx.star(rx.seq(_lit("/"), segment)))
-    qf = rx.star(rx.alt(pchar, _cs("/?")))
-    tail = rx.seq(rx.optional(rx.seq(_lit("?"), qf)), rx.optional(rx.seq(_lit("#"), qf)))
+    fragment = rx.star(rx.alt(pchar, _cs("/?")))
+    query = fragment if query_only is None else rx.star(rx.alt(pchar, _cs("/?"), query_only))
+    tail = rx.seq(rx.optional(rx.seq(_lit("?"), query)), rx.optional(rx.seq(_lit("#"), fragment)))
     hier = rx.alt(rx.seq(_lit("//"), authority, path_abempty), path_absolute, path_rootless, rx.EMPTY)
-    uri = rx.seq(scheme, _lit(":"), hier, tail)
+    absolute = rx.seq(scheme, _lit(":"), hier, tail)
     relative = rx.seq(rx.alt(rx.seq(_lit("//"), authority, path_abempty), path_absolute, path_noscheme, rx.EMPTY), tail)
-    return uri, rx.alt(uri, relative)
+    return absolute, rx.alt(absolute, relative)
+
+
+@lru_cache(maxsize=None)
+def _uri_parts():
+    return _resource_identifier(UNRESERVED, None)
+
+
+@lru_cache(maxsize=None)
+def _iri_parts():
+    return _resource_identifier(rx.union_chars(UNRESERVED, UCSCHAR), IPRIVATE)
 
 
 @lru_cache(maxsize=None)
 def email() -> rx.Regex:
     """RFC 5321 Mailbox syntax (section 4.1.2): dot-string or quoted local part; domain names or
-    address literals (IPv4, "IPv6:" IPv6). The size limits of section 4.5.3 are not part of the syntax."""
+    address literals (IPv4, "IPv6:" IPv6; ABNF string literals ignore case). The size limits of section 4.5.3 are not part of the syntax."""
     atext = rx.union_chars(ALNUM, _cs("!#$%&'*+/=?^_`{|}~-"))
     atom = rx.plus(atext)
     dot_string = rx.seq(atom, rx.star(rx.seq(_lit("."), atom)))
@@ -322,7 +341,7 @@ def email() -> rx.Regex:
     ldh = rx.union_chars(ALNUM, _cs("-"))
     sub_domain = rx.seq(ALNUM, rx.optional(rx.seq(rx.star(ldh), ALNUM)))
     domain = rx.seq(sub_domain, rx.star(rx.seq(_lit("."), sub_domain)))
-    literal = rx.seq(_lit("["), rx.alt(IPV4, rx.seq(_lit("IPv6:"), ipv6())), _lit("]"))
+    literal = rx.seq(_lit("["), rx.alt(IPV4, rx.seq(_cs("iI"), _cs("pP"), _cs("vV"), _lit("6:"), ipv6())), _lit("]"))
     return rx.seq(rx.alt(dot_string, quoted), _lit("@"), rx.alt(domain, literal))
 
 
@@ -353,6 +372,8 @@ def _format_table():
         "uuid": lambda: UUID,
         "uri": lambda: _uri_parts()[0],
         "uri-reference": lambda: _uri_parts()[1],
+        "iri": lambda: _iri_parts()[0],
+        "iri-reference": lambda: _iri_parts()[1],
         "email": email,
         "json-pointer": json_pointer,
         "relative-json-pointer": relative_json_pointer,
@@ -362,7 +383,7 @@ def _format_table():
 FORMATS = _format_table()
 # Formats every draft defines that we do not (yet) compile exactly: reported, never ignored.
 KNOWN_UNSUPPORTED_FORMATS = {
-    "idn-email", "hostname", "idn-hostname", "iri", "iri-reference", "uri-template", "regex",
+    "idn-email", "hostname", "idn-hostname", "uri-template", "regex",
 }
 
 
