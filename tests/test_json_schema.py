@@ -60,6 +60,25 @@ def test_integer_range_brute_force(lo, hi):
             assert bool(regex.fullmatch(f"{i}.0")) == want
 
 
+def test_integer_range_with_a_309_digit_bound_is_exact_and_linear():
+    """A double's maximum (1.79769e+308, written by schema generators for every `double`) as an
+    integer bound: each full length band is one bounded repeat, so the regex stays linear in
+    the digit count (it was quadratic: 47k positions, past the automaton budget)."""
+    rnd = __import__("random").Random(7)
+    hi = 179769 * 10 ** 303
+    regex = num.uint_range(0, hi)
+    assert rx.position_count(regex) < 20 * len(str(hi))
+    compiled = re.compile(rx.to_python_regex(regex))
+    samples = [0, 1, 9, 10, hi, hi - 1, hi + 1, 10 ** 308, 10 ** 309, 2 * 10 ** 308, 18 * 10 ** 307]
+    samples += [rnd.randrange(10 ** (n - 1), 10 ** n) for n in range(1, 311) for _ in range(3)]
+    for i in samples:
+        assert bool(compiled.fullmatch(str(i))) == (i <= hi), i
+    assert not compiled.fullmatch("0" + str(hi)[1:])  # no leading zeros
+    lo_bounded = re.compile(rx.to_python_regex(num.uint_range(12345, 10 ** 40)))
+    for i in [12344, 12345, 99999, 10 ** 5, 10 ** 39 + 7, 10 ** 40, 10 ** 40 + 1] + [rnd.randrange(10 ** 41) for _ in range(200)]:
+        assert bool(lo_bounded.fullmatch(str(i))) == (12345 <= i <= 10 ** 40), i
+
+
 def test_decimal_literal_uses_json_equality():
     assert all(fullmatch(num.decimal_literal(Decimal(1)), s) for s in ["1", "1.0", "1.00"])
     assert not fullmatch(num.decimal_literal(Decimal(1)), "1.5")
@@ -609,6 +628,40 @@ def test_vectorized_minimization_equals_the_reference(seed):
                   a.product(b, both=False, minimize=False)):
             fast, ref = d.minimize(), d._minimize_reference()
             assert fast.trans == ref.trans and fast.accept == ref.accept
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_grouped_subset_construction_equals_the_per_atom_reference(seed):
+    """cpdfa's subset construction (atoms grouped by the classes that contain them) vs the
+    per-atom loop: the same subsets, numbered the same, on random regexes with bounded repeats,
+    overlapping classes and unicode; and the same budget error when a subset count overflows."""
+    from corral.grammars.json_schema import cpdfa
+    from corral.grammars.regex_parser import parse_regex
+
+    rnd = __import__("random").Random(seed)
+    pieces = ["a", "[a-c]", "[^b]", "x*", "(ab|ba)", "[0-9a-f]{1,3}", ".", "c?", "[-a-z.]{0,5}", "\\.", "é|\\w",
+              "[^\\s]+", "(\\d|\\.)*"]
+    for _ in range(30):
+        r = parse_regex("".join(rnd.choice(pieces) for _ in range(rnd.randint(1, 6))) + rnd.choice(["", ".*"]))
+        atoms = cpdfa.Atoms([r, rx.any_char()])
+        runs = []
+        for construct in (cpdfa._subsets_grouped, cpdfa._subsets_reference):
+            nfa = cpdfa._Nfa(atoms)
+            s0 = nfa.new()
+            end = nfa.build(r, s0)
+            runs.append(construct(nfa, s0, end))
+        assert runs[0] == runs[1]
+    url = parse_regex("[-a-zA-Z0-9@:%._\\+~#=]{1,40}\\.[a-zA-Z0-9()]{1,6}")
+    for construct in (cpdfa._subsets_grouped, cpdfa._subsets_reference):
+        nfa = cpdfa._Nfa(cpdfa.Atoms([url]))
+        s0 = nfa.new()
+        end = nfa.build(url, s0)
+        old, cpdfa.MAX_DFA_STATES = cpdfa.MAX_DFA_STATES, 50
+        try:
+            with pytest.raises(CompileBudgetError):
+                construct(nfa, s0, end)
+        finally:
+            cpdfa.MAX_DFA_STATES = old
 
 
 @pytest.mark.parametrize("seed", range(3))

@@ -19,7 +19,9 @@ from corral.errors import CompileBudgetError
 from corral.grammars import regex_ast as rx
 
 MAX_NFA_STATES = 20000
-MAX_DFA_STATES = 4000
+# subsets cost ~0.1 ms each: 20,000 bound a construction to ~2 s. The common URL pattern
+# "[-a-zA-Z0-9@:%._\\+~#=]{1,256}\\.[a-zA-Z0-9()]{1,6}\\b..." needs ~8,000 (2,055 minimal states).
+MAX_DFA_STATES = 20000
 # products (a pattern with a length bound: states x lengths) are cheap per state and end up as
 # right-linear rules, so they get a larger budget than subset constructions
 MAX_PRODUCT_STATES = 20000
@@ -176,6 +178,120 @@ def _row_ids(rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return ids
 
 
+GROUPED_SUBSETS_FROM_ATOMS = 64  # below, the per-atom loop beats numpy's per-call overhead
+
+
+def _subsets(nfa: _Nfa, s0: int, end: int) -> tuple[list[list[int]], list[bool]]:
+    """Subset construction, breadth first (state 0 is the start): per atom over few atoms,
+    grouped over many (a ``\\w``: 1,474 atoms; 131 subsets in 0.03 s grouped, 0.48 s per atom)."""
+    if len(nfa.atoms.intervals) < GROUPED_SUBSETS_FROM_ATOMS:
+        return _subsets_reference(nfa, s0, end)
+    return _subsets_grouped(nfa, s0, end)
+
+
+def _subsets_grouped(nfa: _Nfa, s0: int, end: int) -> tuple[list[list[int]], list[bool]]:
+    """Subset construction where, per subset, the atoms are grouped by which of the subset's
+    edge classes contain them (one numpy step), so the work is per group of atoms, not per atom.
+    Matches ``_subsets_reference`` subset for subset."""
+    n_atoms = len(nfa.atoms.intervals)
+    class_column: dict = {}
+    member_rows: list = []
+    out: list[list[tuple[int, int]]] = []
+    for edges in nfa.edges:
+        row = []
+        for ids, t in edges:
+            c = class_column.get(ids)
+            if c is None:
+                c = class_column[ids] = len(member_rows)
+                m = np.zeros(n_atoms, dtype=bool)
+                m[list(ids)] = True
+                member_rows.append(m)
+            row.append((c, t))
+        out.append(row)
+    member = np.array(member_rows, dtype=bool).reshape(len(member_rows), n_atoms)
+    closures: dict[int, frozenset] = {}
+
+    def closure_of(targets) -> frozenset:
+        parts = []
+        for t in targets:
+            got = closures.get(t)
+            if got is None:
+                got = closures[t] = nfa.closure([t])
+            parts.append(got)
+        return frozenset().union(*parts)
+
+    start = closure_of([s0])
+    index = {start: 0}
+    sets = [start]
+    trans: list[list[int]] = []
+    accept: list[bool] = []
+    i = 0
+    while i < len(sets):
+        cur = sets[i]
+        i += 1
+        accept.append(end in cur)
+        by_class: dict[int, list[int]] = {}
+        for s in cur:
+            for c, t in out[s]:
+                by_class.setdefault(c, []).append(t)
+        cols = list(by_class)
+        if not cols:
+            groups, first, inverse = [0], np.zeros(1, dtype=np.int64), np.zeros(n_atoms, dtype=np.int64)
+            masks = [[]]
+        else:
+            rows = member[cols].T  # (atoms, classes): which classes contain each atom
+            if len(cols) <= 62:
+                keys = rows.astype(np.int64) @ (np.int64(1) << np.arange(len(cols), dtype=np.int64))
+                _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+            else:
+                _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+            inverse = inverse.reshape(-1)
+            masks = [np.flatnonzero(rows[a]).tolist() for a in first]
+        group_state = np.empty(len(first), dtype=np.int64)
+        for g in np.argsort(first, kind="stable").tolist():  # new subsets numbered by first atom, as per atom
+            nxt = closure_of([t for k in masks[g] for t in by_class[cols[k]]])
+            got = index.get(nxt)
+            if got is None:
+                if len(sets) >= MAX_DFA_STATES:
+                    raise CompileBudgetError("code-point automaton exceeds its state budget")
+                got = index[nxt] = len(sets)
+                sets.append(nxt)
+            group_state[g] = got
+        trans.append(group_state[inverse].tolist())
+    return trans, accept
+
+
+def _subsets_reference(nfa: _Nfa, s0: int, end: int) -> tuple[list[list[int]], list[bool]]:
+    """Per-atom subset construction (the reference ``_subsets_grouped`` is tested against)."""
+    n_atoms = len(nfa.atoms.intervals)
+    start = nfa.closure([s0])
+    index = {start: 0}
+    sets = [start]
+    trans: list[list[int]] = []
+    accept: list[bool] = []
+    i = 0
+    while i < len(sets):
+        cur = sets[i]
+        i += 1
+        accept.append(end in cur)
+        targets: list[set] = [set() for _ in range(n_atoms)]
+        for s in cur:
+            for ids, t in nfa.edges[s]:
+                for a in ids:
+                    targets[a].add(t)
+        row = []
+        for a in range(n_atoms):
+            nxt = nfa.closure(targets[a])
+            if nxt not in index:
+                if len(sets) >= MAX_DFA_STATES:
+                    raise CompileBudgetError("code-point automaton exceeds its state budget")
+                index[nxt] = len(sets)
+                sets.append(nxt)
+            row.append(index[nxt])
+        trans.append(row)
+    return trans, accept
+
+
 @dataclass(eq=False)  # identity hash: DFAs are memo keys of the compiler
 class Dfa:
     """Complete DFA over atom ids: ``trans[state][atom]`` (state 0 is the start; a dead state exists)."""
@@ -190,36 +306,7 @@ class Dfa:
         nfa = _Nfa(atoms)
         s0 = nfa.new()
         end = nfa.build(node, s0)
-        n_atoms = len(atoms.intervals)
-        start = nfa.closure([s0])
-        index = {start: 0}
-        sets = [start]
-        trans: list[list[int]] = []
-        accept: list[bool] = []
-        i = 0
-        while i < len(sets):
-            cur = sets[i]
-            i += 1
-            accept.append(end in cur)
-            targets: list[set] = [set() for _ in range(n_atoms)]
-            for s in cur:
-                for ids, t in nfa.edges[s]:
-                    for a in ids:
-                        targets[a].add(t)
-            row = []
-            cache: dict = {}
-            for a in range(n_atoms):
-                key = frozenset(targets[a])
-                if key not in cache:
-                    cache[key] = nfa.closure(key)
-                nxt = cache[key]
-                if nxt not in index:
-                    if len(sets) >= MAX_DFA_STATES:
-                        raise CompileBudgetError("code-point automaton exceeds its state budget")
-                    index[nxt] = len(sets)
-                    sets.append(nxt)
-                row.append(index[nxt])
-            trans.append(row)
+        trans, accept = _subsets(nfa, s0, end)
         return Dfa(atoms, trans, accept).minimize()
 
     def product(self, other: "Dfa", both: bool, minimize: bool = True) -> "Dfa":

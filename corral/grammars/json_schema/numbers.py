@@ -71,11 +71,16 @@ def uint_range(lo: int, hi: int | None) -> rx.Regex:
             return rx.alt(*parts)
     lo_s = str(lo)
     max_len = len(str(hi)) if hi is not None else len(lo_s)
+    full_lengths = []  # lengths where every canonical integer is inside: one bounded repeat for all
     for n in range(len(lo_s), max_len + 1):
         a = lo_s if n == len(lo_s) else "1" + "0" * (n - 1)
         b = str(hi) if (hi is not None and n == len(str(hi))) else "9" * n
-        if int(a) <= int(b):
+        if a == "1" + "0" * (n - 1) and b == "9" * n:
+            full_lengths.append(n)
+        elif int(a) <= int(b):
             parts.append(fixed_width_range(a, b))
+    if full_lengths:  # consecutive by construction; one repeat keeps a 309-digit bound linear, not quadratic
+        parts.append(rx.seq(NONZERO, rx.repeat(DIGIT, full_lengths[0] - 1, full_lengths[-1] - 1)))
     if hi is None:
         # every canonical integer longer than lo
         parts.append(rx.seq(NONZERO, rx.repeat(DIGIT, len(lo_s), None)))
