@@ -595,6 +595,101 @@ def test_one_of_with_many_overlapping_object_branches_is_exact():
                      {"type": "object"}]}, instances)
 
 
+def test_witness_key_sets_built_lazily_equal_the_eager_machine(llama3_vocab):
+    """Past the eager budget (forced here with eager_key_set_alternatives=0), an object's key sets
+    and witnesses are a KeySetFamily expanded as parsed: the same language as the listed machine
+    (jsonschema as the oracle), and random token walks never reach a dead end (a member whose
+    missing witnesses no unwritten key can still satisfy is never offered)."""
+    import numpy as np
+
+    import corral
+
+    values = {"kind": ["a", "c", "e", "z"], "on": [True, 1], "url": ["u", "long"], "n": [1, 5, 2.5],
+              "tags": [["t"], [1]], "spec": [{"x": 1}, {"x": "s"}, {"y": 1}]}
+    rnd = __import__("random").Random(5)
+    instances = [{}, {"on": True}, {"url": "u"}, {"url": "long"}, {"n": 5}, {"spec": {"x": "s"}}, {"kind": "b", "n": 4}]
+    for _ in range(40):  # (the Earley oracle takes ~45 ms per text)
+        keys = rnd.sample(sorted(values), rnd.randint(1, 4))
+        instances.append({k: rnd.choice(values[k]) for k in keys})
+    negated = {"allOf": [{"not": _branch("a", url={"type": "string"})},
+                         {"not": {"patternProperties": {"^u": {"type": "string"}}, "properties": {"n": {"minimum": 3}}}},
+                         {"type": "object"}]}
+    for schema in (MANY_OVERLAPPING_BRANCHES, negated):
+        lazy = json_schema_to_grammar(schema, eager_key_set_alternatives=0).grammar
+        assert any(getattr(f, "n_witness", 0) for f in lazy.families.values())
+        check(schema, instances, eager_key_set_alternatives=0)
+    validator = jsonschema.Draft202012Validator(MANY_OVERLAPPING_BRANCHES)
+    compiled = corral.compile_json_schema(MANY_OVERLAPPING_BRANCHES, llama3_vocab, eager_key_set_alternatives=0,
+                                          whitespace="compact")
+    bitmask = corral.allocate_token_bitmask(1, llama3_vocab.size)
+    eos = set(llama3_vocab.eos_token_ids)
+    short_token = np.array([len(llama3_vocab.token_bytes(t)) <= 2 or t in eos for t in range(llama3_vocab.size)])
+    ended = 0
+    for _ in range(30):
+        matcher, out = compiled.matcher(), []
+        for _ in range(100):
+            if matcher.is_terminated():
+                break
+            matcher.fill_next_token_bitmask(bitmask, 0)
+            allowed = np.flatnonzero(np.unpackbits(bitmask.numpy().view(np.uint8), bitorder="little")[:llama3_vocab.size])
+            assert len(allowed), out  # no dead end
+            short = allowed[short_token[allowed]]
+            ends = [t for t in eos if bitmask[0, t >> 5] >> (t & 31) & 1]
+            token = ends[0] if ends and rnd.random() < 0.5 else \
+                int(rnd.choice(short if len(short) and rnd.random() < 0.8 else allowed))
+            assert matcher.accept_token(token)
+            if token not in eos:
+                out.append(token)
+        if matcher.is_terminated():
+            ended += 1
+            text = b"".join(llama3_vocab.token_bytes(t) for t in out).decode()
+            assert validator.is_valid(json.loads(text)), text
+    assert ended >= 5
+
+
+def test_schemas_repeated_across_one_of_branches_and_their_parent_stay_exact():
+    """oneOf branches repeating the same property schema (tye-schema's "bindings" in every service
+    kind), a schema beside the negation of an equal one, and a parent repeating a branch's
+    property (Glaiveai2K calculate_area: "side": number in both, which must not empty it)."""
+    shared = {"type": "array", "items": {"type": "string"}}
+    kinds = {"oneOf": [{"type": "object", "required": [k], "properties": {k: {"type": "string"},
+                                                                          "tags": dict(shared, description=k)}}
+                       for k in ("image", "project", "exe")]}
+    values = {"image": ["i", 1], "project": ["p"], "exe": ["e"], "tags": [["a"], [1], "x"], "other": [None]}
+    check(kinds, _random_objects(values, 120, 4, extra=[{}, [], {"image": "i", "project": "p"}]))
+    negated = {"allOf": [{"properties": {"a": {"type": "integer", "description": "x"}}},
+                         {"not": {"properties": {"a": {"type": "integer"}}}}]}
+    check(negated, [{}, {"a": 1}, {"a": "s"}, 5, "s", None, [1]])
+    calculate_area = {"type": "object", "required": ["shape"],
+                      "properties": {"shape": {"enum": ["square", "circle"]}, "side": {"type": "number"}},
+                      "oneOf": [{"properties": {"shape": {"enum": ["square"]}, "side": {"type": "number"}}},
+                                {"properties": {"shape": {"enum": ["circle"]}, "radius": {"type": "number"}}}]}
+    check(calculate_area, [{"shape": "square", "side": 5}, {"shape": "circle", "radius": 1}, {"shape": "square"},
+                           {"shape": "circle", "side": "x"}, {"side": 5}])
+
+
+@pytest.mark.parametrize("combinator", ["oneOf", "anyOf"])
+def test_a_recursive_definition_combined_from_inside_itself_is_exact(combinator):
+    """A property of a recursive definition that is "an enum or this definition again", under an
+    if/then (JsonSchemaStore pulumi). Two bugs: (1) the opaque (recursive) alternative, inlined into
+    several object alternatives, was left in the DNF as one unconstrained alternative, so the
+    property took any value (anyOf: looser than asked); (2) oneOf's disjointness test inlined the
+    definition from inside its own normalization, which recursed until Python's limit. The
+    definition's JSON types are now read statically ("type": "object" vs a string enum)."""
+    schema = {"$defs": {
+        "simple": {"enum": ["string", "integer", "array"]},
+        "items": {"type": "object", "required": ["type"],
+                  "properties": {"type": {combinator: [{"$ref": "#/$defs/simple"}, {"$ref": "#/$defs/items"}]},
+                                 "items": {"$ref": "#/$defs/items"}},
+                  "if": {"properties": {"type": {"const": "array"}}}, "then": {"required": ["items"]}}},
+        "$ref": "#/$defs/items"}
+    assert not json_schema_to_grammar(schema).report
+    check(schema, [{}, {"type": "float"}, {"type": "string"}, {"type": 1}, {"type": None}, {"type": {"type": "integer"}},
+                   {"type": {"type": "float"}}, {"type": {"type": {"type": "string"}}}, {"type": "array"},
+                   {"type": "array", "items": {"type": "string"}}, {"type": "array", "items": {"type": 2}},
+                   {"type": {"type": "array", "items": {"type": "integer"}}}, {"type": "integer", "items": 3}, [], "s"])
+
+
 def test_many_pattern_properties_split_only_into_regions_that_exist():
     """Twelve patterns, mostly disjoint: 2**12 candidate regions, of which a dozen hold keys."""
     pats = {f"^{c}[0-9]+$": {"type": "integer", "minimum": i} for i, c in enumerate("abcdefghij")}

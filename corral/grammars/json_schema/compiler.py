@@ -19,6 +19,7 @@ import decimal
 import itertools
 import json
 import math
+from functools import lru_cache
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Callable
@@ -322,6 +323,9 @@ class Options:
     max_tracked_required: int = 16
     max_dnf: int = 4096  # alternatives after distributing anyOf/oneOf/allOf
     max_rules: int = 200000
+    # alternatives an object's any-order key-set machine may list up front; larger ones become a
+    # KeySetFamily (built as parsed). None: whatever is left of half of max_rules
+    eager_key_set_alternatives: int | None = None
     max_array_states: int = 20000
     retrieve: Callable[[str], Any] | None = None  # uri -> schema document, for remote $refs
     default_dialect: str = "https://json-schema.org/draft/2020-12/schema"
@@ -332,6 +336,7 @@ MAX_CONTAINS = 5  # contains constraints per array: 2**n item kinds
 MAX_WITNESSES = 6  # "some member" constraints per object: 2**n masks of member variants
 MAX_WITNESS_SPLITS = 4  # presence splits of one object (2**splits objects) to get under MAX_WITNESSES
 MAX_KEY_REGIONS = 256
+LAZY_KEY_SETS_FROM = 4  # tracked keys from which an object's key sets may be built lazily (KeySetFamily)
 MAX_DISJOINT_DEPTH = 12  # nested values a disjointness proof may look into
 MAX_TERMINAL_POSITIONS = 40000
 # spelling automaton states (before minimization) of one key-region terminal; the byte DFA stays
@@ -409,6 +414,7 @@ class Compiler:
         self._norm_stack: list = []
         self._norm_memo: dict = {}
         self._emit_memo: dict = {}
+        self._intersect_stack: set = set()  # opaque (recursive) alternatives being inlined by intersect
         self._disjoint_depth = 0
         self._lifted: dict = {}
         self._unique_opening: dict[str, str] = {}  # unique array nonterminal -> its opening terminal
@@ -552,7 +558,11 @@ class Compiler:
         for x in a:
             for y in b:
                 m = self.intersect(x, y)
-                if m is not None:
+                if isinstance(m, _Multi):
+                    # an opaque side inlined into several alternatives: they are the result (a
+                    # _Multi left in a DNF reads as an unconstrained Conj wherever it goes next)
+                    out.extend(m.items)
+                elif m is not None:
                     out.append(m)
         if len(out) > self.opt.max_dnf:
             raise CompileBudgetError(f"schema combinators expand to more than {self.opt.max_dnf} alternatives")
@@ -564,10 +574,22 @@ class Compiler:
                 return x
             if y.nt is not None and _is_trivial(x):
                 return y
-            # inline the opaque side when possible
-            xs = self.inline(x)
-            ys = self.inline(y)
-            res = self.product(xs, ys)
+            # inline the opaque side when possible; inlining a recursive definition can give back
+            # the same opaque alternative (its memoized normal form refers to itself): then only
+            # a disjointness proof helps ("null" against a recursive object), else it is reported
+            pair = (refs_key(x.nt_refs) if x.nt is not None else None, refs_key(y.nt_refs) if y.nt is not None else None)
+            if pair in self._intersect_stack:
+                if self.disjoint(x, y):
+                    return None
+                opaque = x if x.nt is not None else y
+                loc = opaque.nt_refs[0].loc if isinstance(opaque.nt_refs[0], NegLoc) else opaque.nt_refs[0]
+                self.unsupported(loc.pointer, "$ref", "recursive reference combined with sibling constraints")
+                return opaque
+            self._intersect_stack.add(pair)
+            try:
+                res = self.product(self.inline(x), self.inline(y))
+            finally:
+                self._intersect_stack.discard(pair)
             return res[0] if len(res) == 1 else (None if not res else _Multi(res))
         m = x.merge(y)
         if "object" in m.types and (x.obj.required or y.obj.required) and (
@@ -897,6 +919,12 @@ class Compiler:
 
     def _disjoint(self, a: Conj, c: Conj) -> bool:
         if a.nt is not None or c.nt is not None:
+            # the JSON types a recursive definition allows are known without inlining it
+            # (inlining it inside its own normalization gives nothing back)
+            ta = self._static_types(a.nt_refs) if a.nt is not None else self._conj_types(a)
+            tc = self._static_types(c.nt_refs) if c.nt is not None else self._conj_types(c)
+            if not ta & tc:
+                return True
             try:
                 xs, ys = self.inline(a), self.inline(c)
             except CompileBudgetError:
@@ -918,6 +946,66 @@ class Compiler:
             if not self._type_disjoint(t, a, c):
                 return False
         return True
+
+    @staticmethod
+    def _conj_types(c: Conj) -> frozenset:
+        if c.enum is not None:
+            return frozenset(json_type(v) for v in c.enum) & c.types
+        return c.types
+
+    def _static_types(self, refs) -> frozenset:
+        """The JSON types every value of all of ``refs`` has, from ``type``/``const``/``enum``
+        through ``$ref``/``allOf``/``anyOf``/``oneOf`` (a superset; negations allow every type)."""
+        out = frozenset(TYPES)
+        for r in refs:
+            if isinstance(r, Loc):
+                out &= self._loc_types(r, set())
+        return out
+
+    def _loc_types(self, loc: Loc, active: set) -> frozenset:
+        key = ("static-types",) + loc.key()
+        got = self._emit_memo.get(key)
+        if got is not None:
+            return got
+        s = loc.schema
+        if s is False:
+            return frozenset()
+        if not isinstance(s, dict) or key in active:
+            return frozenset(TYPES)  # a cycle: no information from this path
+        active.add(key)
+        try:
+            out = frozenset(TYPES)
+            if "$ref" in s and self.draft_of(loc) <= 7:
+                s = {"$ref": s["$ref"]}  # siblings of $ref are ignored before 2019-09
+            t = s.get("type")
+            if isinstance(t, str):
+                t = [t]
+            if isinstance(t, list) and all(x in TYPES or x == "integer" for x in t):
+                out &= frozenset("number" if x == "integer" else x for x in t)
+            if "const" in s:
+                out &= {json_type(s["const"])}
+            if isinstance(s.get("enum"), list):
+                out &= frozenset(json_type(v) for v in s["enum"])
+            subs = []
+            if isinstance(s.get("$ref"), str):
+                try:
+                    subs.append([self.resolve_ref(loc, s["$ref"], "$ref")])
+                except SchemaError:
+                    pass
+            for kw in ("allOf", "anyOf", "oneOf"):
+                if isinstance(s.get(kw), list):
+                    branches = [self.child(loc, x, kw, i) for i, x in enumerate(s[kw])]
+                    subs.extend([[b] for b in branches] if kw == "allOf" else [branches])
+            for alternatives in subs:  # each list: a union; the lists: an intersection
+                union = frozenset()
+                for b in alternatives:
+                    union |= self._loc_types(b, active)
+                out &= union
+        finally:
+            active.discard(key)
+        if not active:  # results that met a cycle are a superset only where the cycle started
+            self._emit_memo[key] = out
+        return out
 
     def _strings_rejected(self, values: list, c: Conj) -> bool:
         """Provably ``c`` rejects each of these strings (an enum against a "not enum" pattern)."""
@@ -3003,6 +3091,15 @@ class Compiler:
             untracked_wit_nt[mask] = self.b.fresh("witness")
             self.b.rule(untracked_wit_nt[mask], alts_)
         count_cap = max(min_props, (max_props + 1) if max_props is not None else 0)
+        eager = (1 << len(tracked)) * (1 << n_wit) * 2 * (len(tracked) + 1 + len(witness_members))
+        budget = self.opt.eager_key_set_alternatives
+        budget = self.opt.max_rules // 2 - self.b.n_alternatives if budget is None else budget
+        if not min_props and max_props is None and (not n_wit or not deps) and (len(tracked) >= LAZY_KEY_SETS_FROM or n_wit) \
+                and eager > budget:
+            # many object variants (negated oneOf branches, each tracking its witnesses): past
+            # half the rule budget, key sets are built as the parser reaches them
+            return self._lazy_witness_members(members, tracked, any_untracked, required, deps, n_wit,
+                                              tracked_wit, untracked_wit_nt)
         states: dict = {}
         todo = []
 
@@ -3041,6 +3138,24 @@ class Compiler:
             self.b.rule(nm, alts or [(self.NEVER,)])
         self._check_budget()
         return root
+
+    def _lazy_witness_members(self, members, tracked, any_untracked, required, deps, n_wit, tracked_wit,
+                              untracked_wit_nt) -> str:
+        """``members_machine``'s key-set machine (no property-count bounds) as a ``KeySetFamily``."""
+        bit = {k: 1 << i for i, k in enumerate(tracked)}
+        dep_masks = []
+        for k, ds in deps:
+            if k in bit:
+                need = [bit.get(d) for d in ds]
+                dep_masks.append((bit[k], -1 if None in need else sum(need)))
+        family = KeySetFamily(
+            self.b.fresh("keyset"), tuple((k, members[k][0], members[k][1]) for k in tracked), any_untracked,
+            self.COMMA, sum(bit[k] for k in tracked if k in required), tuple(sorted(dep_masks)), n_wit,
+            tuple(tuple(tracked_wit.get(k, ())) for k in tracked), tuple(sorted(untracked_wit_nt.items())))
+        if not _key_set_can_finish(family, 0, 0):
+            return self.b.rule(self.b.fresh("members"), [(self.NEVER,)])
+        self.b.families[family.name] = family
+        return KeySetFamily.member(family.name, 0, False, 0 if n_wit else None)
 
     def _lazy_members(self, members: dict, tracked: list, region_members, required=None, deps=()) -> str:
         """The key-set machine of ``members_machine`` as a ``KeySetFamily`` (no property-count
@@ -3145,9 +3260,12 @@ class CountedStringFamily(ir.RuleFamily):
 
 @dataclass(frozen=True, eq=False)
 class KeySetFamily(ir.RuleFamily):
-    """Member ``(seen, started)`` of an object's member list: ``seen`` = bitmask of the tracked
-    (required) keys already written. Any order; each tracked key once; the list may end once every
-    tracked key is seen; untracked keys (``any_untracked``) anywhere, any number of times."""
+    """Member ``(seen, started[, wit])`` of an object's member list: ``seen`` = bitmask of the
+    tracked keys already written, ``wit`` = bitmask of the witnesses ("some member satisfies X",
+    from negated object schemas) already satisfied. Any order; each tracked key once; the list may
+    end once every required tracked key is seen and every witness satisfied; untracked keys
+    (``any_untracked``) anywhere, any number of times. With witnesses, only members from which
+    the end stays reachable are offered (``_key_set_can_finish``): no dead ends."""
 
     name: str
     tracked: tuple  # (key, key terminal, value symbol) per tracked key
@@ -3155,38 +3273,84 @@ class KeySetFamily(ir.RuleFamily):
     comma: str
     required_mask: int = -1  # tracked keys the list must hold (-1: all of them)
     deps: tuple = ()  # (key bit, bits of the keys it needs; -1: some cannot be written)
+    n_witness: int = 0
+    tracked_witness: tuple = ()  # per tracked key: ((witness mask, key terminal, value symbol), ...)
+    untracked_witness: tuple = ()  # ((witness mask, member symbol), ...) for undeclared keys
 
     @staticmethod
-    def member(name: str, seen: int, started: bool) -> str:
-        return f"{name}{ir.FAMILY_SEPARATOR}{seen:x}_{int(started)}"
+    def member(name: str, seen: int, started: bool, wit: int | None = None) -> str:
+        tail = "" if wit is None else f"_{wit:x}"
+        return f"{name}{ir.FAMILY_SEPARATOR}{seen:x}_{int(started)}{tail}"
 
     def alternatives(self, key: str) -> tuple[tuple[str, ...], ...]:
-        seen_hex, started = key.split("_")
-        seen = int(seen_hex, 16)
+        parts = key.split("_")
+        seen, started = int(parts[0], 16), parts[1] == "1"
+        wit = int(parts[2], 16) if len(parts) > 2 else None
+        all_wit = (1 << self.n_witness) - 1
         alts: list[tuple[str, ...]] = []
         everything = (1 << len(self.tracked)) - 1
         must = everything if self.required_mask == -1 else self.required_mask
-        if seen & must == must and all(not seen & k or (need != -1 and seen & need == need) for k, need in self.deps):
+        if seen & must == must and all(not seen & k or (need != -1 and seen & need == need) for k, need in self.deps) \
+                and (wit is None or wit == all_wit):
             alts.append(())
-        sep = (self.comma,) if started == "1" else ()
+        sep = (self.comma,) if started else ()
         blocked = 0
         for k, need in self.deps:
             if need == -1:
                 blocked |= k  # the key needs one that is never written: it is never written either
+        if wit is None:
+            for i, (_, kt, v) in enumerate(self.tracked):
+                if not (seen >> i) & 1 and not (blocked >> i) & 1:
+                    alts.append(sep + (kt, v, self.member(self.name, seen | (1 << i), True)))
+            if self.any_untracked is not None:
+                alts.append(sep + (self.any_untracked, self.member(self.name, seen, True)))
+            return tuple(alts)
         for i, (_, kt, v) in enumerate(self.tracked):
-            if not (seen >> i) & 1 and not (blocked >> i) & 1:
-                alts.append(sep + (kt, v, self.member(self.name, seen | (1 << i), True)))
+            if (seen >> i) & 1:
+                continue
+            now = seen | (1 << i)
+            if _key_set_can_finish(self, now, wit):
+                alts.append(sep + (kt, v, self.member(self.name, now, True, wit)))
+            for mask, wkt, wv in self.tracked_witness[i]:
+                if wit | mask != wit and _key_set_can_finish(self, now, wit | mask):
+                    alts.append(sep + (wkt, wv, self.member(self.name, now, True, wit | mask)))
         if self.any_untracked is not None:
-            alts.append(sep + (self.any_untracked, self.member(self.name, seen, True)))
+            alts.append(sep + (self.any_untracked, self.member(self.name, seen, True, wit)))
+        for mask, nt in self.untracked_witness:
+            if wit | mask != wit and _key_set_can_finish(self, seen, wit | mask):
+                alts.append(sep + (nt, self.member(self.name, seen, True, wit | mask)))
         return tuple(alts)
 
     def describe(self) -> str:
         return (f"KeySetFamily({self.tracked!r}, {self.any_untracked!r}, {self.comma!r}, {self.required_mask}, "
-                f"{self.deps!r})")
+                f"{self.deps!r}, {self.n_witness}, {self.tracked_witness!r}, {self.untracked_witness!r})")
 
     def required_symbols(self) -> tuple[str, ...]:
         must = self.required_mask
         return tuple(s for i, (_, kt, v) in enumerate(self.tracked) if must == -1 or (must >> i) & 1 for s in (kt, v))
+
+
+@lru_cache(maxsize=1 << 16)
+def _key_set_can_finish(family: KeySetFamily, seen: int, wit: int) -> bool:
+    """Whether a member list with these tracked keys written and witnesses satisfied can still end:
+    the unwritten keys (one witness combination each, or none) and the undeclared-key witness
+    members (any number) must cover the missing witnesses. Required keys can always be written
+    (families with witnesses have no dependencies), so they need no check. A subset DP over the
+    missing witness bits (at most MAX_WITNESSES of them)."""
+    missing = ((1 << family.n_witness) - 1) & ~wit
+    if not missing:
+        return True
+    free = 0
+    for mask, _ in family.untracked_witness:
+        free |= mask & missing
+    reach = {free}
+    for i, options in enumerate(family.tracked_witness):
+        if (seen >> i) & 1 or not options:
+            continue
+        reach |= {c | (mask & missing) for c in reach for mask, _, _ in options}
+        if missing in reach:
+            return True
+    return missing in reach
 
 
 def _quote(r: rx.Regex, quote) -> rx.Regex:
