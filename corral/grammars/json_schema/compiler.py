@@ -3098,8 +3098,8 @@ class Compiler:
                 and eager > budget:
             # many object variants (negated oneOf branches, each tracking its witnesses): past
             # half the rule budget, key sets are built as the parser reaches them
-            return self._lazy_witness_members(members, tracked, any_untracked, required, deps, n_wit,
-                                              tracked_wit, untracked_wit_nt)
+            return self._key_set_family(members, tracked, any_untracked, required, deps, n_wit,
+                                        tracked_wit, untracked_wit_nt)
         states: dict = {}
         todo = []
 
@@ -3139,8 +3139,8 @@ class Compiler:
         self._check_budget()
         return root
 
-    def _lazy_witness_members(self, members, tracked, any_untracked, required, deps, n_wit, tracked_wit,
-                              untracked_wit_nt) -> str:
+    def _key_set_family(self, members, tracked, any_untracked, required, deps, n_wit, tracked_wit,
+                        untracked_wit_nt) -> str:
         """``members_machine``'s key-set machine (no property-count bounds) as a ``KeySetFamily``."""
         bit = {k: 1 << i for i, k in enumerate(tracked)}
         dep_masks = []
@@ -3167,18 +3167,8 @@ class Compiler:
         if untracked:
             any_untracked = self.b.fresh("member")
             self.b.rule(any_untracked, [(kt, v) for kt, v in untracked])
-        bit = {k: 1 << i for i, k in enumerate(tracked)}
-        required_mask = sum(bit[k] for k in tracked if required is None or k in required)
-        dep_masks = []
-        for k, ds in deps:
-            if k in bit:
-                need = [bit.get(d) for d in ds]
-                dep_masks.append((bit[k], -1 if None in need else sum(need)))
-        name = self.b.fresh("keyset")
-        self.b.families[name] = KeySetFamily(
-            name, tuple((k, members[k][0], members[k][1]) for k in tracked), any_untracked, self.COMMA,
-            required_mask, tuple(sorted(dep_masks)))
-        return KeySetFamily.member(name, 0, False)
+        return self._key_set_family(members, tracked, any_untracked, tracked if required is None else required, deps,
+                                    0, {}, {})
 
     def _ordered_members(self, members, required, region_members, min_props, max_props, deps, pointer) -> str:
         if deps or min_props or max_props is not None:
