@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import random
+import re
+import string
 
 import numpy as np
 import pytest
@@ -115,6 +117,22 @@ def engine_allowed(m) -> set[int]:
     return set(int(i) for i in m.allowed_token_ids())
 
 
+# non-ASCII characters that Python's re.IGNORECASE matches to an ASCII letter (İ ı ſ K)
+FOLD_TO_ASCII = [c for c in map(chr, range(0x80, 0x10000))
+                 if any(re.fullmatch(f"(?i:{a})", c) for a in string.ascii_letters)]
+
+
+def _fold_char_completions(data: bytes):
+    """(complete text, fold character) pairs where ``data`` ends in a proper prefix of the character."""
+    for ch in FOLD_TO_ASCII:
+        enc = ch.encode()
+        for k in range(1, len(enc)):
+            if data.endswith(enc[:k]):
+                head = utf8_complete(data[:-k])
+                if head is not None:
+                    yield head, ch
+
+
 def oracle_allowed(vocab, prefix: bytes, is_prefix, is_member, dfa=None) -> set[int]:
     out = set()
     for t in range(vocab.size):
@@ -128,7 +146,9 @@ def oracle_allowed(vocab, prefix: bytes, is_prefix, is_member, dfa=None) -> set[
         elif dfa is not None:
             ok = dfa.is_prefix(data)
         else:
-            ok = False  # grammars under test are ASCII: a partial UTF-8 character is never viable
+            # the grammars under test are ASCII but for case-insensitive literals, whose Python
+            # IGNORECASE matches also take the non-ASCII letters that fold to ASCII ones
+            ok = any(is_prefix(head + ch) for head, ch in _fold_char_completions(data))
         if ok:
             out.add(t)
     if is_member(utf8_complete(prefix) or "\x00invalid"):
@@ -341,6 +361,49 @@ def test_bad_lark_raises_grammar_error(llama3_vocab):
         corral.compile_lark("start: A\n%declare A\n", llama3_vocab)
     with pytest.raises(corral.GrammarError):
         corral.compile_lark("start: a\na: a \"x\"\n", llama3_vocab)  # empty language
+
+
+@pytest.mark.parametrize("text,where", [
+    ('start: NAME KW\nNAME: /[a-z]+/\nKW: /\\bend/', "before"),  # lark rejects "fooend"
+    ('start: /a(?=b)/ "b"', "after"),  # lark accepts "ab": the lookahead reads the next lexeme
+    ('start: /x$/ "y"?', "after"),
+])
+def test_lark_terminal_whose_assertions_read_neighboring_text_is_refused(llama3_vocab, text, where):
+    """Lark matches a terminal's regex inside the whole text, so an edge assertion tests the next
+    or previous lexeme; a terminal language cannot say that, and reading the regex as a full match
+    would be looser ("fooend") or stricter (no "ab") than lark. Refused, naming the side."""
+    import lark
+
+    with pytest.raises(corral.GrammarError) as e:
+        corral.compile_lark(text, llama3_vocab)
+    assert f"tests the text {where}" in str(e.value)
+    assert e.value.construct == "lookaround at a terminal edge"
+    if where == "before":  # the oracle: lark itself rejects the text that a full match accepts
+        with pytest.raises(lark.exceptions.LarkError):
+            lark.Lark(text, parser="earley", lexer="dynamic").parse("fooend")
+
+
+def test_lark_inner_lookarounds_and_case_insensitive_literals_follow_python_re(llama3_vocab):
+    import re
+
+    import lark
+
+    # lookbehind inside one terminal (common.ESCAPED_STRING) is decided by the terminal itself
+    text = '%import common.ESCAPED_STRING\nstart: ESCAPED_STRING "ß"i /k/i'
+    g = corral.compile_lark(text, llama3_vocab)
+    parser = lark.Lark(text, parser="earley", lexer="dynamic")
+    for s in ['"a\\"b"ßk', '"a\\\\"ẞK', '"a\\\\"SSk', '"x"ßK', '"x"ßk', '"\\"ß\u212a']:
+        try:
+            parser.parse(s)
+            want = True
+        except lark.exceptions.LarkError:
+            want = False
+        m = g.matcher()
+        assert (m.accept_string(s) and m.is_accepting()) == want, s
+    # "SS" is not a case variant of "ß" under Python's simple case folding (the old literal
+    # expansion through str.upper() accepted it)
+    assert re.fullmatch("(?i:ß)", "SS") is None
+    assert not corral.compile_lark('start: "ß"i', llama3_vocab).matcher().accept_string("SS")
 
 
 def test_budget_overrun_raises_typed_error(llama3_vocab):

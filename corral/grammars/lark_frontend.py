@@ -3,9 +3,12 @@
 Lark's own loader parses the grammar text (rules, EBNF operators, templates, ``%import common.*``,
 ``%ignore``) and expands it into plain rules over named terminals; this module maps those onto the
 IR, with each terminal's pattern re-parsed by corral's regex front-end. Priorities are ignored
-(they rank parse trees, not the language). ``%declare``d terminals have no pattern: rejected.
+(they rank parse trees, not the language). ``%declare``d terminals have no pattern: rejected, as
+are terminal regexes whose anchors, lookarounds or word boundaries test the neighboring text.
 """
 from __future__ import annotations
+
+import re
 
 import lark
 from lark.exceptions import LarkError
@@ -13,25 +16,18 @@ from lark.exceptions import LarkError
 from corral.errors import GrammarError
 from corral.grammars import regex_ast as rx
 from corral.grammars.ir import Grammar
-from corral.grammars.regex_parser import parse_regex
-
-
-def _case_insensitive_literal(text: str) -> rx.Regex:
-    parts = []
-    for ch in text:
-        variants = {ch, ch.lower(), ch.upper()}
-        parts.append(rx.alt(*(rx.literal(v) for v in sorted(variants))))
-    return rx.seq(*parts)
+from corral.grammars.regex_parser import parse_lexeme_regex, parse_regex
 
 
 def _terminal_regex(term) -> rx.Regex:
     pattern = term.pattern
     if isinstance(pattern, lark.lexer.PatternStr):
         if "i" in pattern.flags:
-            return _case_insensitive_literal(pattern.value)
+            # Python's IGNORECASE (simple case folding: "ß"i matches "ẞ", never "SS"), as Lark does
+            return parse_regex(re.escape(pattern.value), flavor="python", flags=re.IGNORECASE)
         return rx.literal(pattern.value)
     try:
-        return parse_regex(pattern.to_regexp(), flavor="python")
+        return parse_lexeme_regex(pattern.to_regexp(), flavor="python")
     except GrammarError as e:
         raise GrammarError(f"terminal {term.name}: {e}", construct=e.construct) from e
 

@@ -1073,6 +1073,24 @@ def parse_regex(pattern: str, flavor: str = "python", flags: int = 0) -> rx.Rege
     return rx.alt(*(r for (s, e), r in parts if (s is None or s[1]) and (e is None or e[1])))
 
 
+def parse_lexeme_regex(pattern: str, flavor: str = "python", flags: int = 0) -> rx.Regex:
+    """The language of a grammar terminal's regex, matched (as Lark's lexers do) at a position
+    inside a longer text. An anchor, lookaround or word boundary at the edge of the lexeme would
+    test the neighboring lexemes' characters, which a terminal's own language cannot express:
+    such a pattern raises GrammarError. Reading it with ``parse_regex``'s fullmatch semantics
+    would accept ``foo`` + ``/\\bend/`` as "fooend" (looser than the grammar) and empty
+    ``/a(?=b)/`` outright (stricter)."""
+    parts = _parse_parts(pattern, flavor, int(flags))
+    for (s, e), r in parts:
+        if (s is not None or e is not None) and rx.min_length(r) < (1 << 30):
+            side = "before" if s is not None else "after"
+            raise GrammarError(
+                f"regex {pattern!r} tests the text {side} its match (anchor, lookaround or word boundary "
+                "at the edge of a terminal); a terminal's language cannot depend on its neighbors",
+                None, "lookaround at a terminal edge")
+    return rx.alt(*(r for _, r in parts))
+
+
 def search_regex(pattern: str, flavor: str = "ecmascript", flags: int = 0) -> rx.Regex:
     """The language of strings containing a match of ``pattern`` anywhere (``re.search`` semantics,
     JSON Schema ``pattern``): ``.*(p).*`` where anchors that were used pin the match to an edge."""
