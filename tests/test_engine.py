@@ -185,6 +185,82 @@ def test_regex_mask_equals_bruteforce_small_vocab(llama3_vocab, pattern):
             assert got == expected, (pattern, prefix, sorted(vocab.token_bytes(t) for t in got ^ expected)[:10])
 
 
+class IntersectionOracle:
+    """Prefix/membership of (every ``positive`` regex) minus (every ``negative`` one), each a
+    lookahead-free regex run as its own byte DFA: the lookaheads decomposed by hand, an oracle
+    independent of the automaton construction under test."""
+
+    def __init__(self, positives, negatives=()):
+        self.pos = [regex_to_dfa(parse_regex(p)) for p in positives]
+        self.neg = [regex_to_dfa(parse_regex(p)) for p in negatives]
+
+    def _run(self, data: bytes):
+        state = []
+        for d in self.pos + self.neg:
+            q = 0
+            for b in data:
+                q = -1 if q < 0 else int(d.transitions[q, b])
+            state.append(q)
+        return tuple(state)
+
+    def _accepting(self, state) -> bool:
+        k = len(self.pos)
+        return (all(q >= 0 and self.pos[i].accepting[q] for i, q in enumerate(state[:k]))
+                and not any(q >= 0 and self.neg[i].accepting[q] for i, q in enumerate(state[k:])))
+
+    def is_member(self, text: str) -> bool:
+        return self._accepting(self._run(text.encode()))
+
+    def is_prefix(self, text: str) -> bool:
+        start = self._run(text.encode())
+        seen, frontier, k = {start}, [start], len(self.pos)
+        while frontier:  # breadth-first over the product of the automata, for an accepting state
+            state = frontier.pop()
+            if any(q < 0 for q in state[:k]):
+                continue
+            if self._accepting(state):
+                return True
+            for b in range(256):
+                nxt = tuple(-1 if q < 0 else int(d.transitions[q, b])
+                            for q, d in zip(state, self.pos + self.neg))
+                if nxt not in seen:
+                    seen.add(nxt)
+                    frontier.append(nxt)
+        return False
+
+
+@pytest.mark.parametrize("pattern,positives,negatives", [
+    # password rules: lookaheads over the whole string
+    (r"(?a)(?=.*[A-Z])(?=.*\d)[A-Za-z\d]{6,}", [r"(?a).*[A-Z].*", r"(?a).*\d.*", r"(?a)[A-Za-z\d]{6,}"], []),
+    (r"(?a)(?!ab)[a-z]\w{1,3}", [r"(?a)[a-z]\w{1,3}"], [r"(?s)ab.*"]),
+    (r"(?ai)(?=.*x)[a-z]{2,4}", [r"(?ai).*x.*", r"(?ai)[a-z]{2,4}"], []),
+    (r"(?a)\d+(?=x)x|(?=a)\w", [r"(?a)\d+x|a"], []),
+])
+def test_regex_with_lookaheads_past_one_character_is_exact(llama3_vocab, pattern, positives, negatives):
+    """compile_regex takes multi-character lookaheads through automaton intersections: masks equal
+    brute force over the hand-decomposed intersection, and membership equals re.fullmatch."""
+    vocab = small_vocab(llama3_vocab, "0123456789abxyzABXYZ_", n_random=60, max_grammar_tokens=300)
+    g = corral.compile_regex(pattern, vocab)
+    oracle = IntersectionOracle(positives, negatives)
+    rnd = random.Random(5)
+    for walk in range(3):
+        m = g.matcher()
+        for prefix in random_walk(m, rnd, 6):
+            expected = oracle_allowed(vocab, prefix, oracle.is_prefix, oracle.is_member)
+            assert engine_allowed(m) == expected, (pattern, prefix)
+    full = re.compile(pattern)
+    alphabet = "aAbxX1_z9"
+    for text in {"".join(rnd.choice(alphabet) for _ in range(n)) for n in range(8) for _ in range(60)}:
+        m = g.matcher()
+        assert (m.accept_string(text) and m.is_accepting()) == (full.fullmatch(text) is not None), text
+        assert oracle.is_member(text) == (full.fullmatch(text) is not None), text
+
+
+def test_regex_lookahead_inside_a_repetition_is_refused(llama3_vocab):
+    with pytest.raises(corral.GrammarError, match="repetition"):
+        corral.compile_regex(r"(?:(?!ab).)*", llama3_vocab)
+
+
 @pytest.mark.parametrize("name,walks,steps", [(n, 1, 5) for n in sorted(LARK_GRAMMARS)] + [
     pytest.param(n, 3, 8, marks=pytest.mark.slow) for n in sorted(LARK_GRAMMARS)])
 def test_lark_mask_equals_lark_parser_small_vocab(llama3_vocab, name, walks, steps):

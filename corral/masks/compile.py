@@ -52,7 +52,15 @@ def compile_regex(pattern: str, vocab, flavor: str = "python", flags: int = 0) -
     from corral.grammars.regex_parser import parse_regex
 
     def build():
-        node = parse_regex(pattern, flavor=flavor, flags=flags)
+        try:
+            node = parse_regex(pattern, flavor=flavor, flags=flags)
+        except GrammarError as e:
+            if e.construct != "lookahead":
+                raise
+            # lookaheads past one character: automaton intersections (the JSON Schema `pattern` way)
+            from corral.grammars.json_schema.lookahead import fullmatch_language
+
+            node = fullmatch_language(pattern, flavor=flavor, flags=flags)
         g = Grammar(terminals={"REGEX": node}, rules={"start": (("REGEX",),)}, start="start")
         return _nonempty(CompiledGrammar(g, vocab), "regex")
 

@@ -18,6 +18,8 @@ its cheaper route (``regex_parser.search_regex_parts``); this one is the fallbac
 """
 from __future__ import annotations
 
+import re
+
 from corral.errors import CompileBudgetError, GrammarError
 from corral.grammars import regex_ast as rx
 from corral.grammars import regex_parser as rp
@@ -36,6 +38,25 @@ def search_language(pattern: str, flavor: str = "ecmascript", flags: int = 0) ->
         return cpdfa.combine([rx.alt(*(_search_branch(b) for b in branches))])
     except CompileBudgetError as e:
         raise GrammarError(f"lookahead automaton too large ({e}) in regex {pattern!r}", None, "lookahead") from e
+
+
+_GLOBAL_FLAGS = re.compile(r"\(\?[aiLmsux]+\)")
+
+
+def fullmatch_language(pattern: str, flavor: str = "python", flags: int = 0) -> rx.Regex:
+    """The strings ``pattern`` matches in full (``re.fullmatch``), for patterns with lookaheads past
+    one character (``(?=.*[A-Z])(?=.*\\d).{8,}``, which ``regex_parser.parse_regex`` refuses): the
+    search language of ``\\A(?:pattern)\\Z``, as an automaton leaf. Leading global flags stay in
+    front, where Python requires them."""
+    head = ""
+    while True:
+        m = _GLOBAL_FLAGS.match(pattern)
+        if not m:
+            break
+        head += m.group(0)
+        pattern = pattern[m.end():]
+    anchored = head + r"\A(?:" + pattern + r")\Z" if flavor == "python" else head + "^(?:" + pattern + ")$"
+    return search_language(anchored, flavor=flavor, flags=flags).to_automaton()
 
 
 def _search_branch(node) -> rx.Regex:
