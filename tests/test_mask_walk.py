@@ -157,3 +157,16 @@ def test_memoized_big_sub_walks_give_the_masks_of_fresh_walks(llama3_vocab, llam
         for tok in sample:
             allowed = bool((int(got[tok >> 5]) >> (tok & 31)) & 1)
             assert m.fork().accept_token(tok) == allowed, tok
+
+
+def test_subtree_node_count_and_run_bounds_equal_their_numpy_definitions(llama3_vocab):
+    from corral.masks.mask_walk import run_bounds, subtree_node_count
+
+    rnd = np.random.default_rng(3)
+    skip = llama3_vocab.trie.node_skip
+    for n in (0, 1, 5, 200):
+        roots = np.sort(rnd.choice(len(skip), n, replace=False)).astype(np.int32)
+        assert subtree_node_count(skip, roots) == int((skip[roots] - roots).sum())
+        values = np.sort(rnd.integers(0, 4, n)).astype(np.int32)
+        want = [0] + (np.flatnonzero(values[1:] != values[:-1]) + 1).tolist() + [n]
+        assert run_bounds(values).tolist() == want

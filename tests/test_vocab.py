@@ -299,6 +299,24 @@ def test_eos_override_and_extra_stop_tokens(llama3_tokenizer):
     assert len({only.fingerprint, extra.fingerprint, Vocabulary.from_hf(llama3_tokenizer).fingerprint}) == 3
 
 
+def test_a_tokenizer_without_stop_tokens_warns_and_an_override_silences_it():
+    """A bare tokenizer.json may declare no EOS role (its tokenizer_config.json does); then no
+    matcher can terminate, which must not pass silently."""
+    import warnings
+
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    bare = Tokenizer(models.BPE(vocab={"a": 0, "b": 1, "ab": 2, "{": 3, "}": 4}, merges=[("a", "b")]))
+    bare.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bare.decoder = decoders.ByteLevel()
+    with pytest.warns(UserWarning, match="no stop token"):
+        vocab = Vocabulary.from_hf(bare)
+    assert vocab.eos_token_ids == () and vocab.token_bytes(2) == b"ab"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert Vocabulary.from_hf(bare, eos_token_ids=[4]).eos_token_ids == (4,)
+
+
 def test_textual_stop_token_becomes_special(llama3_tokenizer):
     """A stop token ends the text: even a textual one ("\n\n") contributes no bytes and has no trie node."""
     double_newline = llama3_tokenizer.convert_tokens_to_ids("ĊĊ")

@@ -17,7 +17,7 @@ may end wherever its DFA accepts, or go on), which is exactly the IR's semantics
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -77,11 +77,12 @@ def least_fixpoint(rules, initial: list[bool], terminal_ok) -> list[bool]:
     return holds
 
 
-@dataclass(frozen=True, eq=False, slots=True)
-class ParserState:
+class ParserState(NamedTuple):
     """One hash-consed Earley set. ``entries`` = scans plus terminals expected here (DFA state 0).
     ``items`` and ``scans`` are sorted tuples, not frozensets: tuples of ints leave the cyclic GC's
-    scans after its first pass, sets never do (tens of thousands of states per long run)."""
+    scans after its first pass, sets never do (tens of thousands of states per long run). A named
+    tuple, not a frozen dataclass: built in 0.8 µs instead of 2.0 (first-visit masks make a state
+    per lexeme boundary) and untracked by the GC like its fields. Compared by id, never by value."""
 
     id: int
     items: tuple  # sorted make_item(pos, origin_id or SELF)
@@ -302,7 +303,7 @@ class ParserStates:
         self.t = tables
         self._by_key: dict = {}
         self.states: list[ParserState] = []
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()  # only _intern takes it, never re-entered
         self._step_memo: dict[tuple[int, int], int] = {}
         self._waiting: dict[int, dict] = {}  # state id -> {next symbol: items waiting for it}
         self._after_terminal: dict[tuple[int, int], int] = {}
@@ -330,7 +331,7 @@ class ParserStates:
             if accepting is None:
                 accepting = any(item_pos(it) == t.accept_pos and (item_origin(it) == 0 or (item_origin(it) == SELF and initial))
                                 for it in items)
-            entries = scans + tuple((term, 0, sid) for term in sorted(expected_terms))
+            entries = scans + tuple([(term, 0, sid) for term in sorted(expected_terms)])
             self.states.append(ParserState(sid, items, scans, entries, accepting))
             self._by_key[key] = sid
             return sid

@@ -92,3 +92,29 @@ def walk_subtries_multi(node_byte, node_depth, node_skip, node_tok_start, node_t
     return walk_subtries_groups(node_byte, node_depth, node_skip, node_tok_start, node_tok_end, tok_ids,
                                 transitions, accepting, np.asarray(entry_states, dtype=np.int32), entry_offsets,
                                 np.asarray(roots, dtype=np.int32), root_offsets, out_bits, max_depth)
+
+
+@njit(cache=True, nogil=True)
+def subtree_node_count(node_skip, roots) -> int:
+    """Trie nodes below ``roots`` (``sum(node_skip[roots] - roots)``): decides whether a sub-walk
+    is big enough to memoize. Numpy's three calls took ~7 µs for the usual handful of roots, a few
+    times per first-visit mask; this takes ~1 µs."""
+    n = 0
+    for r in roots:
+        n += node_skip[r] - r
+    return n
+
+
+@njit(cache=True, nogil=True)
+def run_bounds(values):
+    """Offsets of the runs of equal values in ``values`` plus its length: [0, ..., len]
+    (``[0] + list(flatnonzero(v[1:] != v[:-1]) + 1) + [len]`` in numpy, ~8 µs per call there)."""
+    out = np.empty(values.shape[0] + 2, dtype=np.int64)
+    out[0] = 0
+    k = 1
+    for i in range(1, values.shape[0]):
+        if values[i] != values[i - 1]:
+            out[k] = i
+            k += 1
+    out[k] = values.shape[0]
+    return out[:k + 1]

@@ -21,7 +21,7 @@ import torch
 
 from corral.automata.earley import DEAD, ParserStates, ParserTables
 from corral.grammars.ir import Grammar
-from corral.masks.mask_walk import walk_subtries_groups
+from corral.masks.mask_walk import run_bounds, subtree_node_count, walk_subtries_groups
 from corral.masks.slices import string_slice
 from corral.masks.trie_walk import walk_trie_with_dfa_skipping
 from corral.masks.unique import UniqueArrays
@@ -244,7 +244,7 @@ class CompiledGrammar:
                 packed, branch_info = self._branches(nxt)
                 if not len(packed):
                     continue
-                if int((self._node_skip[roots] - roots).sum()) >= BIG_SUB_WALK_NODES:
+                if subtree_node_count(self._node_skip, roots) >= BIG_SUB_WALK_NODES:
                     b_nodes, b_entries = self._big_sub_walk(packed, roots, bits)
                     self._continue_boundaries(b_nodes, b_entries, branch_info, next_pending)
                     continue
@@ -294,7 +294,7 @@ class CompiledGrammar:
         if not len(b_nodes):
             return
         # entries come sorted: one run of boundary nodes per branch
-        cuts = [0] + (np.flatnonzero(b_entries[1:] != b_entries[:-1]) + 1).tolist() + [len(b_nodes)]
+        cuts = run_bounds(b_entries).tolist()
         for a, b in zip(cuts, cuts[1:]):
             start, term = infos[int(b_entries[a])]
             after = self.states.after_terminal(start, term)

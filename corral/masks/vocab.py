@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import threading
+import warnings
 import weakref
 from dataclasses import dataclass
 from functools import lru_cache
@@ -335,6 +336,12 @@ class Vocabulary:
 
         if eos_token_ids is None:
             eos = _detect_stop_tokens(tokenizer, tj, specials)
+            if not eos and not extra_stop_token_ids:
+                # without one, a finished document has an empty mask and no matcher terminates
+                # (a bare tokenizer.json often carries no EOS role: its tokenizer_config.json does)
+                warnings.warn("no stop token found in this tokenizer: matchers will never terminate and a "
+                              "completed document gets an empty mask; pass eos_token_ids=[...]",
+                              stacklevel=3)
         else:
             eos = [int(i) for i in eos_token_ids]
         eos += [int(i) for i in extra_stop_token_ids]
