@@ -64,6 +64,38 @@ def test_fast_closure_builds_the_reference_states(name, grammar):
     assert len(fast.states) == len(ref.states)
 
 
+@pytest.mark.parametrize("name,grammar", [g for g in _grammars() if g[0] in ("lark-json", "lark-arith")],
+                         ids=lambda v: v if isinstance(v, str) else "")
+def test_waiting_items_by_scan_equal_the_index(name, grammar, monkeypatch):
+    """Small states answer ``waiting_nt`` by scanning their items, large ones by an index: both
+    give, in item order, the items whose next symbol is asked for, origins resolved."""
+    import corral.automata.earley as earley
+
+    rnd = random.Random(3)
+    states = ParserStates(ParserTables(grammar))
+    for _ in range(20):
+        sid = states.initial
+        for _ in range(40):
+            allowed = np.flatnonzero(states.allowed_bytes(sid))
+            if len(allowed) == 0:
+                break
+            sid = states.step(sid, int(rnd.choice(allowed)))
+            if sid == DEAD:
+                break
+    ns = states.t.next_sym
+    symbols = sorted({ns[item_pos(it)] for st in states.states for it in st.items} - {None})
+    scanned = {(sid, sym): states.waiting_nt(sid, sym) for sid in range(len(states.states)) for sym in symbols}
+    monkeypatch.setattr(earley, "SMALL_STATE_ITEMS", -1)
+    states._waiting.clear()
+    for (sid, sym), got in scanned.items():
+        want = tuple(it if item_origin(it) != -1 else make_item(item_pos(it), sid)
+                     for it in states.states[sid].items if ns[item_pos(it)] == sym)
+        assert got == want == states.waiting_nt(sid, sym)
+    assert any(got for got in scanned.values())
+    sizes = [len(st.items) for st in states.states]  # both paths were taken
+    assert min(sizes) <= 8 < max(sizes)
+
+
 def test_item_encoding_round_trips():
     for pos, origin in [(0, -1), (5, 0), (123456, 7), ((1 << 32) - 1, 10 ** 6)]:
         it = make_item(pos, origin)

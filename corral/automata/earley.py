@@ -41,6 +41,7 @@ def item_pos(item: int) -> int:
 def item_origin(item: int) -> int:
     return (item >> 32) - 1
 DEAD = -1  # state id of the empty (rejecting) state
+SMALL_STATE_ITEMS = 8  # states up to this many items answer ``waiting_nt`` by a scan, not an index
 ACCEPT_SYMBOL = "$corral_start"
 TAIL_TERMINAL = "$corral_ignore_tail"
 
@@ -426,6 +427,10 @@ class ParserStates:
         scanning its items per question was quadratic."""
         index = self._waiting.get(sid)
         if index is None:
+            items = self.states[sid].items
+            if len(items) <= SMALL_STATE_ITEMS:  # most states (p50 3 items): a scan beats an index
+                ns, resolved = self.t.next_sym, (sid + 1) << 32
+                return tuple([it if it >> 32 else it | resolved for it in items if ns[it & POS_MASK] == nt])
             ns = self.t.next_sym
             grouped: dict = {}
             resolved = (sid + 1) << 32
