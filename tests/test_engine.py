@@ -233,6 +233,7 @@ class IntersectionOracle:
     # password rules: lookaheads over the whole string
     (r"(?a)(?=.*[A-Z])(?=.*\d)[A-Za-z\d]{6,}", [r"(?a).*[A-Z].*", r"(?a).*\d.*", r"(?a)[A-Za-z\d]{6,}"], []),
     (r"(?a)(?!ab)[a-z]\w{1,3}", [r"(?a)[a-z]\w{1,3}"], [r"(?s)ab.*"]),
+    (r"(?ax) (?!ab) [a-z] \w{1,3}  # verbose, the comment closes the pattern", [r"(?a)[a-z]\w{1,3}"], [r"(?s)ab.*"]),
     (r"(?ai)(?=.*x)[a-z]{2,4}", [r"(?ai).*x.*", r"(?ai)[a-z]{2,4}"], []),
     (r"(?a)\d+(?=x)x|(?=a)\w", [r"(?a)\d+x|a"], []),
 ])

@@ -55,6 +55,8 @@ def fullmatch_language(pattern: str, flavor: str = "python", flags: int = 0) -> 
             break
         head += m.group(0)
         pattern = pattern[m.end():]
+    if flavor == "python" and ("x" in head or flags & re.VERBOSE):
+        pattern += "\n"  # a trailing verbose-mode comment must not swallow the closing group
     anchored = head + r"\A(?:" + pattern + r")\Z" if flavor == "python" else head + "^(?:" + pattern + ")$"
     return search_language(anchored, flavor=flavor, flags=flags).to_automaton()
 
