@@ -236,6 +236,9 @@ class IntersectionOracle:
     (r"(?ax) (?!ab) [a-z] \w{1,3}  # verbose, the comment closes the pattern", [r"(?a)[a-z]\w{1,3}"], [r"(?s)ab.*"]),
     (r"(?ai)(?=.*x)[a-z]{2,4}", [r"(?ai).*x.*", r"(?ai)[a-z]{2,4}"], []),
     (r"(?a)\d+(?=x)x|(?=a)\w", [r"(?a)\d+x|a"], []),
+    # anchors written around the lookaheads, the usual spelling of password rules
+    (r"(?a)^(?=.*[A-Z])(?=.*\d)[A-Za-z\d]{4,}$", [r"(?a).*[A-Z].*", r"(?a).*\d.*", r"(?a)[A-Za-z\d]{4,}"], []),
+    (r"(?a)\A(?:(?!ab)[a-z]\w{1,3})\Z", [r"(?a)[a-z]\w{1,3}"], [r"(?s)ab.*"]),
 ])
 def test_regex_with_lookaheads_past_one_character_is_exact(llama3_vocab, pattern, positives, negatives):
     """compile_regex takes multi-character lookaheads through automaton intersections: masks equal
@@ -255,6 +258,27 @@ def test_regex_with_lookaheads_past_one_character_is_exact(llama3_vocab, pattern
         m = g.matcher()
         assert (m.accept_string(text) and m.is_accepting()) == (full.fullmatch(text) is not None), text
         assert oracle.is_member(text) == (full.fullmatch(text) is not None), text
+
+
+@pytest.mark.parametrize("pattern,flags", [
+    (r"(?a)(?u:\w)+", 0), (r"(?a)(?u:\W)", 0), (r"(?u:\w)\w", re.ASCII), (r"(?ia)(?u:k)k", 0),
+    (r"(?a)(?u:[^\W\d])", 0), (r"(?a)(?u:\b)\w+", 0), (r"(?u:\d)(?a:\d)", 0),
+])
+def test_scoped_unicode_flag_inside_ascii_mode_follows_re(llama3_vocab, pattern, flags):
+    """``(?u:...)`` turns ASCII matching off inside its group, as in ``re``."""
+    g = corral.compile_regex(pattern, llama3_vocab, flags=flags)
+    full = re.compile(pattern, flags)
+    for text in ["é", "a", "éé", "aé", "ka", "\u212a", "\u212ak", "kk", "1", "٣", "٣1", "1٣", "é_", " ", "", "-"]:
+        m = g.matcher()
+        assert (m.accept_string(text) and m.is_accepting()) == (full.fullmatch(text) is not None), (pattern, text)
+
+
+@pytest.mark.parametrize("pattern,flags", [(r"(?u)\w", re.ASCII), (r"(?au:x)", 0), (r"(?au)x", 0)])
+def test_incompatible_ascii_and_unicode_flags_are_refused(llama3_vocab, pattern, flags):
+    with pytest.raises((re.error, ValueError)):
+        re.compile(pattern, flags)
+    with pytest.raises(corral.GrammarError, match="incompatible"):
+        corral.compile_regex(pattern, llama3_vocab, flags=flags)
 
 
 def test_regex_lookahead_inside_a_repetition_is_refused(llama3_vocab):

@@ -280,6 +280,8 @@ class _Parser:
                     self.skip_verbose(flags)
             else:
                 break
+        if flags & re.ASCII and flags & re.UNICODE:
+            self.error("ASCII and UNICODE flags are incompatible", 0, "flag")
         return flags
 
     def flag_value(self, ch: str, pos: int) -> int:
@@ -518,11 +520,13 @@ class _Parser:
         if self.peek() != ":":
             self.error("missing :", self.i, "syntax")
         self.i += 1
-        if on & re.ASCII and off:
-            pass
+        if on & re.ASCII and on & re.UNICODE:
+            self.error("flags 'a' and 'u' are incompatible", start, "flag")
         new = (flags | on) & ~off
         if on & re.ASCII:
             new &= ~re.UNICODE
+        if on & re.UNICODE:  # (?u:...) turns ASCII matching off inside the group, as in re
+            new &= ~re.ASCII
         return new
 
     # -- escapes -------------------------------------------------------------------------------

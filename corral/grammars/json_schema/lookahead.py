@@ -65,10 +65,14 @@ def _search_branch(node) -> rx.Regex:
     """One top-level alternative: a leading ``^`` pins it to the start, else any prefix."""
     items = list(node[1]) if node[0] == "seq" else [node]
     anchored = False
-    while items and items[0][0] == "zw" and all(s is not None and s[1] and not s[0] and e is None
-                                                for s, e in items[0][1]):
-        anchored = True  # "^": no character before it
-        items.pop(0)
+    while items:
+        if items[0][0] == "seq":  # a group at the front: its leading "^" is at the front too
+            items[:1] = list(items[0][1])
+        elif items[0][0] == "zw" and all(s is not None and s[1] and not s[0] and e is None for s, e in items[0][1]):
+            anchored = True  # "^": no character before it
+            items.pop(0)
+        else:
+            break
     body = _continued(("seq", items), ANY)
     return body if anchored else rx.seq(ANY, body)
 
