@@ -536,3 +536,18 @@ def test_compiled_grammar_is_picklable_and_cached(llama3_vocab):
     g2 = pickle.loads(pickle.dumps(g))
     m = g2.matcher()
     assert m.accept_string("ab") and m.is_accepting()
+
+
+def test_right_recursion_over_a_splittable_terminal_has_linear_boundaries(llama3_vocab):
+    """``x: A x | A`` with ``A: /=+/``: every ``=`` of Llama-3's 80-character ``=`` token can end a
+    lexeme. Boundary nodes reached from nested roots were queued once per root and multiplied round
+    after round (the first mask ran out of memory); the mask is the tokens spelled with ``=`` only."""
+    g = corral.compile_lark('start: x\nx: A x | A\nA: /=+/\n', llama3_vocab)
+    m = g.matcher()
+    only_equals = {t for t in range(llama3_vocab.size)
+                   if t not in llama3_vocab.special_token_ids and re.fullmatch(rb"=+", llama3_vocab.token_bytes(t))}
+    assert len(only_equals) > 5
+    assert engine_allowed(m) == only_equals
+    longest = max(only_equals, key=lambda t: len(llama3_vocab.token_bytes(t)))
+    assert m.accept_token(longest)
+    assert engine_allowed(m) == only_equals | set(llama3_vocab.eos_token_ids)

@@ -32,6 +32,7 @@ UNION_MEMO_SIZE = 512  # per compiled grammar: root-walk unions of lexing-branch
 SUB_WALK_CACHE_SIZE = 4096  # big sub-walks kept per vocabulary (sparse: the nonzero mask words)
 BIG_SUB_WALK_NODES = 4096  # trie nodes under a sub-walk's roots from which it is memoized
 MAX_FORCED = 256
+DEDUP_ROOTS_OVER = 16  # a single list of boundary nodes this long is deduplicated before its walk
 _NO_SKIP = np.zeros(0, dtype=np.bool_)
 
 
@@ -232,7 +233,11 @@ class CompiledGrammar:
             next_pending: dict[int, list[np.ndarray]] = {}
             e_off, r_off = [0], [0]
             for nxt, root_lists in pending.items():
-                roots = root_lists[0] if len(root_lists) == 1 else np.unique(np.concatenate(root_lists))
+                roots = root_lists[0] if len(root_lists) == 1 else np.concatenate(root_lists)
+                if len(root_lists) > 1 or len(roots) > DEDUP_ROOTS_OVER:
+                    # nested roots emit a boundary node once per root above it: left in, the
+                    # copies multiply round after round (`x: A x | A` with A = /=+/ ran out of memory)
+                    roots = np.unique(roots)
                 seen = done.get(nxt)
                 if seen is not None:
                     roots = np.setdiff1d(roots, seen)  # roots may repeat (nested roots): no assume_unique
