@@ -81,6 +81,10 @@ PY_PATTERNS = [
     r"x(?!y)\w", r"(?<=a)", r"(a|b)(?<![a])c", r"(?=[ab])(a|bc|c)+", r"\w+\b\s*", r"(?a)\b\w+\b", r"(\bk\b ?){2}",
     r"(?m)a$\n^b", r"(?m)(^a\n)+", r"(?!k)", r"\b\u00e9", r"(\ba)*", r"(\ba|b)+", r"a$\n?", r"a$\s*",
     r"(a$|b)c", r"(a|b$)\n", r"(?m)(a$\n)*b", r"x(a(?=b))+", r"x(a(?=.))+b", r"(a(?!a))+", r"a$\n",
+    # comments are skipped: a quantifier after one repeats the item before it, global flags may follow
+    r"a(?#c)*b", r"a(?#c){2}", r"(?#c)(?i)ab", r"(?i)(?#c)(?s)a.", r"(?x) (?#c) (?i) a b",
+    # a quantified lookaround group is no constraint when it may repeat zero times, else itself
+    r"(?=a)*\w", r"(?=a)+\w", r"(?!b){0,2}\w", r"(?!b){1,2}\w", r"(?<=a)+b", r"a(?<!a)?b", r"(?=a)*?\w",
 ]
 
 
@@ -248,6 +252,7 @@ def test_unsupported_constructs_raise_with_position(flavor, pattern, position, c
 BAD_SYNTAX = [
     "(", "a)", "[a", "[", "*a", "a**", "+", "?", "a{3,2}", r"\x4", r"\u12", "[z-a]", r"[a-\d]", "(?P<1>a)",
     r"\q", "(?z)", "a{2}{3}", r"\N{NO SUCH NAME}", r"\U00110000", "(?i", "a|*", "x(?i)y", "^*", r"\8",
+    "a*(?#c)*", "(?#c)*a", "(?=a)**", r"\b*a", "a(?#c", "a(?i)(?#c)",
 ]
 
 
@@ -260,7 +265,7 @@ def test_bad_python_syntax_raises_grammar_error_where_re_does(pattern):
     assert info.value.position is not None and 0 <= info.value.position <= len(pattern)
 
 
-@pytest.mark.parametrize("pattern", ["(", "[a", "a**", r"\q", "(?i)a", r"\u{110000}", "a{3,2}", "*"])
+@pytest.mark.parametrize("pattern", ["(", "[a", "a**", r"\q", "(?i)a", r"\u{110000}", "a{3,2}", "*", "(?<=a)+b"])
 def test_bad_ecmascript_syntax_raises(pattern):
     with pytest.raises(GrammarError):
         parse_regex(pattern, flavor="ecmascript")

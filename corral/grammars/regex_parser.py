@@ -267,7 +267,17 @@ class _Parser:
 
     def leading_global_flags(self, flags: int) -> int:
         # Python 3.11: global inline flags (?aiLmsux) are only allowed at the very start
-        while self.startswith("(?") and self.peek(2) in "aiLmsux" and self.peek(2):
+        while True:
+            if self.startswith("(?#"):  # comments may come before global flags
+                end = self.p.find(")", self.i)
+                if end < 0:
+                    break  # parse_group reports the unterminated comment
+                self.i = end + 1
+                if flags & re.VERBOSE:
+                    self.skip_verbose(flags)
+                continue
+            if not (self.startswith("(?") and self.peek(2) and self.peek(2) in "aiLmsux"):
+                break
             j = self.i + 2
             new = 0
             while j < self.n and self.p[j] in "aiLmsux":
@@ -300,6 +310,7 @@ class _Parser:
 
     def parse_sequence(self, flags: int, depth: int):
         items = []
+        item_start = quantified = None
         while True:
             self.skip_verbose(flags)
             c = self.peek()
@@ -307,11 +318,23 @@ class _Parser:
                 break
             start = self.i
             atom = self.parse_atom(flags, depth)
-            if atom is None:  # a comment group or scoped-flag-less construct producing nothing
+            if atom is None:
+                # a comment group: like re, a quantifier after it applies to the item before it
+                if items and self.at_quantifier():
+                    if quantified:
+                        self.error("multiple repeat", self.i, "syntax")
+                    items[-1] = self.parse_quantifiers(items[-1], flags, item_start)
+                    quantified = True
                 continue
+            before = self.i
             atom = self.parse_quantifiers(atom, flags, start)
             items.append(atom)
+            item_start, quantified = start, self.i != before
         return items[0] if len(items) == 1 else ("seq", items)
+
+    def at_quantifier(self) -> bool:
+        c = self.peek()
+        return bool(c) and (c in "*+?" or (c == "{" and self.try_brace_quantifier_peek()))
 
     def parse_quantifiers(self, atom, flags: int, atom_start: int):
         quantified = False
@@ -331,16 +354,26 @@ class _Parser:
                 return atom
             if quantified:
                 self.error("multiple repeat", qpos, "syntax")
-            if atom[0] in ("zw", "look") and (self.p[atom_start] != "(" or self.p.startswith(
-                    ("(?=", "(?!", "(?<=", "(?<!"), atom_start)):
-                self.error("nothing to repeat (quantified assertion)", qpos, "syntax")
+            quantified_assertion = False
+            if atom[0] in ("zw", "look"):
+                if self.p[atom_start] != "(":  # ^ $ \b \B \A \Z
+                    self.error("nothing to repeat", qpos, "syntax")
+                # re (and ECMAScript's Annex B, lookaheads only) repeat a lookaround group:
+                # zero times is no constraint, once or more is the assertion itself
+                quantified_assertion = self.p.startswith(("(?=", "(?!"), atom_start) or (
+                    self.py and self.p.startswith(("(?<=", "(?<!"), atom_start))
+                if not quantified_assertion and self.p.startswith(("(?<=", "(?<!"), atom_start):
+                    self.error("nothing to repeat (quantified lookbehind)", qpos, "syntax")
             quantified = True
             if self.peek() == "?":  # lazy: same language under full matching
                 self.i += 1
             elif self.peek() == "+" and self.py:
                 self.error("possessive quantifiers change the language; not supported", self.i,
                            "possessive quantifier")
-            atom = ("rep", atom, lo, hi, qpos)
+            if quantified_assertion:
+                atom = ("seq", []) if lo == 0 else atom
+            else:
+                atom = ("rep", atom, lo, hi, qpos)
 
     def try_brace_quantifier(self):
         """Parse ``{m}``, ``{m,}``, ``{m,n}`` (Python also ``{,n}``); None when ``{`` is a literal."""
