@@ -1,6 +1,7 @@
 """Engine core: masks equal independent brute-force oracles; language membership; matcher contract."""
 from __future__ import annotations
 
+import itertools
 import random
 import re
 import string
@@ -75,10 +76,19 @@ _WS: /[ \t\n]+/
 %import common.INT -> NUMBER
 """
 
-LARK_GRAMMARS = {"arith": ARITH, "json": JSON_LARK, "ambiguous": AMBIGUOUS, "sql": SQL}
+# lexing ambiguous at every character: any run of letters splits into NAMEs at any points
+LEXING_AMBIGUOUS = r"""
+start: decl+ ";"
+decl: "let" NAME | NAME
+NAME: /[a-z]+/
+%ignore " "
+"""
+
+LARK_GRAMMARS = {"arith": ARITH, "json": JSON_LARK, "ambiguous": AMBIGUOUS, "sql": SQL,
+                 "lexing_ambiguous": LEXING_AMBIGUOUS}
 # characters whose tokens the small test vocabularies keep for each grammar (plus all single bytes)
 LARK_CHARS = {"arith": "0123456789+-*/() ", "json": '0123456789{}[],:" truefalsn.-e\\', "ambiguous": "abc",
-              "sql": "SELCTFROMWHEDNBYASQselctfromwhdnbyq*,. =<>'0123456789_"}
+              "sql": "SELCTFROMWHEDNBYASQselctfromwhdnbyq*,. =<>'0123456789_", "lexing_ambiguous": "letabxyz; "}
 
 
 def small_vocab(llama3_vocab, extra_chars: str, n_random: int = 600, seed: int = 0, max_len: int = 8,
@@ -303,6 +313,21 @@ def test_lark_mask_equals_lark_parser_small_vocab(llama3_vocab, name, walks, ste
             assert got == expected, (name, prefix, sorted(vocab.token_bytes(t) for t in got ^ expected)[:10])
 
 
+def test_lexing_ambiguous_at_every_character_keeps_few_parser_states(llama3_tokenizer, llama3_vocab):
+    # every letter may end one NAME and begin the next: states that kept the finished NAME's
+    # item, and lexemes begun at states holding the other splits' scans, made one new state per
+    # split (1,600 states and 0.2 s masks after 39 letters); now the parse situations merge
+    g = corral.compile_lark(LEXING_AMBIGUOUS, llama3_vocab)
+    text = "let " + "abcdefghijklmnopqrstuvwxyz" * 4 + " letx;"
+    m = g.matcher()
+    for t in llama3_tokenizer.encode(text, add_special_tokens=False):
+        m.next_token_bits()
+        assert m.accept_token(t)
+    assert m.is_accepting()
+    assert len(g.states.states) < 60
+    assert len(g.states.states[m.state_id].scans) <= 2
+
+
 @pytest.mark.parametrize("pattern", [r"-?(0|[1-9][0-9]*)(\.[0-9]+)?", r'"([^"\\]|\\.)*"', r"[a-zA-Z_][a-zA-Z0-9_]{0,20}"])
 def test_regex_mask_full_llama3_vocab(llama3_vocab, pattern):
     g = corral.compile_regex(pattern, llama3_vocab)
@@ -507,14 +532,43 @@ def test_lark_inner_lookarounds_and_case_insensitive_literals_follow_python_re(l
     assert not corral.compile_lark('start: "ß"i', llama3_vocab).matcher().accept_string("SS")
 
 
-def test_budget_overrun_raises_typed_error(llama3_vocab):
+def test_budget_overrun_raises_typed_error_at_compile(llama3_vocab):
     import time
 
-    t0 = time.perf_counter()
-    with pytest.raises(corral.CompileBudgetError):
-        m = corral.compile_regex(r"(a|b)*a(a|b){40}", llama3_vocab).matcher()
-        m.allowed_token_ids()
-    assert time.perf_counter() - t0 < 10
+    # the regex passes the compile-time size check (few positions) but its DFA has 2^k states:
+    # compile_regex and compile_lark build their terminals' DFAs, so the budget trips at compile
+    for compile_it in (lambda: corral.compile_regex(r"(a|b)*a(a|b){40}", llama3_vocab),
+                       lambda: corral.compile_regex(r"[ab]*a[ab]{14}", llama3_vocab),
+                       lambda: corral.compile_lark('start: "x" A\nA: /[ab]*a[ab]{14}/', llama3_vocab)):
+        t0 = time.perf_counter()
+        with pytest.raises(corral.CompileBudgetError):
+            compile_it()
+        assert time.perf_counter() - t0 < 10
+
+
+QUANTIFIED_LOOKAHEADS = [r"(?=ab)+a.", r"(?=ab)*a.", r"(?!ab)+[ab]{2}", r"(?!ab)?[ab]{2}", r"x(?=ab){2}ab",
+                         r"(?=a)*a", r"b(?<!a)+b", r"(?=[ab]{2})+(?#c)(?=b)*\w+"]
+
+
+@pytest.mark.parametrize("pattern", QUANTIFIED_LOOKAHEADS)
+def test_quantified_lookarounds_and_comments_match_re(pattern):
+    # membership of every string over the alphabet up to length 4; masks after every viable prefix
+    # up to length 2 against brute force (a token is allowed iff some completion of <= 4 letters matches)
+    alphabet = "abxB"
+    tokens = [c.encode() for c in "abxAB"] + [b"ab", b"ba", b"xab"]
+    compiled = corral.compile_regex(pattern, corral.Vocabulary(tokens))
+    suffixes = ["".join(t) for n in range(5) for t in itertools.product(alphabet, repeat=n)]
+    for text in suffixes:
+        m = compiled.matcher()
+        assert (m.accept_string(text) and m.is_accepting()) == bool(re.fullmatch(pattern, text)), text
+    for prefix in suffixes[:21]:  # lengths 0..2
+        if not any(re.fullmatch(pattern, prefix + s) for s in suffixes):
+            continue
+        m = compiled.matcher()
+        assert m.accept_string(prefix)
+        want = {i for i, tok in enumerate(tokens)
+                if any(re.fullmatch(pattern, prefix + tok.decode() + s) for s in suffixes)}
+        assert set(m.allowed_token_ids().tolist()) == want, prefix
 
 
 def test_left_recursion_and_ambiguity_language(llama3_vocab):

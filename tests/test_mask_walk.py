@@ -170,3 +170,27 @@ def test_subtree_node_count_and_run_bounds_equal_their_numpy_definitions(llama3_
         values = np.sort(rnd.integers(0, 4, n)).astype(np.int32)
         want = [0] + (np.flatnonzero(values[1:] != values[:-1]) + 1).tolist() + [n]
         assert run_bounds(values).tolist() == want
+
+
+def test_node_set_helpers_equal_numpy_set_operations():
+    from corral.masks.mask_walk import (sorted_difference_and_union, sorted_unique_nodes,
+                                        sorted_unique_nodes_reference)
+
+    rng = np.random.default_rng(1)
+    cases = [np.array([], dtype=np.int32), np.array([5], dtype=np.int32), np.arange(50, dtype=np.int32),
+             np.array([3, 3, 3], dtype=np.int32), np.arange(50, 0, -1, dtype=np.int64)]
+    for _ in range(200):
+        n = int(rng.integers(0, 300))
+        nodes = rng.integers(0, 400, n)
+        cases.append(nodes.astype(np.int32 if rng.random() < 0.5 else np.int64))
+        # concatenated sorted runs: nested roots of one walk, several branches' runs
+        cases.append(np.concatenate([np.sort(rng.integers(0, 400, 30)) for _ in range(3)]).astype(np.int32))
+    for nodes in cases:
+        got = sorted_unique_nodes(nodes)
+        assert got.dtype == np.int32
+        assert got.tolist() == sorted_unique_nodes_reference(nodes).tolist()
+    for a, b in zip(cases[::2], cases[1::2]):
+        a, b = sorted_unique_nodes(a), sorted_unique_nodes(b)
+        diff, union = sorted_difference_and_union(a, b)
+        assert diff.tolist() == np.setdiff1d(a, b).tolist()
+        assert union.tolist() == np.union1d(a, b).tolist()

@@ -314,16 +314,30 @@ class ParserStates:
 
     # -- state construction -------------------------------------------------------------------
     def _intern(self, items, scans, initial: bool = False, expected_terms=None, accepting=None) -> int:
-        items, scans = tuple(sorted(items)), tuple(sorted(scans))
+        # Completed items are not kept (except the start rule's, which says the state accepts):
+        # their completions were made by the closure, and nothing looks them up later (waiting
+        # items have a next symbol). Kept, they made states that differ only in where a finished
+        # lexeme's rule began, which is exactly what ambiguous lexing varies.
+        ns, accept_pos = self.t.next_sym, self.t.accept_pos
+        items = tuple(sorted([it for it in items if ns[it & POS_MASK] is not None or it & POS_MASK == accept_pos]))
+        scans = tuple(sorted(scans))
         key = (items, scans)
         sid = self._by_key.get(key)
         if sid is not None:
             return sid
+        # Lexemes that begin at a position begin at the scan-free state of its items, not at a
+        # state that also holds the lexemes still being read there: both have the same items, so
+        # they mean the same, but where lexing is ambiguous at every character (`NAME+` without
+        # separators) the states reached after each byte differ by their scans, and lexemes begun
+        # at them never merged: one branch per split, mask and step time growing with the input.
+        lexeme_start = self._intern(items, (), initial, expected_terms, accepting) if scans and items else None
         with self._lock:
             sid = self._by_key.get(key)
             if sid is not None:
                 return sid
             sid = len(self.states)
+            if lexeme_start is None:
+                lexeme_start = sid
             t = self.t
             if expected_terms is None:
                 ns = t.next_sym
@@ -332,7 +346,7 @@ class ParserStates:
             if accepting is None:
                 accepting = any(item_pos(it) == t.accept_pos and (item_origin(it) == 0 or (item_origin(it) == SELF and initial))
                                 for it in items)
-            entries = scans + tuple([(term, 0, sid) for term in sorted(expected_terms)])
+            entries = scans + tuple([(term, 0, lexeme_start) for term in sorted(expected_terms)])
             self.states.append(ParserState(sid, items, scans, entries, accepting))
             self._by_key[key] = sid
             return sid

@@ -118,3 +118,61 @@ def run_bounds(values):
             k += 1
     out[k] = values.shape[0]
     return out[:k + 1]
+
+
+# -- sets of trie nodes as sorted int32 arrays ------------------------------------------------
+# The roots of a sub-walk must be distinct (nested roots would otherwise emit their boundary nodes
+# once per root above them, and the copies multiply round after round), and a parser state reached
+# twice in one mask walks only the roots it has not walked yet. np.unique / setdiff1d / union1d
+# did this by hashing or sorting every time; boundary lists of identifier-like terminals have
+# ~10^5 nodes and are almost always sorted already, so a linear check comes first (bench.engine's
+# sql_select grammar spent 80% of its first-visit mask time in np.unique).
+
+def sorted_unique_nodes_reference(nodes) -> np.ndarray:
+    return np.unique(np.asarray(nodes)).astype(np.int32)
+
+
+@njit(cache=True, nogil=True)
+def sorted_unique_nodes(nodes):
+    """``nodes`` as a sorted array of distinct int32 (linear when already strictly increasing)."""
+    n = nodes.shape[0]
+    out = np.empty(n, dtype=np.int32)
+    increasing = True
+    for i in range(1, n):
+        if nodes[i] <= nodes[i - 1]:
+            increasing = False
+            break
+    if increasing:
+        for i in range(n):
+            out[i] = nodes[i]
+        return out
+    s = np.sort(nodes)
+    k = 0
+    for i in range(n):
+        if k == 0 or s[i] != out[k - 1]:
+            out[k] = s[i]
+            k += 1
+    return out[:k]
+
+
+@njit(cache=True, nogil=True)
+def sorted_difference_and_union(new, seen):
+    """(new \\ seen, new ∪ seen) of two sorted arrays of distinct int32, by one merge."""
+    diff = np.empty(new.shape[0], dtype=np.int32)
+    union = np.empty(new.shape[0] + seen.shape[0], dtype=np.int32)
+    i = j = nd = nu = 0
+    while i < new.shape[0] or j < seen.shape[0]:
+        if j >= seen.shape[0] or (i < new.shape[0] and new[i] < seen[j]):
+            diff[nd] = new[i]
+            nd += 1
+            union[nu] = new[i]
+            i += 1
+        elif i >= new.shape[0] or seen[j] < new[i]:
+            union[nu] = seen[j]
+            j += 1
+        else:
+            union[nu] = seen[j]
+            i += 1
+            j += 1
+        nu += 1
+    return diff[:nd], union[:nu]

@@ -21,7 +21,8 @@ import torch
 
 from corral.automata.earley import DEAD, ParserStates, ParserTables
 from corral.grammars.ir import Grammar
-from corral.masks.mask_walk import run_bounds, subtree_node_count, walk_subtries_groups
+from corral.masks.mask_walk import (run_bounds, sorted_difference_and_union, sorted_unique_nodes, subtree_node_count,
+                                     walk_subtries_groups)
 from corral.masks.slices import string_slice
 from corral.masks.trie_walk import walk_trie_with_dfa_skipping
 from corral.masks.unique import UniqueArrays
@@ -32,7 +33,6 @@ UNION_MEMO_SIZE = 512  # per compiled grammar: root-walk unions of lexing-branch
 SUB_WALK_CACHE_SIZE = 4096  # big sub-walks kept per vocabulary (sparse: the nonzero mask words)
 BIG_SUB_WALK_NODES = 4096  # trie nodes under a sub-walk's roots from which it is memoized
 MAX_FORCED = 256
-DEDUP_ROOTS_OVER = 16  # a single list of boundary nodes this long is deduplicated before its walk
 _NO_SKIP = np.zeros(0, dtype=np.bool_)
 
 
@@ -234,14 +234,12 @@ class CompiledGrammar:
             e_off, r_off = [0], [0]
             for nxt, root_lists in pending.items():
                 roots = root_lists[0] if len(root_lists) == 1 else np.concatenate(root_lists)
-                if len(root_lists) > 1 or len(roots) > DEDUP_ROOTS_OVER:
-                    # nested roots emit a boundary node once per root above it: left in, the
-                    # copies multiply round after round (`x: A x | A` with A = /=+/ ran out of memory)
-                    roots = np.unique(roots)
+                # nested roots emit a boundary node once per root above it: left in, the copies
+                # multiply round after round (`x: A x | A` with A = /=+/ ran out of memory)
+                roots = sorted_unique_nodes(roots)
                 seen = done.get(nxt)
                 if seen is not None:
-                    roots = np.setdiff1d(roots, seen)  # roots may repeat (nested roots): no assume_unique
-                    done[nxt] = np.union1d(seen, roots)
+                    roots, done[nxt] = sorted_difference_and_union(roots, seen)
                 else:
                     done[nxt] = roots
                 if not len(roots):
