@@ -286,7 +286,9 @@ class ParserTables:
             if len(items) > self.max_items_per_state:
                 raise CompileBudgetError(
                     f"parser state exceeds {self.max_items_per_state} Earley items (highly ambiguous grammar)")
-        hit = (frozenset(items), frozenset(expected))
+        # completed items are not kept in states (ParserStates._intern): left out here already
+        kept = frozenset([it for it in items if next_sym[it] is not None or it == self.accept_pos])
+        hit = (kept, frozenset(expected))
         self._predictions[nt] = hit
         return hit
 
@@ -313,14 +315,16 @@ class ParserStates:
         self.initial = self._closure_state(kernel, (), initial=True)
 
     # -- state construction -------------------------------------------------------------------
-    def _intern(self, items, scans, initial: bool = False, expected_terms=None, accepting=None) -> int:
+    def _intern(self, items, scans, initial: bool = False, expected_terms=None, accepting=None,
+                completed_removed: bool = False) -> int:
         # Completed items are not kept (except the start rule's, which says the state accepts):
         # their completions were made by the closure, and nothing looks them up later (waiting
         # items have a next symbol). Kept, they made states that differ only in where a finished
         # lexeme's rule began, which is exactly what ambiguous lexing varies.
-        ns, accept_pos = self.t.next_sym, self.t.accept_pos
-        items = tuple(sorted([it for it in items if ns[it & POS_MASK] is not None or it & POS_MASK == accept_pos]))
-        scans = tuple(sorted(scans))
+        if not completed_removed:
+            ns, accept_pos = self.t.next_sym, self.t.accept_pos
+            items = [it for it in items if ns[it & POS_MASK] is not None or it & POS_MASK == accept_pos]
+        items, scans = tuple(sorted(items)), tuple(sorted(scans))
         key = (items, scans)
         sid = self._by_key.get(key)
         if sid is not None:
@@ -330,7 +334,7 @@ class ParserStates:
         # they mean the same, but where lexing is ambiguous at every character (`NAME+` without
         # separators) the states reached after each byte differ by their scans, and lexemes begun
         # at them never merged: one branch per split, mask and step time growing with the input.
-        lexeme_start = self._intern(items, (), initial, expected_terms, accepting) if scans and items else None
+        lexeme_start = self._intern(items, (), initial, expected_terms, accepting, True) if scans and items else None
         with self._lock:
             sid = self._by_key.get(key)
             if sid is not None:
@@ -368,6 +372,7 @@ class ParserStates:
         agenda = list(kernel)
         next_sym, pos_lhs, nullable_nt, term_nullable = t.next_sym, t.pos_lhs, t.nullable_nt, t.terminal_nullable
         accept_pos = t.accept_pos
+        completed = []
         while agenda:
             it = agenda.pop()
             if it in items:
@@ -378,8 +383,10 @@ class ParserStates:
             if s is None:
                 # kernel-derived items always have a real origin (SELF only comes from predictions)
                 o = (it >> 32) - 1
-                if p == accept_pos and o == 0:
-                    accepting = True
+                if p == accept_pos:
+                    accepting = accepting or o == 0
+                else:
+                    completed.append(it)  # not kept in the state (see _intern)
                 for w in self.waiting_nt(o, pos_lhs[p]):
                     agenda.append(w + 1)
             elif s >= 0:
@@ -397,7 +404,9 @@ class ParserStates:
         if len(items) > t.max_items_per_state:
             raise CompileBudgetError(
                 f"parser state exceeds {t.max_items_per_state} Earley items (highly ambiguous grammar)")
-        return self._intern(items, scans, False, expected, accepting)
+        if completed:
+            items.difference_update(completed)
+        return self._intern(items, scans, False, expected, accepting, True)
 
     def _closure_state_reference(self, kernel: set, scans, initial: bool = False,
                                  blocked: frozenset = frozenset()) -> int:

@@ -21,8 +21,8 @@ import torch
 
 from corral.automata.earley import DEAD, ParserStates, ParserTables
 from corral.grammars.ir import Grammar
-from corral.masks.mask_walk import (run_bounds, sorted_difference_and_union, sorted_unique_nodes, subtree_node_count,
-                                     walk_subtries_groups)
+from corral.masks.mask_walk import (run_bounds, sorted_difference_and_union, subtree_node_count,
+                                     unique_roots_and_subtree_size, walk_subtries_groups)
 from corral.masks.slices import string_slice
 from corral.masks.trie_walk import walk_trie_with_dfa_skipping
 from corral.masks.unique import UniqueArrays
@@ -144,6 +144,7 @@ class CompiledGrammar:
         self._packed = PackedDfas.current()
         self._packed_base: dict[int, int] = {}
         self._state_branches: dict[int, tuple] = {}
+        self._packed_branches: dict[tuple, np.ndarray] = {}
         # arrays of distinct strings (a constraint outside the grammar's rules): see masks/unique.py
         self._unique = UniqueArrays(self.grammar, self.tables, self.states, v) if self.grammar.unique_arrays else None
 
@@ -197,8 +198,14 @@ class CompiledGrammar:
         hit = self._state_branches.get(sid)
         if hit is None:
             entries = self.states.states[sid].entries
-            packed = np.array([self._pack_terminal(t) + q for t, q, _ in entries], dtype=np.int32)
-            hit = (packed, tuple((start, t) for t, _, start in entries))  # tuples: GC-untracked
+            # states differing only in where their lexemes began share the packed array (a chain
+            # of nesting levels makes one new state per level, all with the same branches)
+            branch_key = tuple([(t, q) for t, q, _ in entries])
+            packed = self._packed_branches.get(branch_key)
+            if packed is None:
+                packed = np.array([self._pack_terminal(t) + q for t, q in branch_key], dtype=np.int32)
+                self._packed_branches[branch_key] = packed
+            hit = (packed, tuple([(start, t) for t, _, start in entries]))  # tuples: GC-untracked
             self._state_branches[sid] = hit
         return hit
 
@@ -236,10 +243,11 @@ class CompiledGrammar:
                 roots = root_lists[0] if len(root_lists) == 1 else np.concatenate(root_lists)
                 # nested roots emit a boundary node once per root above it: left in, the copies
                 # multiply round after round (`x: A x | A` with A = /=+/ ran out of memory)
-                roots = sorted_unique_nodes(roots)
+                roots, below = unique_roots_and_subtree_size(roots, self._node_skip)
                 seen = done.get(nxt)
                 if seen is not None:
                     roots, done[nxt] = sorted_difference_and_union(roots, seen)
+                    below = subtree_node_count(self._node_skip, roots)
                 else:
                     done[nxt] = roots
                 if not len(roots):
@@ -247,7 +255,7 @@ class CompiledGrammar:
                 packed, branch_info = self._branches(nxt)
                 if not len(packed):
                     continue
-                if subtree_node_count(self._node_skip, roots) >= BIG_SUB_WALK_NODES:
+                if below >= BIG_SUB_WALK_NODES:
                     b_nodes, b_entries = self._big_sub_walk(packed, roots, bits)
                     self._continue_boundaries(b_nodes, b_entries, branch_info, next_pending)
                     continue
