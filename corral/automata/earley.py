@@ -169,6 +169,7 @@ class ParserTables:
         self._dfa_lock = threading.Lock()
         self._has_out: list[np.ndarray | None] = [None] * len(term_names)
         self._predictions: dict[int, tuple] = {}
+        self._push_closures: dict[tuple, tuple | bool] = {}
 
     def _encode(self, sym: str) -> int:
         """Symbol id: terminals negative, nonterminals >= 0 (family members allocated on first use)."""
@@ -292,6 +293,37 @@ class ParserTables:
         self._predictions[nt] = hit
         return hit
 
+    def push_closure(self, positions: tuple):
+        """For a kernel whose items all wait for a symbol that is not nullable (nothing completes,
+        nothing advances for free): (the sorted items its closure predicts, the terminals expected),
+        a function of the kernel's dotted positions alone; None for any other kernel. Most states
+        a mask creates are such pushes (an opening bracket, a key, an operator, each level of a
+        nesting chain), and this skips the closure's worklist for them."""
+        hit = self._push_closures.get(positions)
+        if hit is None:
+            items: set = set()
+            expected: set = set()
+            hit = False
+            for p in positions:
+                s = self.next_sym[p]
+                if s is None:
+                    break
+                if s >= 0:
+                    if self.nullable_nt[s]:
+                        break
+                    p_items, p_expected = self.prediction(s)
+                    items |= p_items
+                    expected |= p_expected
+                elif self.terminal_nullable[-1 - s]:
+                    break
+                else:
+                    expected.add(-1 - s)
+            else:
+                if len(items) + len(positions) <= self.max_items_per_state:
+                    hit = (tuple(sorted(items)), frozenset(expected))
+            self._push_closures[positions] = hit
+        return hit or None
+
     def symbol_nullable(self, s: int) -> bool:
         return self.terminal_nullable[-1 - s] if s < 0 else self.nullable_nt[s]
 
@@ -316,7 +348,7 @@ class ParserStates:
 
     # -- state construction -------------------------------------------------------------------
     def _intern(self, items, scans, initial: bool = False, expected_terms=None, accepting=None,
-                completed_removed: bool = False) -> int:
+                completed_removed: bool = False, items_sorted: bool = False) -> int:
         # Completed items are not kept (except the start rule's, which says the state accepts):
         # their completions were made by the closure, and nothing looks them up later (waiting
         # items have a next symbol). Kept, they made states that differ only in where a finished
@@ -324,7 +356,9 @@ class ParserStates:
         if not completed_removed:
             ns, accept_pos = self.t.next_sym, self.t.accept_pos
             items = [it for it in items if ns[it & POS_MASK] is not None or it & POS_MASK == accept_pos]
-        items, scans = tuple(sorted(items)), tuple(sorted(scans))
+        if not items_sorted:
+            items = tuple(sorted(items))
+        scans = tuple(sorted(scans)) if scans else ()
         key = (items, scans)
         sid = self._by_key.get(key)
         if sid is not None:
@@ -334,7 +368,7 @@ class ParserStates:
         # they mean the same, but where lexing is ambiguous at every character (`NAME+` without
         # separators) the states reached after each byte differ by their scans, and lexemes begun
         # at them never merged: one branch per split, mask and step time growing with the input.
-        lexeme_start = self._intern(items, (), initial, expected_terms, accepting, True) if scans and items else None
+        lexeme_start = self._intern(items, (), initial, expected_terms, accepting, True, True) if scans and items else None
         with self._lock:
             sid = self._by_key.get(key)
             if sid is not None:
@@ -365,6 +399,11 @@ class ParserStates:
         if blocked or initial:
             return self._closure_state_reference(kernel, scans, initial, blocked)
         t = self.t
+        if len(kernel) <= 8:
+            push = t.push_closure(tuple(sorted({it & POS_MASK for it in kernel})))
+            if push is not None:
+                # predicted items (origin SELF: bare positions) sort before kernel items (real origins)
+                return self._intern(push[0] + tuple(sorted(kernel)), scans, False, push[1], False, True, True)
         items: set = set()
         expected: set = set()
         predicted: set = set()
