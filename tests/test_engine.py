@@ -313,6 +313,58 @@ def test_lark_mask_equals_lark_parser_small_vocab(llama3_vocab, name, walks, ste
             assert got == expected, (name, prefix, sorted(vocab.token_bytes(t) for t in got ^ expected)[:10])
 
 
+def _random_lark_grammar(rnd: random.Random) -> str:
+    """A small grammar over {a, b}: overlapping terminals, nullable and recursive rules, EBNF operators."""
+    terminals = ['"a"', '"b"', '"ab"', "/a+/", "/b?a/", "/(ab)+/", "/[ab]/", '"ba"']
+    names = ["start"] + [f"r{i}" for i in range(1, rnd.randint(1, 3))]
+    lines = []
+    for name in names:
+        alts = []
+        for _ in range(rnd.randint(1, 3)):
+            body = [rnd.choice(terminals) if rnd.random() < 0.45 else rnd.choice(names) + rnd.choice(["", "", "*", "+", "?"])
+                    for _ in range(rnd.randint(0, 3))]
+            alts.append(" ".join(body))
+        lines.append(f"{name}: " + " | ".join(alts))
+    return "\n".join(lines) + "\n"
+
+
+def test_random_grammars_agree_with_lark_on_every_short_string():
+    # prefix viability, membership and one-character masks on every string of length <= 4;
+    # grammars with unproductive rules are skipped (the prefix oracle assumes none)
+    import lark
+
+    rnd = random.Random(14)
+    vocab = corral.Vocabulary([b"a", b"b"])
+    checked = 0
+    while checked < 40:
+        text = _random_lark_grammar(rnd)
+        ir = lark_to_grammar(text)
+        productive: set = set()
+        while True:
+            grown = {nt for nt, alts in ir.rules.items() if nt not in productive and any(
+                all(x in ir.terminals or x in productive for x in alt) for alt in alts)}
+            if not grown:
+                break
+            productive |= grown
+        if set(ir.rules) - productive:
+            continue
+        try:
+            oracle = LarkPrefixOracle(ir)
+        except lark.exceptions.LarkError:
+            continue
+        g = corral.compile_lark(text, vocab)
+        for n in range(5):
+            for letters in itertools.product("ab", repeat=n):
+                s = "".join(letters)
+                m = g.matcher()
+                assert m.accept_string(s) == oracle.is_prefix(s), (text, s)
+                if oracle.is_prefix(s):
+                    assert m.is_accepting() == oracle.is_member(s), (text, s)
+                    allowed = {"ab"[i] for i in m.allowed_token_ids().tolist() if i < 2}
+                    assert allowed == {c for c in "ab" if oracle.is_prefix(s + c)}, (text, s)
+        checked += 1
+
+
 def test_lexing_ambiguous_at_every_character_keeps_few_parser_states(llama3_tokenizer, llama3_vocab):
     # every letter may end one NAME and begin the next: states that kept the finished NAME's
     # item, and lexemes begun at states holding the other splits' scans, made one new state per
