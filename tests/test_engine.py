@@ -599,7 +599,9 @@ def test_budget_overrun_raises_typed_error_at_compile(llama3_vocab):
 
 
 QUANTIFIED_LOOKAHEADS = [r"(?=ab)+a.", r"(?=ab)*a.", r"(?!ab)+[ab]{2}", r"(?!ab)?[ab]{2}", r"x(?=ab){2}ab",
-                         r"(?=a)*a", r"b(?<!a)+b", r"(?=[ab]{2})+(?#c)(?=b)*\w+"]
+                         r"(?=a)*a", r"b(?<!a)+b", r"(?=[ab]{2})+(?#c)(?=b)*\w+",
+                         # a lookahead nested in an alternation inside a lookahead (crashed: AssertionError)
+                         r"(?=a|(?=ab))[ab]+", r"(?!b|(?=aa))[abx]{1,3}"]
 
 
 @pytest.mark.parametrize("pattern", QUANTIFIED_LOOKAHEADS)

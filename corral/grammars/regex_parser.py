@@ -939,7 +939,7 @@ def _to_regex(node) -> rx.Regex:
 
 def _has_context(node) -> bool:
     kind = node[0]
-    if kind == "zw":
+    if kind in ("zw", "look"):  # a lookahead tree ("look") nested in an alternation is context too
         return True
     if kind in ("seq", "alt"):
         return any(_has_context(n) for n in node[1])
@@ -952,6 +952,8 @@ def _context_pos(node) -> int:
     """Position of the first zero-width item in ``node`` (for error messages)."""
     if node[0] == "zw":
         return node[2]
+    if node[0] == "look":
+        return node[3]
     if node[0] in ("seq", "alt"):
         for n in node[1]:
             if _has_context(n):
