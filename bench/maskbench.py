@@ -345,6 +345,8 @@ def add_arguments(parser) -> None:
     from bench.adapters import DEFAULT_ENGINES  # noqa: PLC0415
     parser.add_argument("--splits", nargs="*", help="split names (default: all in --data-dir)")
     parser.add_argument("--limit-per-split", type=int, default=None, help="first N schemas of each split")
+    parser.add_argument("--skip-per-split", type=int, default=0,
+                        help="leave out the first N schemas of each split (to resume a stopped run)")
     parser.add_argument("--engines", nargs="*", default=list(DEFAULT_ENGINES),
                         help="engine names or module:Class (default: %(default)s)")
     parser.add_argument("--tokenizer", default="llama3", help="offline tokenizer name (default: llama3)")
@@ -371,6 +373,7 @@ def run_maskbench(args, log=print) -> dict:
     tokenizer = load_tokenizer(args.tokenizer)
     workers = start_workers(args.engines, args.tokenizer, args.memory_limit_gb or None, log)
     config = {"command": "maskbench", "argv": sys.argv, "splits": splits, "limit_per_split": args.limit_per_split,
+              "skip_per_split": args.skip_per_split,
               "engines": list(workers), "skipped_engines": [e for e in args.engines if e not in workers],
               "tokenizer": args.tokenizer, "shard": args.shard, "data_dir": str(data_dir), "timeout_s": args.timeout,
               "mask_timeout_s": args.mask_timeout, "machine": machine_description(),
@@ -380,7 +383,7 @@ def run_maskbench(args, log=print) -> dict:
     try:
         with open(out / "schemas.jsonl", "w", encoding="utf-8") as rows_file:
             for split in splits:
-                records = load_split(data_dir, split, args.limit_per_split)
+                records = load_split(data_dir, split, args.limit_per_split)[args.skip_per_split:]
                 if args.shard:
                     k, n = map(int, args.shard.split("/"))
                     records = records[k::n]

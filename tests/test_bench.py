@@ -195,7 +195,7 @@ def test_maskbench_two_schemas_per_split(tmp_path, tokenizer):
     engines = [e for e in ("corral", *PEERS) if _available(e) is None]
     if not engines:
         pytest.skip("no engine installed")
-    args = argparse.Namespace(splits=SPLITS_FOR_CI, limit_per_split=2, engines=engines, tokenizer="llama3",
+    args = argparse.Namespace(splits=SPLITS_FOR_CI, limit_per_split=2, skip_per_split=0, engines=engines, tokenizer="llama3",
                               data_dir=MASKBENCH_DIR, out=tmp_path, timeout=20.0, mask_timeout=60.0,
                               memory_limit_gb=8.0, shard=None, no_plots=False, quiet=True)
     summary = run_maskbench(args, log=lambda *_: None)

@@ -365,6 +365,54 @@ def test_random_grammars_agree_with_lark_on_every_short_string():
         checked += 1
 
 
+NESTING_TEXTS = {
+    "arith": ["((((((((1))))))))", "- - -(--(-1)) * ------------------------------------(2)", "(((-((3+4)))))/5"],
+    "json": ['[[[[[[{"a": [[[[[1]]]]]}]]]]]]', '{"k": [{"x": {"y": [[], {}, [[[]]]]}}], "z": null}'],
+}
+
+
+@pytest.mark.parametrize("min_round", [1, None])
+@pytest.mark.parametrize("name", sorted(LARK_GRAMMARS))
+def test_push_chain_masks_equal_the_python_worklist(llama3_tokenizer, llama3_vocab, name, min_round):
+    """Below lexeme boundaries a mask follows chains of push states by template in numba
+    (mask_walk.walk_push_chains); the Python worklist over parser states is its specification.
+    Two fresh compiled grammars, one per path, give equal masks along sampled sentences, nesting-heavy
+    texts and random walks over the full Llama-3 vocabulary; with chains from a mask's first
+    boundary on (``min_round=1``: every push state by template) and from the default round."""
+    from corral.masks.matcher import CompiledGrammar
+
+    text = LARK_GRAMMARS[name]
+    ir = lark_to_grammar(text)
+    base = corral.compile_lark(text, llama3_vocab)
+    chains, python = CompiledGrammar(base.grammar, llama3_vocab), CompiledGrammar(base.grammar, llama3_vocab)
+    python.use_push_chains = False
+    if min_round is not None:
+        chains.push_chain_min_round = min_round
+    rnd = random.Random(11)
+    sentences = NESTING_TEXTS.get(name, []) + [sample_grammar(ir, rnd, max_depth=7) for _ in range(6)]
+    checked = 0
+    for sentence in sentences:
+        m_chain, m_python = chains.matcher(), python.matcher()
+        for t in llama3_tokenizer.encode(sentence, add_special_tokens=False):
+            assert np.array_equal(m_chain.next_token_bits(), m_python.next_token_bits()), (name, sentence)
+            checked += 1
+            assert m_chain.accept_token(t) and m_python.accept_token(t)
+    for _ in range(3):
+        m_chain, m_python = chains.matcher(), python.matcher()
+        for _ in range(12):
+            bits = m_chain.next_token_bits()
+            assert np.array_equal(bits, m_python.next_token_bits()), name
+            checked += 1
+            ids = [i for i in m_chain.allowed_token_ids() if i not in llama3_vocab.eos_token_ids]
+            if not ids:
+                break
+            t = int(rnd.choice(ids))
+            assert m_chain.accept_token(t) and m_python.accept_token(t)
+    assert checked > 40
+    if name == "arith" or (name == "json" and min_round == 1):
+        assert chains._n_templates > 0  # the chains were taken
+
+
 def test_lexing_ambiguous_at_every_character_keeps_few_parser_states(llama3_tokenizer, llama3_vocab):
     # every letter may end one NAME and begin the next: states that kept the finished NAME's
     # item, and lexemes begun at states holding the other splits' scans, made one new state per

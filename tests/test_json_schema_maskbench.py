@@ -148,3 +148,33 @@ def main(argv):
 
 if __name__ == "__main__":
     main(sys.argv[1:])
+
+
+PUSH_CHAIN_SAMPLE = [("Github_easy", "o10467"), ("Github_easy", "o12608"), ("Kubernetes", None), ("Github_medium", None),
+                     ("JsonSchemaStore", None), ("Glaiveai2K", None)]
+
+
+def test_push_chains_equal_the_python_worklist_on_maskbench_schemas(llama3_tokenizer, llama3_vocab):
+    """JSON Schema grammars (lazily built key-set families, uniqueItems arrays whose parser states
+    are rewritten) through the push-chain walk from every mask's first boundary on: masks equal the
+    Python worklist's along every instance, valid and invalid, until the instance is rejected."""
+    from corral.masks.matcher import CompiledGrammar
+
+    chained = 0
+    for split, wanted in PUSH_CHAIN_SAMPLE:
+        recs = [r for r in records(split) if wanted is None or r["id"] == wanted][:2 if wanted is None else 1]
+        for rec in recs:
+            base = corral.compile_json_schema(rec["schema"], llama3_vocab)
+            chains, python = CompiledGrammar(base.grammar, llama3_vocab), CompiledGrammar(base.grammar, llama3_vocab)
+            chains.push_chain_min_round = 1
+            python.use_push_chains = False
+            for test in rec["tests"]:
+                m_chain, m_python = chains.matcher(), python.matcher()
+                for tok in llama3_tokenizer.encode(json.dumps(test["data"]), add_special_tokens=False):
+                    assert (m_chain.next_token_bits() == m_python.next_token_bits()).all(), (split, rec["id"])
+                    ok = m_chain.accept_token(tok)
+                    assert ok == m_python.accept_token(tok)
+                    if not ok:
+                        break
+            chained += chains._n_templates > 0
+    assert chained >= 4

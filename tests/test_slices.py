@@ -13,7 +13,7 @@ from corral.grammars import regex_ast as rx
 from corral.grammars.json_schema import cpdfa, spelling, strings as st
 from corral.grammars.regex_parser import parse_regex
 from corral.grammars.sampling import sample_regex
-from corral.masks.slices import slice_safe_reference, string_slice
+from corral.masks.slices import slice_safe_length_reference, slice_safe_reference, string_slice
 from corral.masks.trie_walk import walk_trie_with_dfa, walk_trie_with_dfa_skipping
 
 COLON = rx.seq(rx.repeat(rx.char_set(" \t\n\r"), 0, 8), rx.literal(":"), rx.repeat(rx.char_set(" \t\n\r"), 0, 8))
@@ -81,11 +81,65 @@ def test_slice_safe_and_skipping_walk_equal_their_references(llama3_vocab, which
         full_bounds = walk_trie_with_dfa(*trie.arrays(), dfa.transitions, dfa.accepting, q, 0, full)
         skipped = sl.bits.copy()
         skipped_bounds = walk_trie_with_dfa_skipping(*trie.arrays(), dfa.transitions, dfa.accepting, q, 0, skipped,
-                                                     sl.node_full)
+                                                     sl.skip_len, sl.max_len)
         assert np.array_equal(full, skipped)
         assert np.array_equal(full_bounds, skipped_bounds)
     # the string bodies are where the slice pays: some states must qualify
     assert n_safe > 0 or which == 3
+
+
+BOUNDED_STRINGS = [st.quoted(rx.repeat(rx.any_char(), 0, 40)), st.quoted(rx.repeat(rx.any_char(), 3, 90)),
+                   rx.seq(st.quoted(rx.repeat(rx.any_char(), 0, 20)), rx.literal(",")),
+                   rx.seq(st.quoted(rx.repeat(rx.any_char(), 5, 60)), rx.literal(":"))]
+
+
+@pytest.mark.parametrize("which", range(len(BOUNDED_STRINGS)))
+def test_slice_up_to_a_length_inside_bounded_strings_equals_the_full_walk(llama3_vocab, which):
+    """Inside a string of bounded length the slice is safe up to the remaining length only: the
+    walk takes the slice tokens up to that many bytes and skips the subtrees holding no longer ones.
+    The safe length equals its oracle's, and masks and boundary nodes equal the plain walk's."""
+    sl = string_slice(llama3_vocab)
+    dfa = regex_to_dfa(BOUNDED_STRINGS[which])
+    trie = llama3_vocab.trie
+    lengths = []
+    states = [0]
+    for k in range(100):  # the opening quote, then a letter at a time: each a new counted state
+        q = int(dfa.transitions[states[-1], ord('"') if k == 0 else ord("a")])
+        if q < 0:
+            break
+        states.append(q)
+    for q in states[::3] + random.Random(which).sample(range(dfa.n_states), min(dfa.n_states, 8)):
+        length = sl.safe_length(dfa.transitions, dfa.accepting, q)
+        assert length == slice_safe_length_reference(dfa.transitions, dfa.accepting, q, sl.c_transitions, sl.max_len)
+        lengths.append(length)
+        if length < 1:
+            continue
+        full = np.zeros_like(sl.bits)
+        full_bounds = walk_trie_with_dfa(*trie.arrays(), dfa.transitions, dfa.accepting, q, 0, full)
+        capped = sl.bits_upto(length).copy()
+        capped_bounds = walk_trie_with_dfa_skipping(*trie.arrays(), dfa.transitions, dfa.accepting, q, 0, capped,
+                                                    sl.skip_len, length)
+        assert np.array_equal(full, capped)
+        assert np.array_equal(full_bounds, capped_bounds)
+    assert any(0 < n < sl.max_len for n in lengths)  # the capped case did occur
+
+
+def test_bits_upto_a_length_are_the_short_slice_tokens(llama3_vocab):
+    sl = string_slice(llama3_vocab)
+    for length in (1, 3, 17, sl.max_len):
+        bits = np.unpackbits(sl.bits_upto(length).view(np.uint8), bitorder="little")[:llama3_vocab.size]
+        expected = [t for t in np.flatnonzero(np.unpackbits(sl.bits.view(np.uint8), bitorder="little")
+                                              [:llama3_vocab.size]) if len(llama3_vocab.token_bytes(int(t))) <= length]
+        assert np.flatnonzero(bits).tolist() == [int(t) for t in expected]
+    # skip_len: the longest token below a node whose subtree is all slice tokens (sampled nodes)
+    trie = llama3_vocab.trie
+    for node in np.random.default_rng(2).choice(trie.num_nodes, 300, replace=False).tolist():
+        start, stop = int(trie.node_tok_start[node]), int(trie.node_tok_end[trie.node_skip[node] - 1])
+        if sl.node_full[node]:
+            longest = max(len(llama3_vocab.token_bytes(int(t))) for t in trie.tok_ids[start:stop])
+            assert sl.skip_len[node] == longest
+        else:
+            assert sl.skip_len[node] > sl.max_len
 
 
 @pytest.mark.parametrize("case", range(len(REGIONS)))

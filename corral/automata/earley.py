@@ -343,6 +343,10 @@ class ParserStates:
         self._waiting: dict[int, dict] = {}  # state id -> {next symbol: items waiting for it}
         self._after_terminal: dict[tuple[int, int], int] = {}
         self._without: dict[tuple[int, frozenset], int] = {}
+        # state id -> kernel positions, for states made by a push (``ParserTables.push_closure``)
+        # and no lexeme in progress: their lexing and the states after their terminals are those of
+        # the position set's template (the mask walks chains of them in numba, masks/mask_walk.py)
+        self.push_positions: dict[int, tuple] = {}
         kernel = set() if tables.empty_language else {make_item(tables.rule_first_pos[0], SELF)}
         self.initial = self._closure_state(kernel, (), initial=True)
 
@@ -400,10 +404,14 @@ class ParserStates:
             return self._closure_state_reference(kernel, scans, initial, blocked)
         t = self.t
         if len(kernel) <= 8:
-            push = t.push_closure(tuple(sorted({it & POS_MASK for it in kernel})))
+            positions = tuple(sorted({it & POS_MASK for it in kernel}))
+            push = t.push_closure(positions)
             if push is not None:
                 # predicted items (origin SELF: bare positions) sort before kernel items (real origins)
-                return self._intern(push[0] + tuple(sorted(kernel)), scans, False, push[1], False, True, True)
+                sid = self._intern(push[0] + tuple(sorted(kernel)), scans, False, push[1], False, True, True)
+                if not scans:
+                    self.push_positions[sid] = positions
+                return sid
         items: set = set()
         expected: set = set()
         predicted: set = set()

@@ -13,7 +13,8 @@ index, for the caller to continue with the parser state after that lexeme.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.typed import Dict
 
 
 def walk_subtries_reference(trie, transitions, accepting, start_state, roots, vocab_size):
@@ -184,3 +185,135 @@ def sorted_difference_and_union(new, seen):
             j += 1
         nu += 1
     return diff[:nd], union[:nu]
+
+
+# -- push chains: sub-walks below boundaries without Python parser states ----------------------
+# A parser state whose items all wait for a symbol that is not nullable (after an opening bracket,
+# an operator, each level of a nesting chain) is, up to its items' origins, a function of its
+# kernel's dotted positions: its lexing branches and the positions of the state after each of its
+# terminals are too (``ParserTables.push_closure``). Such a position set is a *template*. Below a
+# boundary reached from a push state, the walk follows template transitions here, in one numba
+# call, and hands back to Python only where a terminal's successor completes an item (there the
+# origins matter) or a template transition has not been computed yet.
+
+CHAIN_SHIFT = 32  # keys: chain << 32 | branch, chain << 32 | trie node (both < 2^31)
+
+
+@njit(cache=True, nogil=True)
+def walk_push_chains(
+    node_byte, node_depth, node_skip, node_tok_start, node_tok_end, tok_ids,
+    transitions, accepting, t_first, t_count, g_state, g_next,
+    work_chain, work_template, work_node, first_new_chain, out_bits, max_depth,
+):
+    """Walk the trie below each work item ``(chain, template, root node)`` with every lexing branch
+    of the template (``g_state[t_first[t]:t_first[t]+t_count[t]]``: packed DFA start states, one
+    global branch index each). At a boundary node (the branch's DFA accepts and the trie goes on):
+    ``g_next[branch] >= 0`` is the template after that terminal, walked from that node as the chain
+    ``(chain, branch)`` (interned here, ids from ``first_new_chain``); ``-1`` means the state after
+    the terminal completes an item, returned as an *exit* (node, chain, branch) for the Python
+    parser; ``-2`` means the transition is not computed yet, returned as *suspended*. Each
+    (chain, node) pair is walked once.
+
+    Returns the new chains' (parent, branch) as int64 arrays, then the exits and the suspended
+    boundaries, each grouped by (chain, branch): ``(keys, offsets, nodes)`` with ``keys`` the
+    distinct ``chain << 32 | branch``, group i's nodes ``nodes[offsets[i]:offsets[i+1]]``."""
+    stack = np.empty(max_depth + 2, dtype=np.int32)
+    chain_of = Dict.empty(key_type=types.int64, value_type=types.int64)
+    walked = Dict.empty(key_type=types.int64, value_type=types.int8)
+    new_parent = [np.int64(0) for _ in range(0)]
+    new_branch = [np.int64(0) for _ in range(0)]
+    ex_node = [np.int64(0) for _ in range(0)]
+    ex_chain = [np.int64(0) for _ in range(0)]
+    ex_branch = [np.int64(0) for _ in range(0)]
+    su_node = [np.int64(0) for _ in range(0)]
+    su_chain = [np.int64(0) for _ in range(0)]
+    su_branch = [np.int64(0) for _ in range(0)]
+    w_chain = [np.int64(0) for _ in range(0)]
+    w_template = [np.int64(0) for _ in range(0)]
+    w_node = [np.int64(0) for _ in range(0)]
+    for k in range(work_chain.shape[0]):
+        wkey = (np.int64(work_chain[k]) << CHAIN_SHIFT) | work_node[k]
+        if wkey not in walked:
+            walked[wkey] = np.int8(1)
+            w_chain.append(np.int64(work_chain[k]))
+            w_template.append(np.int64(work_template[k]))
+            w_node.append(np.int64(work_node[k]))
+    while len(w_chain):
+        chain = w_chain.pop()
+        template = w_template.pop()
+        root = w_node.pop()
+        base = node_depth[root]
+        for g in range(t_first[template], t_first[template] + t_count[template]):
+            stack[0] = g_state[g]
+            nxt = g_next[g]
+            i = root + 1
+            end = node_skip[root]
+            while i < end:
+                d = node_depth[i] - base
+                ns = transitions[stack[d - 1], node_byte[i]]
+                if ns < 0:
+                    i = node_skip[i]
+                    continue
+                stack[d] = ns
+                for k in range(node_tok_start[i], node_tok_end[i]):
+                    tok = tok_ids[k]
+                    out_bits[tok >> 5] |= np.uint32(1) << np.uint32(tok & 31)
+                if accepting[ns] and node_skip[i] > i + 1:
+                    if nxt >= 0:
+                        key = (chain << CHAIN_SHIFT) | g
+                        child = chain_of.get(key, -1)
+                        if child < 0:
+                            child = first_new_chain + len(new_parent)
+                            chain_of[key] = child
+                            new_parent.append(chain)
+                            new_branch.append(np.int64(g))
+                        wkey = (child << CHAIN_SHIFT) | i
+                        if wkey not in walked:
+                            walked[wkey] = np.int8(1)
+                            w_chain.append(child)
+                            w_template.append(np.int64(nxt))
+                            w_node.append(np.int64(i))
+                    elif nxt == -1:
+                        ex_node.append(np.int64(i))
+                        ex_chain.append(chain)
+                        ex_branch.append(np.int64(g))
+                    else:
+                        su_node.append(np.int64(i))
+                        su_chain.append(chain)
+                        su_branch.append(np.int64(g))
+                i += 1
+    ex_keys, ex_offsets, ex_nodes = _grouped(ex_chain, ex_branch, ex_node)
+    su_keys, su_offsets, su_nodes = _grouped(su_chain, su_branch, su_node)
+    return (_int64_array(new_parent), _int64_array(new_branch), ex_keys, ex_offsets, ex_nodes,
+            su_keys, su_offsets, su_nodes)
+
+
+@njit(cache=True, nogil=True)
+def _grouped(chains, branches, nodes):
+    """Boundary records grouped by (chain, branch): (distinct keys, offsets, int32 nodes)."""
+    n = len(chains)
+    keys = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        keys[i] = (chains[i] << CHAIN_SHIFT) | branches[i]
+    order = np.argsort(keys, kind="mergesort")
+    out_nodes = np.empty(n, dtype=np.int32)
+    out_keys = np.empty(n, dtype=np.int64)
+    offsets = np.empty(n + 1, dtype=np.int64)
+    k = 0
+    for j in range(n):
+        i = order[j]
+        out_nodes[j] = nodes[i]
+        if j == 0 or keys[i] != out_keys[k - 1]:
+            out_keys[k] = keys[i]
+            offsets[k] = j
+            k += 1
+    offsets[k] = n
+    return out_keys[:k].copy(), offsets[:k + 1].copy(), out_nodes
+
+
+@njit(cache=True, nogil=True)
+def _int64_array(values):
+    out = np.empty(len(values), dtype=np.int64)
+    for i in range(len(values)):
+        out[i] = values[i]
+    return out

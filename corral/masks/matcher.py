@@ -22,7 +22,7 @@ import torch
 from corral.automata.earley import DEAD, ParserStates, ParserTables
 from corral.grammars.ir import Grammar
 from corral.masks.mask_walk import (run_bounds, sorted_difference_and_union, subtree_node_count,
-                                     unique_roots_and_subtree_size, walk_subtries_groups)
+                                     unique_roots_and_subtree_size, walk_push_chains, walk_subtries_groups)
 from corral.masks.slices import string_slice
 from corral.masks.trie_walk import walk_trie_with_dfa_skipping
 from corral.masks.unique import UniqueArrays
@@ -33,7 +33,9 @@ UNION_MEMO_SIZE = 512  # per compiled grammar: root-walk unions of lexing-branch
 SUB_WALK_CACHE_SIZE = 4096  # big sub-walks kept per vocabulary (sparse: the nonzero mask words)
 BIG_SUB_WALK_NODES = 4096  # trie nodes under a sub-walk's roots from which it is memoized
 MAX_FORCED = 256
-_NO_SKIP = np.zeros(0, dtype=np.bool_)
+_NO_SKIP = np.zeros(0, dtype=np.int32)
+PUSH_CHAIN_MIN_ROUND = 6  # worklist round of a mask from which push states are walked as chains
+MIN_SLICE_LENGTH = 2  # slice strings of at least this many bytes stay inside the terminal: use the slice
 
 
 class PackedDfas:
@@ -145,6 +147,19 @@ class CompiledGrammar:
         self._packed_base: dict[int, int] = {}
         self._state_branches: dict[int, tuple] = {}
         self._packed_branches: dict[tuple, np.ndarray] = {}
+        # push-chain templates (see _template and mask_walk.walk_push_chains)
+        self.use_push_chains = True
+        self.push_chain_min_round = PUSH_CHAIN_MIN_ROUND
+        self._template_lock = threading.Lock()
+        self._template_ids: dict[tuple, int] = {}
+        self._template_waiting: list[dict] = []  # per template: terminal symbol -> positions waiting
+        self._n_templates = self._n_branches = 0
+        self._t_first = np.zeros(16, dtype=np.int64)
+        self._t_count = np.zeros(16, dtype=np.int64)
+        self._g_state = np.zeros(64, dtype=np.int32)
+        self._g_next = np.full(64, -2, dtype=np.int32)
+        self._g_term: list[int] = []
+        self._g_template: list[int] = []
         # arrays of distinct strings (a constraint outside the grammar's rules): see masks/unique.py
         self._unique = UniqueArrays(self.grammar, self.tables, self.states, v) if self.grammar.unique_arrays else None
 
@@ -174,12 +189,15 @@ class CompiledGrammar:
             sl = self._slice
             if sl is None:
                 sl = self._slice = string_slice(self.vocab)
-            if sl.safe(dfa.transitions, dfa.accepting, q):
-                bits, skip = sl.bits.copy(), sl.node_full
+            # (inside a string whose remaining length is bounded, the slice's tokens up to that
+            # many bytes: each position of a `maxLength: 40` string is a new DFA state)
+            safe_len = sl.safe_length(dfa.transitions, dfa.accepting, q)
+            if safe_len >= MIN_SLICE_LENGTH:
+                bits, skip = sl.bits_upto(safe_len).copy(), sl.skip_len
             else:
                 bits, skip = np.zeros(self._n_words, dtype=np.uint32), _NO_SKIP
             bounds = walk_trie_with_dfa_skipping(*self._trie_args, dfa.transitions, dfa.accepting, q, 0, bits,
-                                                 skip)[:, 0].copy()
+                                                 skip, safe_len)[:, 0].copy()
             hit = (dfa, bits, bounds)  # the DFA is kept so its id() cannot be reused while cached
             with self._root_walks_lock:
                 self._root_walks[key] = hit
@@ -235,8 +253,15 @@ class CompiledGrammar:
                 if nxt != DEAD:
                     pending.setdefault(nxt, []).append(bounds)
         done: dict[int, np.ndarray] = {}  # several paths may reach a state: walk each root once
+        push_positions = states.push_positions
+        rounds = 0
         while pending:
+            rounds += 1
+            # chains pay from a few levels on; most masks end in a round or two, where the numba
+            # call would only add its overhead (in-process A/B on MaskBench: +8% mean mask time)
+            use_chains = self.use_push_chains and rounds >= self.push_chain_min_round
             entry_chunks, root_chunks, infos = [], [], []
+            chain_work: list = []  # (push state, roots): walked by template in numba
             next_pending: dict[int, list[np.ndarray]] = {}
             e_off, r_off = [0], [0]
             for nxt, root_lists in pending.items():
@@ -252,6 +277,9 @@ class CompiledGrammar:
                     done[nxt] = roots
                 if not len(roots):
                     continue
+                if use_chains and below < BIG_SUB_WALK_NODES and nxt in push_positions:
+                    chain_work.append((nxt, roots))
+                    continue
                 packed, branch_info = self._branches(nxt)
                 if not len(packed):
                     continue
@@ -265,6 +293,8 @@ class CompiledGrammar:
                 e_off.append(e_off[-1] + len(packed))
                 r_off.append(r_off[-1] + len(roots))
             pending = next_pending
+            if chain_work:
+                self._walk_push_chains(chain_work, bits, pending)
             if not entry_chunks:
                 continue
             one = len(entry_chunks) == 1
@@ -277,6 +307,112 @@ class CompiledGrammar:
         if st.accepting:
             bits |= self._eos_bits
         return bits
+
+    # -- push chains (mask_walk.walk_push_chains) ---------------------------------------------
+    def _template(self, positions: tuple) -> int:
+        """Template id of a push state's kernel positions (``push_closure(positions)`` is not None):
+        its lexing branches get global branch indices, their successors are resolved on demand."""
+        tid = self._template_ids.get(positions)
+        if tid is not None:
+            return tid
+        predicted, expected = self.tables.push_closure(positions)
+        terms = sorted(expected)
+        packed = [self._pack_terminal(t) for t in terms]  # may build DFAs: outside the lock
+        with self._template_lock:
+            tid = self._template_ids.get(positions)
+            if tid is not None:
+                return tid
+            tid, first, n = self._n_templates, self._n_branches, len(terms)
+            if tid + 1 > len(self._t_first):
+                self._t_first = np.concatenate([self._t_first, np.zeros_like(self._t_first)])
+                self._t_count = np.concatenate([self._t_count, np.zeros_like(self._t_count)])
+            if first + n > len(self._g_state):
+                grow = max(first + n, 2 * len(self._g_state)) - len(self._g_state)
+                self._g_state = np.concatenate([self._g_state, np.zeros(grow, dtype=np.int32)])
+                self._g_next = np.concatenate([self._g_next, np.full(grow, -2, dtype=np.int32)])
+            self._g_state[first:first + n] = packed
+            self._g_term.extend(terms)
+            self._g_template.extend([tid] * n)
+            self._t_first[tid], self._t_count[tid] = first, n
+            # the item positions of the template's states (predicted: bare positions, and kernel)
+            # by the terminal they wait for: a key position of an object waits for hundreds
+            next_sym = self.tables.next_sym
+            waiting: dict = {}
+            for p in set(predicted) | set(positions):
+                sym = next_sym[p]
+                if sym is not None and sym < 0:
+                    waiting.setdefault(sym, []).append(p)
+            self._template_waiting.append(waiting)
+            self._n_templates, self._n_branches = tid + 1, first + n
+            self._template_ids[positions] = tid  # published last
+        return tid
+
+    def _template_next(self, g: int) -> int:
+        """Successor of global branch ``g``: a template id, or -1 when the state after the
+        terminal is not a push (an item completes there, so it depends on origins)."""
+        nxt = int(self._g_next[g])
+        if nxt != -2:
+            return nxt
+        waiting = self._template_waiting[self._g_template[g]][-1 - self._g_term[g]]
+        succ = tuple(sorted({p + 1 for p in waiting}))
+        nxt = self._template(succ) if self.tables.push_closure(succ) is not None else -1
+        self._g_next[g] = nxt
+        return nxt
+
+    def _walk_push_chains(self, work: list, bits: np.ndarray, pending: dict) -> None:
+        """Sub-walks of push states (and of the chains of push states below them) by template in
+        numba; boundaries whose successor completes an item go to ``pending`` under the parser
+        state after their lexeme, built here from the chain of terminals that led to them."""
+        chain_parent: list = []
+        chain_branch: list = []
+        real: dict = {}  # chain -> parser state id (the work's states, and chains built for exits)
+        w_chain, w_template, w_node = [], [], []
+        for nxt, roots in work:
+            c = len(chain_parent)
+            chain_parent.append(-1)
+            chain_branch.append(-1)
+            real[c] = nxt
+            w_chain.append(np.full(len(roots), c, dtype=np.int64))
+            w_template.append(np.full(len(roots), self._template(self.states.push_positions[nxt]), dtype=np.int64))
+            w_node.append(roots)
+        while w_chain:
+            new_parent, new_branch, ex_keys, ex_offsets, ex_nodes, su_keys, su_offsets, su_nodes = walk_push_chains(
+                *self._trie_args, self._packed.transitions, self._packed.accepting, self._t_first, self._t_count,
+                self._g_state, self._g_next, np.concatenate(w_chain), np.concatenate(w_template),
+                np.concatenate(w_node), len(chain_parent), bits, self._max_depth)
+            chain_parent.extend(new_parent.tolist())
+            chain_branch.extend(new_branch.tolist())
+            w_chain, w_template, w_node = [], [], []
+            exits = []
+            cuts = su_offsets.tolist()
+            for k, key in enumerate(su_keys.tolist()):
+                c, g = key >> 32, key & 0xFFFFFFFF
+                nodes = su_nodes[cuts[k]:cuts[k + 1]]
+                nxt = self._template_next(g)
+                if nxt < 0:
+                    exits.append((c, g, nodes))
+                    continue
+                child = len(chain_parent)
+                chain_parent.append(c)
+                chain_branch.append(g)
+                w_chain.append(np.full(len(nodes), child, dtype=np.int64))
+                w_template.append(np.full(len(nodes), nxt, dtype=np.int64))
+                w_node.append(nodes)
+            cuts = ex_offsets.tolist()
+            exits.extend((key >> 32, key & 0xFFFFFFFF, ex_nodes[cuts[k]:cuts[k + 1]])
+                         for k, key in enumerate(ex_keys.tolist()))
+            for c, g, nodes in exits:
+                # the parser state of the chain: its push states, then the one after this terminal
+                path = []
+                while c not in real:
+                    path.append(c)
+                    c = chain_parent[c]
+                sid = real[c]
+                for link in reversed(path):
+                    sid = real[link] = self.states.after_terminal(sid, self._g_term[chain_branch[link]])
+                after = self.states.after_terminal(sid, self._g_term[g])
+                if after != DEAD:
+                    pending.setdefault(after, []).append(nodes)
 
     def _root_walks_union(self, entries) -> tuple:
         """(OR of the root walks of these lexing branches, per branch its boundary nodes or None),
@@ -494,6 +630,16 @@ class Matcher:
                 break
             out.append(tok)
         return out
+
+
+def warm_up_mask_kernels(vocab) -> None:
+    """Load the mask path's numba functions (from numba's on-disk cache: ~10-20 ms, once per
+    process) with throwaway masks, so serving and benchmarks do not pay it inside a first mask.
+    The dash grammar's first mask follows chains of pushes (Llama-3 has tokens of 16+ dashes)."""
+    from corral.grammars.lark_frontend import lark_to_grammar  # noqa: PLC0415 - front-ends load on use
+
+    for text in ('start: x\nx: "-" x | "a"\n', 'start: "a" /[a-z]+[0-9]{2}/\n'):
+        CompiledGrammar(lark_to_grammar(text), vocab).matcher().next_token_bits()
 
 
 def _write_row(bitmask: torch.Tensor, index: int, bits: np.ndarray) -> None:

@@ -22,7 +22,8 @@ from numba import njit
 from corral.automata.dfa import regex_to_dfa
 from corral.grammars import regex_ast as rx
 
-__all__ = ["TokenSlice", "string_slice", "slice_safe", "slice_safe_reference"]
+__all__ = ["TokenSlice", "string_slice", "slice_safe", "slice_safe_reference", "slice_safe_length",
+           "slice_safe_length_reference"]
 
 # code points JSON writes raw inside a string
 JSON_RAW_CHARS = rx.negate(rx.chars([(0, 0x1F), (0x22, 0x22), (0x5C, 0x5C)]))
@@ -56,10 +57,38 @@ class TokenSlice:
         self.node_full[0] = False  # never skip the whole trie from the root
         self.n_tokens = int(in_slice.sum())
         self.max_len = int(trie.node_depth[node_in].max()) if node_in.any() else 0
+        # skip_len[i]: the longest token below node i when all of them are slice tokens, else "never":
+        # a walk that knows every slice string of up to L bytes is allowed skips the nodes with
+        # skip_len <= L (L < max_len inside a string whose remaining length is bounded)
+        longest = _longest_below(trie.node_depth, trie.node_skip)
+        self.skip_len = np.ascontiguousarray(np.where(self.node_full, longest, NEVER_SKIP).astype(np.int32))
+        self._in_slice = in_slice
+        self._token_len = np.zeros(vocab.size, dtype=np.int32)
+        counts = (trie.node_tok_end - trie.node_tok_start).astype(np.int64)
+        self._token_len[trie.tok_ids] = np.repeat(trie.node_depth.astype(np.int32), counts)
+        self._bits_upto: dict[int, np.ndarray] = {self.max_len: self.bits}
+        self._bits_lock = threading.Lock()
 
     def safe(self, transitions: np.ndarray, accepting: np.ndarray, state: int) -> bool:
-        return bool(slice_safe(transitions, accepting, np.int32(state), self.c_transitions, self.c_accepting,
-                               np.int32(self.max_len)))
+        return self.safe_length(transitions, accepting, state) >= self.max_len
+
+    def safe_length(self, transitions: np.ndarray, accepting: np.ndarray, state: int) -> int:
+        """The largest L <= max_len such that every slice string of 1..L bytes, read from ``state``,
+        keeps the DFA alive and passes no accepting state (0: not even one byte)."""
+        return int(slice_safe_length(transitions, accepting, np.int32(state), self.c_transitions,
+                                     np.int32(self.max_len)))
+
+    def bits_upto(self, length: int) -> np.ndarray:
+        """Bitmask of the slice tokens of at most ``length`` bytes (memoized; do not mutate)."""
+        length = min(int(length), self.max_len)
+        got = self._bits_upto.get(length)
+        if got is None:
+            ids = np.flatnonzero(self._in_slice & (self._token_len <= length))
+            got = np.zeros_like(self.bits)
+            np.bitwise_or.at(got, ids >> 5, (np.uint32(1) << (ids & 31).astype(np.uint32)))
+            with self._bits_lock:
+                self._bits_upto[length] = got
+        return got
 
 
 def _tokens_at_flagged_nodes(trie, node_flag: np.ndarray) -> np.ndarray:
@@ -91,6 +120,23 @@ def _node_states(node_byte, node_depth, transitions):  # pragma: no cover - numb
         st = transitions[parent, node_byte[i]] if parent >= 0 else -1
         state_at[node_depth[i]] = st
         out[i] = st
+    return out
+
+
+NEVER_SKIP = np.iinfo(np.int32).max
+
+
+@njit(cache=True, nogil=True)
+def _longest_below(node_depth, node_skip):  # pragma: no cover - numba
+    """Per trie node, the depth of the deepest node of its subtree (its longest token's length)."""
+    n = node_depth.shape[0]
+    out = node_depth.astype(np.int32)
+    for i in range(n - 1, -1, -1):
+        j = i + 1
+        while j < node_skip[i]:
+            if out[j] > out[i]:
+                out[i] = out[j]
+            j = node_skip[j]
     return out
 
 
@@ -144,6 +190,67 @@ def slice_safe(transitions, accepting, state, c_transitions, c_accepting, max_le
                 depth[tail] = d + 1
                 tail += 1
     return True
+
+
+@njit(cache=True, nogil=True)
+def slice_safe_length(transitions, accepting, state, c_transitions, max_len):  # pragma: no cover - numba
+    """The largest L <= ``max_len`` such that every string of the slice DFA's language of 1..L
+    bytes, read from ``state``, keeps the DFA alive and passes no accepting state. Breadth first
+    over (DFA state, slice state) pairs as in ``slice_safe``: the first failing byte is found from a
+    pair at the smallest depth d where one exists, so L = d."""
+    n_q = transitions.shape[0]
+    n_c = c_transitions.shape[0]
+    seen = np.zeros(n_q * n_c, np.bool_)
+    queue = np.empty(n_q * n_c, np.int64)
+    depth = np.empty(n_q * n_c, np.int32)
+    head = 0
+    tail = 1
+    queue[0] = state * n_c
+    depth[0] = 0
+    seen[state * n_c] = True
+    while head < tail:
+        pair = queue[head]
+        d = depth[head]
+        head += 1
+        if d >= max_len:
+            continue
+        q = pair // n_c
+        c = pair % n_c
+        for b in range(256):
+            c2 = c_transitions[c, b]
+            if c2 < 0:
+                continue
+            q2 = transitions[q, b]
+            if q2 < 0 or accepting[q2]:
+                return d
+            nxt = q2 * n_c + c2
+            if not seen[nxt]:
+                seen[nxt] = True
+                queue[tail] = nxt
+                depth[tail] = d + 1
+                tail += 1
+    return max_len
+
+
+def slice_safe_length_reference(transitions, accepting, state, c_transitions, max_len) -> int:
+    """Plain-Python oracle of ``slice_safe_length``: byte strings enumerated by length as sets of
+    (DFA state, slice state) pairs; the length before the first one that dies or accepts."""
+    frontier = {(int(state), 0)}
+    for length in range(int(max_len)):
+        nxt = set()
+        for q, c in frontier:
+            for b in range(256):
+                c2 = int(c_transitions[c][b])
+                if c2 < 0:
+                    continue
+                q2 = int(transitions[q][b])
+                if q2 < 0 or accepting[q2]:
+                    return length
+                nxt.add((q2, c2))
+        if not nxt:
+            break
+        frontier = nxt
+    return int(max_len)
 
 
 def slice_safe_reference(transitions, accepting, state, c_transitions, c_accepting, max_len) -> bool:

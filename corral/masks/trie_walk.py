@@ -30,18 +30,18 @@ def walk_trie_with_dfa(node_byte, node_depth, node_skip, node_tok_start, node_to
     """
     return walk_trie_with_dfa_skipping(node_byte, node_depth, node_skip, node_tok_start, node_tok_end, tok_ids,
                                        transitions, accepting, start_state, root_node, out_bits,
-                                       np.zeros(0, np.bool_))
+                                       np.zeros(0, np.int32), 0)
 
 
 @njit(cache=True, nogil=True)
 def walk_trie_with_dfa_skipping(node_byte, node_depth, node_skip, node_tok_start, node_tok_end, tok_ids,
                                 transitions, accepting, start_state, root_node, out_bits,
-                                skip_subtree):  # pragma: no cover - numba
-    """``walk_trie_with_dfa`` that does not enter the nodes flagged in ``skip_subtree`` (empty: none):
-    the caller has already decided their tokens (``corral.masks.slices``).
+                                skip_len, skip_upto):  # pragma: no cover - numba
+    """``walk_trie_with_dfa`` that does not enter the nodes with ``skip_len[i] <= skip_upto`` (an
+    empty ``skip_len``: none): the caller has already decided their tokens (``corral.masks.slices``).
     Iterative: ``state_at[d]`` is the DFA state after the node at relative depth d of the current path.
     """
-    skipping = skip_subtree.shape[0] > 0
+    skipping = skip_len.shape[0] > 0
     end = node_skip[root_node]
     base_depth = node_depth[root_node]
     # Buffers sized by the subtree (its relative depth and boundary count cannot exceed it): no growth
@@ -54,7 +54,7 @@ def walk_trie_with_dfa_skipping(node_byte, node_depth, node_skip, node_tok_start
     n_found = 0
     i = root_node + 1
     while i < end:
-        if skipping and skip_subtree[i]:
+        if skipping and skip_len[i] <= skip_upto:
             i = node_skip[i]
             continue
         rel = node_depth[i] - base_depth
