@@ -194,3 +194,37 @@ def test_node_set_helpers_equal_numpy_set_operations():
         diff, union = sorted_difference_and_union(a, b)
         assert diff.tolist() == np.setdiff1d(a, b).tolist()
         assert union.tolist() == np.union1d(a, b).tolist()
+
+
+@pytest.mark.parametrize("pattern", [r"[.,]", r"( FROM |, |\.)[a-z]*", r"[a-z0-9_]+", r"[ \n]*[\]},]", r"[a-z ]+|\."])
+def test_walk_by_first_byte_equals_the_sub_walk(llama3_vocab, pattern):
+    """Entering roots' children through the (byte, parent) index visits the same tokens and finds
+    the same boundary nodes as scanning the children, for many roots (identifier boundaries) and few."""
+    from corral.masks.mask_walk import first_byte_index, walk_subtries_by_first_byte
+
+    trie = llama3_vocab.trie
+    offsets, parents, children, n_children = first_byte_index(trie)
+    assert np.array_equal(np.sort(children), np.arange(1, trie.num_nodes))
+    assert np.array_equal(trie.node_parent[children], parents)
+    assert all((np.diff(parents[offsets[b]:offsets[b + 1]]) > 0).all() for b in range(256))
+    assert np.array_equal(n_children, np.bincount(trie.node_parent[1:], minlength=trie.num_nodes))
+    dfa = regex_to_dfa(parse_regex(pattern))
+    ident = regex_to_dfa(parse_regex(r"[a-z_][a-z0-9_]*"))
+    bits = np.zeros((llama3_vocab.size + 31) // 32, dtype=np.uint32)
+    many = walk_trie_with_dfa(*trie.arrays(), ident.transitions, ident.accepting, 0, 0, bits)[:, 0]
+    rng = np.random.default_rng(5)
+    few = np.sort(rng.choice(np.flatnonzero(trie.node_skip > np.arange(trie.num_nodes) + 1), 40, replace=False))
+    for roots in (np.asarray(many, dtype=np.int32), few.astype(np.int32)):
+        assert len(roots) > 30
+        entries = np.arange(min(dfa.n_states, 3), dtype=np.int32)
+        expected_bits = np.zeros_like(bits)
+        nodes, which = walk_subtries_multi(*trie.arrays(), dfa.transitions, dfa.accepting, entries, roots,
+                                           expected_bits, trie.max_depth)
+        got_bits = np.zeros_like(bits)
+        got_nodes, got_which = walk_subtries_by_first_byte(*trie.arrays(), dfa.transitions, dfa.accepting, entries,
+                                                           roots, offsets, parents, children, n_children, got_bits,
+                                                           trie.max_depth)
+        assert np.array_equal(got_bits, expected_bits)
+        assert (np.diff(got_which) >= 0).all()
+        for e in range(len(entries)):
+            assert sorted(got_nodes[got_which == e].tolist()) == sorted(nodes[which == e].tolist())

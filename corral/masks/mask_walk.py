@@ -317,3 +317,132 @@ def _int64_array(values):
     for i in range(len(values)):
         out[i] = values[i]
     return out
+
+
+# -- sub-walks over many roots, entered by their first byte -----------------------------------
+# Where an identifier-like terminal may end inside a token, its boundary nodes are ~10^5 trie
+# nodes, and what may follow it starts with one of a few bytes (`.`, `,`, a space). Walking every
+# child of every root only to find the first byte dead was most of such a mask. Indexed per
+# vocabulary by (byte, parent), the walk visits only the children whose first byte some branch
+# accepts, found by binary search among the roots.
+
+def first_byte_index(trie):
+    """(offsets[257], parents, children, child counts): the non-root trie nodes ordered by (byte,
+    parent); those with byte b are ``children[offsets[b]:offsets[b+1]]``, their parents (ascending)
+    alongside; and each node's number of children."""
+    nodes = np.arange(1, trie.num_nodes, dtype=np.int64)
+    order = np.lexsort((trie.node_parent[1:], trie.node_byte[1:]))
+    children = nodes[order].astype(np.int32)
+    parents = trie.node_parent[1:][order].astype(np.int32)
+    offsets = np.searchsorted(trie.node_byte[1:][order], np.arange(257)).astype(np.int64)
+    n_children = np.bincount(trie.node_parent[1:], minlength=trie.num_nodes).astype(np.int32)
+    return offsets, np.ascontiguousarray(parents), np.ascontiguousarray(children), n_children
+
+
+@njit(cache=True, nogil=True)
+def walk_subtries_by_first_byte(
+    node_byte, node_depth, node_skip, node_tok_start, node_tok_end, tok_ids,
+    transitions, accepting, entry_states, roots, byte_offsets, byte_parents, byte_children, n_children,
+    out_bits, max_depth,
+):
+    """``walk_subtries_groups`` for one group (every branch over every root; ``roots`` sorted and
+    distinct). Per branch, whichever is cheaper by count: scanning the roots' children, or reaching
+    the children whose first byte the branch accepts through the first-byte index (a binary search
+    each; measured ~10x faster for 23k identifier boundaries followed by `.` or `,`, ~5x slower
+    when letters may follow). Returns (boundary nodes, branch index), by branch index ascending."""
+    stack = np.empty(max_depth + 2, dtype=np.int32)
+    n_roots = roots.shape[0]
+    scan_cost = 0
+    below = 0
+    for r_i in range(n_roots):
+        scan_cost += n_children[roots[r_i]]
+        below += node_skip[roots[r_i]] - roots[r_i]
+    # a boundary is a node below some root, found once per branch (roots are distinct, but a node
+    # below two nested roots is found from each: bounded by the nodes below them all)
+    b_nodes = np.empty(below * entry_states.shape[0], dtype=np.int32)
+    b_entries = np.empty(below * entry_states.shape[0], dtype=np.int32)
+    n_b = np.zeros(1, dtype=np.int64)
+    for e in range(entry_states.shape[0]):
+        q = entry_states[e]
+        lookups = 0
+        for b in range(256):
+            if transitions[q, b] >= 0:
+                lookups += min(byte_offsets[b + 1] - byte_offsets[b], n_roots)
+        if 8 * lookups >= scan_cost:
+            for r_i in range(n_roots):  # the loop of walk_subtries_groups
+                root = roots[r_i]
+                base = node_depth[root]
+                stack[0] = q
+                i = root + 1
+                end = node_skip[root]
+                while i < end:
+                    d = node_depth[i] - base
+                    ns = transitions[stack[d - 1], node_byte[i]]
+                    if ns < 0:
+                        i = node_skip[i]
+                        continue
+                    stack[d] = ns
+                    for k in range(node_tok_start[i], node_tok_end[i]):
+                        tok = tok_ids[k]
+                        out_bits[tok >> 5] |= np.uint32(1) << np.uint32(tok & 31)
+                    if accepting[ns] and node_skip[i] > i + 1:
+                        b_nodes[n_b[0]] = i
+                        b_entries[n_b[0]] = e
+                        n_b[0] += 1
+                    i += 1
+            continue
+        for b in range(256):
+            first = transitions[q, b]
+            if first < 0:
+                continue
+            lo = byte_offsets[b]
+            hi = byte_offsets[b + 1]
+            if hi == lo:
+                continue
+            if hi - lo <= n_roots:  # few nodes with this byte: look their parents up among the roots
+                for k in range(lo, hi):
+                    j = np.searchsorted(roots, byte_parents[k])
+                    if j < n_roots and roots[j] == byte_parents[k]:
+                        _walk_below(byte_children[k], first, e, node_byte, node_depth, node_skip, node_tok_start,
+                                    node_tok_end, tok_ids, transitions, accepting, out_bits, stack, b_nodes, b_entries, n_b)
+            else:  # few roots: look each up among the parents of nodes with this byte
+                segment = byte_parents[lo:hi]
+                for r_i in range(n_roots):
+                    j = np.searchsorted(segment, roots[r_i])
+                    if j < hi - lo and segment[j] == roots[r_i]:
+                        _walk_below(byte_children[lo + j], first, e, node_byte, node_depth, node_skip,
+                                    node_tok_start, node_tok_end, tok_ids, transitions, accepting, out_bits, stack,
+                                    b_nodes, b_entries, n_b)
+    return b_nodes[:n_b[0]].copy(), b_entries[:n_b[0]].copy()
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _walk_below(child, state, e, node_byte, node_depth, node_skip, node_tok_start, node_tok_end, tok_ids,
+                transitions, accepting, out_bits, stack, b_nodes, b_entries, n_b):
+    """The node ``child`` reached in DFA state ``state``, then its subtree (as walk_subtries_groups)."""
+    for k in range(node_tok_start[child], node_tok_end[child]):
+        tok = tok_ids[k]
+        out_bits[tok >> 5] |= np.uint32(1) << np.uint32(tok & 31)
+    if accepting[state] and node_skip[child] > child + 1:
+        b_nodes[n_b[0]] = child
+        b_entries[n_b[0]] = e
+        n_b[0] += 1
+    base = node_depth[child]
+    stack[0] = state
+    i = child + 1
+    end = node_skip[child]
+    while i < end:
+        d = node_depth[i] - base
+        ns = transitions[stack[d - 1], node_byte[i]]
+        if ns < 0:
+            i = node_skip[i]
+            continue
+        stack[d] = ns
+        for k in range(node_tok_start[i], node_tok_end[i]):
+            tok = tok_ids[k]
+            out_bits[tok >> 5] |= np.uint32(1) << np.uint32(tok & 31)
+        if accepting[ns] and node_skip[i] > i + 1:
+            b_nodes[n_b[0]] = i
+            b_entries[n_b[0]] = e
+            n_b[0] += 1
+        i += 1
