@@ -36,6 +36,7 @@ BIG_SUB_WALK_NODES = 4096  # trie nodes under a sub-walk's roots from which it i
 MAX_FORCED = 256
 _NO_SKIP = np.zeros(0, dtype=np.int32)
 PUSH_CHAIN_MIN_ROUND = 6  # worklist round of a mask from which push states are walked as chains
+PUSH_CHAIN_DEEP_ROUND = 2  # ... from which, once a mask of the grammar has reached the round above
 MIN_SLICE_LENGTH = 2  # slice strings of at least this many bytes stay inside the terminal: use the slice
 
 
@@ -259,7 +260,10 @@ class CompiledGrammar:
         while pending:
             rounds += 1
             # chains pay from a few levels on; most masks end in a round or two, where the numba
-            # call would only add its overhead (in-process A/B on MaskBench: +8% mean mask time)
+            # call would only add its overhead (in-process A/B on MaskBench: +8% mean mask time).
+            # A grammar whose masks do go that deep (nesting chains) takes them from round 2 on.
+            if rounds == PUSH_CHAIN_MIN_ROUND and self.push_chain_min_round > PUSH_CHAIN_DEEP_ROUND:
+                self.push_chain_min_round = PUSH_CHAIN_DEEP_ROUND
             use_chains = self.use_push_chains and rounds >= self.push_chain_min_round
             entry_chunks, root_chunks, infos = [], [], []
             chain_work: list = []  # (push state, roots): walked by template in numba
