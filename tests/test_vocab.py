@@ -252,7 +252,7 @@ EXPECTED_STOPS = {
     "llama3": {"<|end_of_text|>", "<|eot_id|>"},
     "qwen2.5": {"<|im_end|>", "<|endoftext|>"},
     "qwen3": {"<|im_end|>", "<|endoftext|>"},
-    "deepseek-v3": {"<｜end▁of▁sentence｜>"},
+    "deepseek-v3": {"<｜end▁of▁sentence｜>", "<|EOT|>"},  # its vocabulary keeps DeepSeek-Coder's turn end
     "mistral": {"</s>"},
     "smollm2": {"<|im_end|>", "<|endoftext|>"},
     "gemma3": {"<eos>", "<end_of_turn>"},
@@ -316,6 +316,20 @@ def test_a_tokenizer_without_stop_tokens_warns_and_an_override_silences_it():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert Vocabulary.from_hf(bare, eos_token_ids=[4]).eos_token_ids == (4,)
+
+
+@pytest.mark.parametrize("stop", ["<end_of_document>", "<end_of_sentence>", "<|EOT|>"])
+def test_end_tokens_of_other_families_are_stop_tokens(stop):
+    """Bare tokenizer.json files of MiniMax (document and turn ends) and DeepSeek-Coder (<|EOT|>)
+    declare no EOS role; their end tokens are found by name, special tokens only."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    bare = Tokenizer(models.BPE(vocab={"a": 0, "b": 1, "ab": 2, "{": 3, "}": 4}, merges=[("a", "b")]))
+    bare.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bare.decoder = decoders.ByteLevel()
+    bare.add_special_tokens(["<pad>", stop])
+    vocab = Vocabulary.from_hf(bare)
+    assert vocab.eos_token_ids == (bare.token_to_id(stop),)
 
 
 def test_textual_stop_token_becomes_special(llama3_tokenizer):

@@ -67,6 +67,7 @@ def _gpt2_translate_table() -> dict[int, str]:
 _KNOWN_STOP_TOKENS = (
     "<|eot_id|>", "<|end_of_text|>", "<|eom_id|>", "<|im_end|>", "<|endoftext|>", "<|end|>",
     "<end_of_turn>", "<eos>", "</s>", "<｜end▁of▁sentence｜>", "<|return|>",
+    "<|EOT|>", "<end_of_sentence>", "<end_of_document>",  # DeepSeek-Coder; MiniMax's turn and document ends
 )
 
 
