@@ -1406,3 +1406,39 @@ def test_one_of_over_closed_maps_with_disjoint_key_languages_needs_no_negation()
     assert not res.report
     check(schema, [[{"2x": "a"}], [{"en": "a"}], [{"en-GB": "b", "fr": "c"}], [{"2x": "a", "en": "b"}], [{}],
                    [{"ref": "r"}], [{"ref": 1}], [{"1.5x": "a"}], [{"EN": "a"}]])
+
+
+SUITE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "json-schema-test-suite", "tests")
+
+
+@pytest.mark.parametrize("draft,uri", [("draft4", "http://json-schema.org/draft-04/schema#"),
+                                       ("draft6", "http://json-schema.org/draft-06/schema#")])
+def test_hostname_of_drafts_4_and_6_is_exact_and_later_drafts_report_it(llama3_tokenizer, llama3_vocab, draft, uri):
+    """Drafts 4 and 6 define `hostname` by RFC 1034 alone: every case of the Test Suite's hostname
+    file, the 253-character bound (with and below a maxLength), in every JSON serialization the
+    suite protocol uses. Draft 7 on admits Punycode A-labels judged by IDNA: reported, not guessed."""
+    import corral
+
+    def accepted(compiled, value) -> bool:
+        m = compiled.matcher()
+        for tok in llama3_tokenizer.encode(json.dumps(value), add_special_tokens=False):
+            bits = m.next_token_bits()
+            if not (int(bits[tok >> 5]) >> (tok & 31)) & 1 or not m.accept_token(tok):
+                return False
+        return m.is_accepting()
+
+    with open(os.path.join(SUITE, draft, "optional", "format", "hostname.json"), encoding="utf-8") as f:
+        groups = json.load(f)
+    for group in groups:
+        compiled = corral.compile_json_schema({**group["schema"], "$schema": uri}, llama3_vocab)
+        for case in group["tests"]:
+            assert accepted(compiled, case["data"]) == case["valid"], case["description"]
+    compiled = corral.compile_json_schema({"$schema": uri, "type": "string", "format": "hostname"}, llama3_vocab)
+    longest = ".".join(["a" * 63] * 3 + ["b" * 61])
+    assert len(longest) == 253 and accepted(compiled, longest) and not accepted(compiled, longest + "c")
+    assert not accepted(compiled, "a" * 64) and accepted(compiled, "a" * 63) and accepted(compiled, "1-2.x0")
+    bounded = corral.compile_json_schema({"$schema": uri, "format": "hostname", "maxLength": 5}, llama3_vocab)
+    assert accepted(bounded, "ab.cd") and not accepted(bounded, "ab.cde") and accepted(bounded, 7)
+    for later in ("http://json-schema.org/draft-07/schema#", "https://json-schema.org/draft/2020-12/schema"):
+        with pytest.raises(UnsupportedSchemaError, match="hostname"):
+            corral.compile_json_schema({"$schema": later, "format": "hostname"}, llama3_vocab)

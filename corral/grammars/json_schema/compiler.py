@@ -1163,8 +1163,14 @@ class Compiler:
             r = st.format_regex(f, self.opt.exact_leap_seconds)
             if r is not None:
                 sc = replace(sc, patterns=sc.patterns + (r,), raw_only=sc.raw_only or f in st.ASCII_FORMATS)
+            elif f == "hostname" and d <= 6:  # RFC 1034 without IDNA: a regular language
+                sc = replace(sc, patterns=sc.patterns + (st.hostname_rfc1034(),), raw_only=True,
+                             max_len=st.HOSTNAME_MAX_LENGTH if sc.max_len is None
+                             else min(sc.max_len, st.HOSTNAME_MAX_LENGTH))
             elif f in st.KNOWN_UNSUPPORTED_FORMATS:
-                self.unsupported(p, "format", f"format {f!r} is not compiled")
+                why = " (from draft 7 on it admits Punycode A-labels that must decode to valid IDNA)" \
+                    if f == "hostname" else ""
+                self.unsupported(p, "format", f"format {f!r} is not compiled{why}")
         c.str = sc
         # arrays
         a = ArrC(pointer=p)

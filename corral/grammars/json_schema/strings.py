@@ -380,6 +380,22 @@ def _format_table():
     }
 
 
+HOSTNAME_MAX_LENGTH = 253  # RFC 1034 3.1: 255 octets on the wire, so 253 characters without the root dot
+
+
+@lru_cache(maxsize=None)
+def hostname_rfc1034() -> rx.Regex:
+    """``hostname`` as drafts 4 and 6 define it: RFC 1034 section 3.1 (labels of letters, digits and
+    hyphens, 1-63 long, not beginning or ending with a hyphen; RFC 1123 lets them begin with a
+    digit), without a trailing dot; the caller adds the 253-character bound. From draft 7 on the
+    format also admits IDNA A-labels (``xn--``) only when their Punycode decodes to a valid U-label,
+    which no automaton decides: that stays unsupported."""
+    alnum = rx.chars([(0x30, 0x39), (0x41, 0x5A), (0x61, 0x7A)])
+    ldh = rx.chars([(0x2D, 0x2D), (0x30, 0x39), (0x41, 0x5A), (0x61, 0x7A)])
+    label = rx.seq(alnum, rx.repeat(rx.seq(rx.repeat(ldh, 0, 61), alnum), 0, 1))
+    return rx.seq(label, rx.star(rx.seq(_lit("."), label)))
+
+
 FORMATS = _format_table()
 # Formats every draft defines that we do not (yet) compile exactly: reported, never ignored.
 KNOWN_UNSUPPORTED_FORMATS = {
