@@ -39,39 +39,29 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
 
 # -------------------------------------------------------------------------------------- MaskBench
 def read_maskbench_dirs(dirs, common_only: bool = False) -> tuple[list[dict], dict[str, np.ndarray], dict]:
-    """Rows, TBM samples (µs) per engine and configs; an engine is taken from the last dir that has it.
+    """Rows, TBM samples (µs) per engine and configs. An engine found in several dirs takes the rows
+    of all of them (shards, a stopped run and its resumption with ``--skip-per-split``); a schema
+    found twice keeps the later dir's row.
 
     The TBM file of an engine holds its rows' samples in row order (``n_masks`` each), so rows can be
     filtered with their samples: ``common_only`` keeps the schemas every engine has a row for (to compare
     a partial run with complete ones); rows whose samples are missing (a killed run) are dropped.
     """
-    owner: dict[str, Path] = {}
+    owners: dict[str, list[Path]] = {}
     configs = {}
     for directory in map(Path, dirs):
         config = json.loads((directory / "config.json").read_text())
         configs[str(directory)] = config
         for engine in config["engines"]:
-            owner[engine] = directory
+            owners.setdefault(engine, []).append(directory)
     per_engine: dict[str, list[tuple[dict, np.ndarray]]] = {}
-    for engine, directory in owner.items():
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in engine)
-        path = directory / f"tbm-{safe}.f32"
-        samples = np.fromfile(path, dtype=np.float32) if path.exists() else np.zeros(0, np.float32)
-        entries, offset = [], 0
-        rows_path = directory / "schemas.jsonl"
-        lines = rows_path.read_text(encoding="utf-8").split("\n") if rows_path.exists() else []
-        for line in lines:
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            if row["engine"] != engine:
-                continue
-            end = offset + row["n_masks"]
-            if end > samples.size:  # the run was killed before these samples reached the disk
-                break
-            entries.append((row, samples[offset:end]))
-            offset = end
-        per_engine[engine] = entries
+    for engine, directories in owners.items():
+        by_schema: dict[tuple, tuple[dict, np.ndarray]] = {}
+        for directory in directories:
+            for row, samples in _engine_rows(directory, engine):
+                by_schema.pop((row["split"], row["id"]), None)  # seen in an earlier dir: the later row wins
+                by_schema[(row["split"], row["id"])] = (row, samples)
+        per_engine[engine] = list(by_schema.values())
     if common_only and per_engine:
         keys = None
         for entries in per_engine.values():
@@ -83,6 +73,28 @@ def read_maskbench_dirs(dirs, common_only: bool = False) -> tuple[list[dict], di
     tbm = {e: (np.concatenate([t for _, t in entries]) if entries else np.zeros(0, np.float32))
            for e, entries in per_engine.items()}
     return rows, tbm, configs
+
+
+def _engine_rows(directory: Path, engine: str) -> list[tuple[dict, np.ndarray]]:
+    """(row, its TBM samples) of one engine in one results dir, in row order."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in engine)
+    path = directory / f"tbm-{safe}.f32"
+    samples = np.fromfile(path, dtype=np.float32) if path.exists() else np.zeros(0, np.float32)
+    entries, offset = [], 0
+    rows_path = directory / "schemas.jsonl"
+    lines = rows_path.read_text(encoding="utf-8").split("\n") if rows_path.exists() else []
+    for line in lines:
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        if row["engine"] != engine:
+            continue
+        end = offset + row["n_masks"]
+        if end > samples.size:  # the run was killed before these samples reached the disk
+            break
+        entries.append((row, samples[offset:end]))
+        offset = end
+    return entries
 
 
 def summarize_maskbench(rows, tbm, configs) -> dict:

@@ -253,3 +253,23 @@ def test_testsuite_loader_reads_categories():
     categories = dict(load_draft(TEST_SUITE_DIR, "draft2020-12"))
     assert {"enum", "ref", "properties"} <= set(categories)
     assert all(isinstance(g["tests"], list) for g in categories["enum"])
+
+
+def test_report_merges_the_parts_of_one_engine_run(tmp_path):
+    """A stopped run and its resumption (or shards) are one engine's rows: all of them, and a
+    schema found in two dirs keeps the later dir's row with its own TBM samples."""
+    from bench.report import read_maskbench_dirs
+
+    def write(name, rows):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps({"engines": ["x"]}))
+        (d / "schemas.jsonl").write_text("".join(json.dumps({"engine": "x", **r}) + "\n" for r in rows))
+        np.concatenate([np.full(r["n_masks"], r["v"], np.float32) for r in rows]).tofile(d / "tbm-x.f32")
+        return d
+
+    first = write("a", [{"split": "S", "id": "1", "n_masks": 2, "v": 1.0}, {"split": "S", "id": "2", "n_masks": 1, "v": 2.0}])
+    second = write("b", [{"split": "S", "id": "2", "n_masks": 3, "v": 5.0}, {"split": "T", "id": "1", "n_masks": 1, "v": 7.0}])
+    rows, tbm, _ = read_maskbench_dirs([first, second])
+    assert sorted((r["split"], r["id"], r["v"]) for r in rows) == [("S", "1", 1.0), ("S", "2", 5.0), ("T", "1", 7.0)]
+    assert sorted(tbm["x"].tolist()) == [1.0, 1.0, 5.0, 5.0, 5.0, 7.0]
