@@ -331,3 +331,176 @@ def test_spelling_automata_are_shared_across_equal_regions():
     assert again is first
     fresh = spelling.quoted_automaton(copy)
     assert (fresh.table, fresh.classes, fresh.accepting) == (first.table, first.classes, first.accepting)
+
+
+# -- class slices: the class a DFA state repeats (email local parts, words, `^[a-z0-9-]+$`) ----------
+CLASS_REGEXES = [
+    r"[a-z0-9._%+-]{1,20}@[a-z0-9-]{1,15}(\.[a-z]{2,6}){1,2}",
+    r"[A-Z][a-z]{1,10}( [a-z]{1,10}){2,12}[.!?]",
+    r'"[a-z0-9-]{3,30}"',
+    r"[a-zA-Z_][a-zA-Z0-9_]*( [a-zA-Z_][a-zA-Z0-9_]*)*;",
+    r'"([a-z]+ )*[a-z]+"',
+    r"#[0-9a-fA-F]{6}|[a-z]{2,40}",
+]
+
+
+@pytest.mark.parametrize("cls, leading_space, max_len", [("[ab]", False, 7), ("[ab]", True, 7), ("[a-c]", True, 5)])
+def test_slice_safe_length_and_exactness_equal_enumeration(cls, leading_space, max_len):
+    """(L, exact) per kind against enumerating every slice string of each length (small classes)."""
+    from corral.masks.slices import slice_safe_length, slice_safe_length_exact_reference
+
+    language = rx.star(parse_regex(cls))
+    c_dfa = regex_to_dfa(rx.seq(rx.repeat(rx.literal(" "), 0, 1), language) if leading_space else language)
+    kinds = ((-1, 0x20), (0x20, -1)) if leading_space else ((-1, -1),)
+    outcomes = set()
+    patterns = [r"[ab]{0,4}( [ab]{1,3}){0,2}c", r"a{2,5}b?", r"( ?[abc]{1,3})+;", r"[ab]*", r"(ab)+ ?c", r"b|ba{1,6}"]
+    for pattern in patterns:
+        dfa = regex_to_dfa(parse_regex(pattern))
+        for q in range(dfa.n_states):
+            for only, never in kinds:
+                got = slice_safe_length(dfa.transitions, dfa.accepting, np.int32(q), c_dfa.transitions,
+                                        np.int32(max_len), np.int32(only), np.int32(never))
+                want = slice_safe_length_exact_reference(dfa.transitions, dfa.accepting, q, c_dfa.transitions,
+                                                         max_len, only, never)
+                assert (int(got[0]), bool(got[1])) == want, (pattern, q, only, never)
+                outcomes.add(want[1])
+    assert outcomes == {True, False}
+
+
+def test_repeatable_ascii_bytes_is_the_run_class():
+    from corral.masks.slices import repeatable_ascii_bytes
+
+    dfa = regex_to_dfa(parse_regex(CLASS_REGEXES[0]))
+    q = 0
+    for b in b"ab":
+        q = int(dfa.transitions[q, b])
+    got = bytes(np.flatnonzero(repeatable_ascii_bytes(dfa.transitions, np.int32(q))).tolist())
+    assert got == bytes(sorted(b"abcdefghijklmnopqrstuvwxyz0123456789._%+-"))  # not the one-off '@'
+    dfa = regex_to_dfa(parse_regex(CLASS_REGEXES[1]))
+    q = 0
+    for b in b"Ab":
+        q = int(dfa.transitions[q, b])
+    assert bytes(np.flatnonzero(repeatable_ascii_bytes(dfa.transitions, np.int32(q))).tolist()) == b"abcdefghijklmnopqrstuvwxyz"
+
+
+@pytest.mark.parametrize("leading_space", [False, True])
+def test_class_slice_tokens_kinds_and_lengths_equal_brute_force(llama3_vocab, leading_space):
+    from corral.masks.slices import class_slices
+
+    byte_class = np.zeros(256, dtype=np.bool_)
+    byte_class[list(b"abcdefghijklmnopqrstuvwxyz")] = True
+    sl = class_slices(llama3_vocab).get(byte_class, leading_space)
+    pattern = re.compile(rb" ?[a-z]*" if leading_space else rb"[a-z]+")  # a lone space is in ` ?C*`
+    in_trie = set(llama3_vocab.trie.tok_ids.tolist())
+    by_kind = [dict(), dict()]
+    for t in range(llama3_vocab.size):
+        data = llama3_vocab.token_bytes(t)
+        if t in in_trie and data and pattern.fullmatch(data):
+            by_kind[int(data[:1] == b" ")][t] = len(data)
+    assert sl.n_kinds == (2 if leading_space else 1) and not (not leading_space and by_kind[1])
+    kinds = sl.n_kinds
+    for lengths in ([1] * kinds, [4] * kinds, [9, 3][:kinds], [sl.max_len] * kinds, [0, 7][:kinds]):
+        unpacked = np.unpackbits(sl.bits_for(lengths).view(np.uint8), bitorder="little")
+        got = np.flatnonzero(unpacked[:llama3_vocab.size])
+        want = sorted(t for k in range(sl.n_kinds) for t, n in by_kind[k].items() if n <= lengths[k])
+        assert got.tolist() == want
+        assert sl.covered(lengths) == len(want)
+    trie = llama3_vocab.trie
+    for node in np.random.default_rng(3).choice(trie.num_nodes, 300, replace=False).tolist():
+        start, stop = int(trie.node_tok_start[node]), int(trie.node_tok_end[trie.node_skip[node] - 1])
+        below = [int(t) for t in trie.tok_ids[start:stop]]
+        full = node != 0 and all(t in by_kind[0] or t in by_kind[1] for t in below)
+        assert bool(sl.node_full[node]) == full
+        if full:
+            assert sl.skip_len[node] == max(len(llama3_vocab.token_bytes(t)) for t in below)
+
+
+@pytest.mark.parametrize("which", range(len(CLASS_REGEXES)))
+def test_class_slice_walks_equal_the_plain_walk(llama3_vocab, which):
+    """From states along sampled members (each a new counted state) and random states: the walk
+    with the chosen class slice (its tokens up to each kind's safe length, all-slice subtrees
+    skipped) marks the same tokens and reports the same boundary nodes as the plain walk."""
+    from corral.masks.slices import class_slices
+    from corral.masks.trie_walk import walk_trie_with_dfa_slice
+
+    dfa = regex_to_dfa(parse_regex(CLASS_REGEXES[which]))
+    trie = llama3_vocab.trie
+    rnd = random.Random(which)
+    states = set(rnd.sample(range(dfa.n_states), min(dfa.n_states, 12)))
+    for _ in range(3):
+        q = 0
+        for b in sample_regex(parse_regex(CLASS_REGEXES[which]), rnd).encode():
+            q = int(dfa.transitions[q, b])
+            states.add(q)
+    chosen = 0
+    for q in sorted(states):
+        choice = class_slices(llama3_vocab).choose(dfa.transitions, dfa.accepting, q, 2)
+        if choice is None:
+            continue
+        chosen += 1
+        sl, lengths = choice
+        plain = np.zeros(sl._n_words, dtype=np.uint32)
+        plain_bounds = walk_trie_with_dfa(*trie.arrays(), dfa.transitions, dfa.accepting, q, 0, plain)
+        bits = sl.bits_for([n for n, _ in lengths])
+        bounds = walk_trie_with_dfa_slice(*trie.arrays(), dfa.transitions, dfa.accepting, q, 0, bits,
+                                          sl.skip_len, sl.skip_upto(lengths))
+        assert np.array_equal(plain, bits), (which, q, lengths)
+        assert np.array_equal(plain_bounds, bounds), (which, q)
+    assert chosen > 0 or which == 3  # identifiers end a lexeme at every byte: no slice is safe
+
+
+@pytest.mark.parametrize("which", range(len(CLASS_REGEXES)))
+def test_masks_with_and_without_class_slices_are_equal(llama3_tokenizer, llama3_vocab, which):
+    import corral
+    from corral.masks.matcher import CompiledGrammar
+
+    base = corral.compile_regex(CLASS_REGEXES[which], llama3_vocab)
+    for use in (True, False):  # each from empty per-vocabulary walk caches
+        llama3_vocab.cache.pop("corral.root_walks", None)
+        llama3_vocab.cache.pop("corral.sub_walks", None)
+        g = CompiledGrammar(base.grammar, llama3_vocab)
+        g.use_class_slices = use
+        masks = []
+        for text in [sample_regex(parse_regex(CLASS_REGEXES[which]), random.Random(7 * k + which)) for k in range(3)]:
+            m = g.matcher()
+            for t in llama3_tokenizer.encode(text, add_special_tokens=False):
+                masks.append(m.next_token_bits().copy())
+                assert m.accept_token(t)
+            assert m.is_accepting()
+        if use:
+            with_slices = masks
+    llama3_vocab.cache.pop("corral.root_walks", None)
+    assert len(masks) == len(with_slices) and all(np.array_equal(a, b) for a, b in zip(masks, with_slices))
+
+
+@pytest.mark.parametrize("vocab_name", ["mistral", "qwen"])
+def test_class_slice_walks_equal_the_plain_walk_on_other_tokenizers(request, vocab_name):
+    """The same on SentencePiece (byte fallback, `▁` spaces) and Qwen2.5's 151k byte-level BPE."""
+    from corral.masks.slices import class_slices
+    from corral.masks.trie_walk import walk_trie_with_dfa_slice
+
+    vocab = request.getfixturevalue(f"{vocab_name}_vocab")
+    trie = vocab.trie
+    chosen = 0
+    for which in (0, 1, 4):
+        dfa = regex_to_dfa(parse_regex(CLASS_REGEXES[which]))
+        rnd = random.Random(which)
+        states = set()
+        for _ in range(3):
+            q = 0
+            for b in sample_regex(parse_regex(CLASS_REGEXES[which]), rnd).encode():
+                q = int(dfa.transitions[q, b])
+                states.add(q)
+        for q in sorted(states):
+            choice = class_slices(vocab).choose(dfa.transitions, dfa.accepting, q, 2)
+            if choice is None:
+                continue
+            chosen += 1
+            sl, lengths = choice
+            plain = np.zeros(sl._n_words, dtype=np.uint32)
+            plain_bounds = walk_trie_with_dfa(*trie.arrays(), dfa.transitions, dfa.accepting, q, 0, plain)
+            bits = sl.bits_for([n for n, _ in lengths])
+            bounds = walk_trie_with_dfa_slice(*trie.arrays(), dfa.transitions, dfa.accepting, q, 0, bits,
+                                              sl.skip_len, sl.skip_upto(lengths))
+            assert np.array_equal(plain, bits) and np.array_equal(plain_bounds, bounds), (vocab_name, which, q)
+    assert chosen > 0

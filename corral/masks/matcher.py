@@ -24,8 +24,8 @@ from corral.grammars.ir import Grammar
 from corral.masks.mask_walk import (first_byte_index, run_bounds, sorted_difference_and_union, subtree_node_count,
                                      unique_roots_and_subtree_size, walk_push_chains, walk_subtries_by_first_byte,
                                      walk_subtries_groups)
-from corral.masks.slices import string_slice
-from corral.masks.trie_walk import walk_trie_with_dfa_skipping
+from corral.masks.slices import class_slices, string_slice
+from corral.masks.trie_walk import walk_trie_with_dfa_slice
 from corral.masks.unique import UniqueArrays
 
 MASK_MEMO_SIZE = 2048  # masks kept per compiled grammar (16 KB each for a 128k vocabulary)
@@ -35,6 +35,7 @@ SUB_WALK_CACHE_SIZE = 4096  # big sub-walks kept per vocabulary (sparse: the non
 BIG_SUB_WALK_NODES = 4096  # trie nodes under a sub-walk's roots from which it is memoized
 MAX_FORCED = 256
 _NO_SKIP = np.zeros(0, dtype=np.int32)
+_NO_SKIP_UPTO = np.zeros(256, dtype=np.int32)
 PUSH_CHAIN_MIN_ROUND = 6  # worklist round of a mask from which push states are walked as chains
 PUSH_CHAIN_DEEP_ROUND = 2  # ... from which, once a mask of the grammar has reached the round above
 MIN_SLICE_LENGTH = 2  # slice strings of at least this many bytes stay inside the terminal: use the slice
@@ -151,6 +152,7 @@ class CompiledGrammar:
         self._packed_branches: dict[tuple, np.ndarray] = {}
         # push-chain templates (see _template and mask_walk.walk_push_chains)
         self.use_push_chains = True
+        self.use_class_slices = True  # (tests compare masks with and without them)
         self.push_chain_min_round = PUSH_CHAIN_MIN_ROUND
         self._template_lock = threading.Lock()
         self._template_ids: dict[tuple, int] = {}
@@ -193,13 +195,19 @@ class CompiledGrammar:
                 sl = self._slice = string_slice(self.vocab)
             # (inside a string whose remaining length is bounded, the slice's tokens up to that
             # many bytes: each position of a `maxLength: 40` string is a new DFA state)
-            safe_len = sl.safe_length(dfa.transitions, dfa.accepting, q)
-            if safe_len >= MIN_SLICE_LENGTH:
-                bits, skip = sl.bits_upto(safe_len).copy(), sl.skip_len
+            lengths = sl.safe_lengths(dfa.transitions, dfa.accepting, q)
+            if lengths[0][0] < MIN_SLICE_LENGTH and self.use_class_slices:
+                # else the slice of the class the state repeats (`[a-z]{1,10}`, `^[a-z0-9-]+$`)
+                chosen = class_slices(self.vocab).choose(dfa.transitions, dfa.accepting, q, MIN_SLICE_LENGTH)
+                if chosen is not None:
+                    sl, lengths = chosen
+            if max(n for n, _ in lengths) >= MIN_SLICE_LENGTH:
+                # (exact kinds: their longer tokens all die, so every all-slice subtree is decided)
+                bits, skip, upto = sl.bits_for([n for n, _ in lengths]), sl.skip_len, sl.skip_upto(lengths)
             else:
-                bits, skip = np.zeros(self._n_words, dtype=np.uint32), _NO_SKIP
-            bounds = walk_trie_with_dfa_skipping(*self._trie_args, dfa.transitions, dfa.accepting, q, 0, bits,
-                                                 skip, safe_len)[:, 0].copy()
+                bits, skip, upto = np.zeros(self._n_words, dtype=np.uint32), _NO_SKIP, _NO_SKIP_UPTO
+            bounds = walk_trie_with_dfa_slice(*self._trie_args, dfa.transitions, dfa.accepting, q, 0, bits,
+                                              skip, upto)[:, 0].copy()
             hit = (dfa, bits, bounds)  # the DFA is kept so its id() cannot be reused while cached
             with self._root_walks_lock:
                 self._root_walks[key] = hit
@@ -648,6 +656,11 @@ def warm_up_mask_kernels(vocab) -> None:
 
     for text in ('start: x\nx: "-" x | "a"\n', 'start: "a" /[a-z]+[0-9]{2}/\n'):
         CompiledGrammar(lark_to_grammar(text), vocab).matcher().next_token_bits()
+    # a word, then a word or a space: the class slices of `[a-z]` and ` ?[a-z]` (built once per vocabulary)
+    words = CompiledGrammar(lark_to_grammar('start: /[a-z]{1,8}( [a-z]{1,8})+[.]/\n'), vocab).matcher()
+    words.next_token_bits()
+    if words.accept_string("ab"):
+        words.next_token_bits()
 
 
 def _write_row(bitmask: torch.Tensor, index: int, bits: np.ndarray) -> None:

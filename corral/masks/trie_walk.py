@@ -15,8 +15,8 @@ import time
 import numpy as np
 from numba import njit
 
-__all__ = ["walk_trie_with_dfa", "walk_trie_with_dfa_skipping", "walk_trie_with_dfa_reference", "walk_vocab_trie", "bits_to_token_ids",
-           "EXAMPLE_DFAS"]
+__all__ = ["walk_trie_with_dfa", "walk_trie_with_dfa_skipping", "walk_trie_with_dfa_slice", "walk_trie_with_dfa_reference",
+           "walk_vocab_trie", "bits_to_token_ids", "EXAMPLE_DFAS"]
 
 
 @njit(cache=True, nogil=True)
@@ -38,7 +38,18 @@ def walk_trie_with_dfa_skipping(node_byte, node_depth, node_skip, node_tok_start
                                 transitions, accepting, start_state, root_node, out_bits,
                                 skip_len, skip_upto):  # pragma: no cover - numba
     """``walk_trie_with_dfa`` that does not enter the nodes with ``skip_len[i] <= skip_upto`` (an
-    empty ``skip_len``: none): the caller has already decided their tokens (``corral.masks.slices``).
+    empty ``skip_len``: none): the caller has already decided their tokens (``corral.masks.slices``)."""
+    return walk_trie_with_dfa_slice(node_byte, node_depth, node_skip, node_tok_start, node_tok_end, tok_ids,
+                                    transitions, accepting, start_state, root_node, out_bits, skip_len,
+                                    np.full(256, skip_upto, np.int32))
+
+
+@njit(cache=True, nogil=True)
+def walk_trie_with_dfa_slice(node_byte, node_depth, node_skip, node_tok_start, node_tok_end, tok_ids,
+                             transitions, accepting, start_state, root_node, out_bits,
+                             skip_len, skip_upto_by_first_byte):  # pragma: no cover - numba
+    """``walk_trie_with_dfa_skipping`` with the bound chosen by the first byte below ``root_node``
+    (a slice's tokens led by a space and the others reach different lengths).
     Iterative: ``state_at[d]`` is the DFA state after the node at relative depth d of the current path.
     """
     skipping = skip_len.shape[0] > 0
@@ -52,12 +63,16 @@ def walk_trie_with_dfa_skipping(node_byte, node_depth, node_skip, node_tok_start
     boundary_state = np.empty(subtree, np.int32)
     state_at[0] = start_state
     n_found = 0
+    skip_upto = skip_upto_by_first_byte[0]
     i = root_node + 1
     while i < end:
-        if skipping and skip_len[i] <= skip_upto:
-            i = node_skip[i]
-            continue
         rel = node_depth[i] - base_depth
+        if skipping:
+            if rel == 1:
+                skip_upto = skip_upto_by_first_byte[node_byte[i]]
+            if skip_len[i] <= skip_upto:
+                i = node_skip[i]
+                continue
         state = transitions[state_at[rel - 1], node_byte[i]]
         if state < 0:
             i = node_skip[i]  # dead byte: prune the whole subtree
