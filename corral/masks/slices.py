@@ -401,6 +401,7 @@ def slice_safe_reference(transitions, accepting, state, c_transitions, c_accepti
 
 CLASS_SLICES_PER_VOCAB = 12  # ~1.5 MB each on Llama-3; least recently used dropped
 MIN_CLASS_SLICE_NODES = 16384  # trie nodes under the class's first bytes: below, a plain walk is cheap
+MAX_CLASS_RUN = 4  # bytes a class must be safe for before its slice is built (the walk needs 2)
 
 
 class ClassSlices:
@@ -437,6 +438,13 @@ class ClassSlices:
             return None
         best, best_score = None, 0
         for leading_space in ((True, False) if spaced else (False,)):
+            # safe lengths on the class's own two-state automaton first: slices are built only
+            # where one is safe (an identifier ends a lexeme after each byte: none ever is)
+            c_transitions = _class_automaton(byte_class, leading_space)
+            kinds = ((-1, 0x20), (0x20, -1)) if leading_space else ((-1, -1),)
+            if all(slice_safe_length(transitions, accepting, np.int32(state), c_transitions, np.int32(MAX_CLASS_RUN),
+                                     np.int32(only), np.int32(never))[0] < min_length for only, never in kinds):
+                continue
             sl = self.get(byte_class, leading_space)
             lengths = sl.safe_lengths(transitions, accepting, state)
             if max(n for n, _ in lengths) < min_length:
@@ -447,6 +455,17 @@ class ClassSlices:
             if score > best_score:
                 best, best_score = (sl, lengths), score
         return best
+
+
+def _class_automaton(byte_class: np.ndarray, leading_space: bool) -> np.ndarray:
+    """int32[S, 256] of `C*` (one state) or ` ?C*` (start, after the space, in the run): the
+    language a class slice is built from, without building it."""
+    table = np.full((3 if leading_space else 1, 256), -1, dtype=np.int32)
+    run = 2 if leading_space else 0
+    table[:, byte_class] = run
+    if leading_space:
+        table[0, 0x20] = 1
+    return table
 
 
 def class_slices(vocab) -> ClassSlices:
