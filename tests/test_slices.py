@@ -340,7 +340,7 @@ CLASS_REGEXES = [
     r'"[a-z0-9-]{3,30}"',
     r"[a-zA-Z_][a-zA-Z0-9_]*( [a-zA-Z_][a-zA-Z0-9_]*)*;",
     r'"([a-z]+ )*[a-z]+"',
-    r"#[0-9a-fA-F]{6}|[a-z]{2,40}",
+    r'#[0-9a-fA-F]{6}|"[a-z]{2,40}"',
 ]
 
 
@@ -434,13 +434,13 @@ def test_class_slice_walks_equal_the_plain_walk(llama3_vocab, which):
             states.add(q)
     chosen = 0
     for q in sorted(states):
+        plain = np.zeros((llama3_vocab.size + 31) // 32, dtype=np.uint32)
+        plain_bounds = walk_trie_with_dfa(*trie.arrays(), dfa.transitions, dfa.accepting, q, 0, plain)
         choice = class_slices(llama3_vocab).choose(dfa.transitions, dfa.accepting, q, 2)
         if choice is None:
             continue
         chosen += 1
         sl, lengths = choice
-        plain = np.zeros(sl._n_words, dtype=np.uint32)
-        plain_bounds = walk_trie_with_dfa(*trie.arrays(), dfa.transitions, dfa.accepting, q, 0, plain)
         bits = sl.bits_for([n for n, _ in lengths])
         bounds = walk_trie_with_dfa_slice(*trie.arrays(), dfa.transitions, dfa.accepting, q, 0, bits,
                                           sl.skip_len, sl.skip_upto(lengths))
@@ -492,13 +492,13 @@ def test_class_slice_walks_equal_the_plain_walk_on_other_tokenizers(request, voc
                 q = int(dfa.transitions[q, b])
                 states.add(q)
         for q in sorted(states):
+            plain = np.zeros((vocab.size + 31) // 32, dtype=np.uint32)
+            plain_bounds = walk_trie_with_dfa(*trie.arrays(), dfa.transitions, dfa.accepting, q, 0, plain)
             choice = class_slices(vocab).choose(dfa.transitions, dfa.accepting, q, 2)
             if choice is None:
                 continue
             chosen += 1
             sl, lengths = choice
-            plain = np.zeros(sl._n_words, dtype=np.uint32)
-            plain_bounds = walk_trie_with_dfa(*trie.arrays(), dfa.transitions, dfa.accepting, q, 0, plain)
             bits = sl.bits_for([n for n, _ in lengths])
             bounds = walk_trie_with_dfa_slice(*trie.arrays(), dfa.transitions, dfa.accepting, q, 0, bits,
                                               sl.skip_len, sl.skip_upto(lengths))

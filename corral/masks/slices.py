@@ -111,6 +111,7 @@ class TokenSlice:
 
 
 NEVER_SKIP = np.iinfo(np.int32).max
+EXACT_FRONTIER = 16  # pairs per level past which slice_safe_length gives up on exactness
 
 
 @njit(cache=True, nogil=True)
@@ -132,23 +133,32 @@ def _slice_tables(node_byte, node_depth, node_skip, node_tok_start, node_tok_end
     state_at[0] = 0
     entry_kind = np.full(n_entries, -1, np.int8)
     per_length = np.zeros((n_kinds, max_depth + 1), np.int64)
+    visited = np.empty(n, np.int32)  # the nodes whose bytes stay in the slice language, in pre-order
+    n_visited = 0
     kind = 0
-    for i in range(1, n):
+    i = 1
+    while i < n:  # pruned at the first byte that leaves the language: no token below is a slice token
         d = node_depth[i]
         if d == 1:
             kind = 1 if node_byte[i] == kind1_first_byte else 0
-        parent = state_at[d - 1]
-        st = c_transitions[parent, node_byte[i]] if parent >= 0 else -1
+        st = c_transitions[state_at[d - 1], node_byte[i]]
+        if st < 0:
+            i = node_skip[i]
+            continue
         state_at[d] = st
-        if st >= 0 and c_accepting[st]:
+        visited[n_visited] = i
+        n_visited += 1
+        if c_accepting[st]:
             for k in range(node_tok_start[i], node_tok_end[i]):
                 entry_kind[k] = kind
                 per_length[kind, d] += 1
+        i += 1
     others_before = np.zeros(n_entries + 1, np.int64)
     for k in range(n_entries):
         others_before[k + 1] = others_before[k] + (1 if entry_kind[k] < 0 else 0)
     skip_len = np.full(n, NEVER_SKIP, np.int32)
-    for i in range(1, n):
+    for v in range(n_visited):  # (a node off the language holds only other tokens)
+        i = visited[v]
         after = node_tok_start[node_skip[i]] if node_skip[i] < n else n_entries
         if others_before[after] - others_before[node_tok_start[i]] == 0:
             skip_len[i] = longest[i]
@@ -170,7 +180,8 @@ def _slice_tables(node_byte, node_depth, node_skip, node_tok_start, node_tok_end
         for d in range(1, max_len + 1):
             fill[k, d] = kind_start[k] + count_upto[k, d - 1]
     ids = np.empty(kind_start[n_kinds], np.int32)
-    for i in range(1, n):
+    for v in range(n_visited):
+        i = visited[v]
         for k in range(node_tok_start[i], node_tok_end[i]):
             kd = entry_kind[k]
             if kd >= 0:
@@ -188,6 +199,43 @@ def _bits_of(ids, starts, ends, n_words):  # pragma: no cover - numba
             t = ids[j]
             out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
     return out
+
+
+@njit(cache=True, nogil=True)
+def _class_token_counts(node_byte, node_depth, node_skip, node_tok_start, node_tok_end,
+                        byte_class):  # pragma: no cover - numba
+    """(tokens in `C+`, tokens in ` C+`): a walk pruned at the first byte outside the class."""
+    n = node_byte.shape[0]
+    led_by_space = False
+    n_plain = 0
+    n_spaced = 0
+    i = 1
+    while i < n:
+        d = node_depth[i]
+        b = node_byte[i]
+        if d == 1:
+            led_by_space = b == 0x20 and not byte_class[0x20]
+            if not (byte_class[b] or led_by_space):
+                i = node_skip[i]
+                continue
+        elif not byte_class[b]:
+            i = node_skip[i]
+            continue
+        if not (led_by_space and d == 1):
+            if led_by_space:
+                n_spaced += node_tok_end[i] - node_tok_start[i]
+            else:
+                n_plain += node_tok_end[i] - node_tok_start[i]
+        i += 1
+    return n_plain, n_spaced
+
+
+@njit(cache=True, nogil=True)
+def _loops_on(transitions, state, byte_class):  # pragma: no cover - numba
+    for b in range(256):
+        if byte_class[b] and transitions[state, b] != state:
+            return False
+    return True
 
 
 @njit(cache=True, nogil=True)
@@ -282,20 +330,56 @@ def slice_safe_length(transitions, accepting, state, c_transitions, max_len, fir
     """(L, exact): L is the largest length <= ``max_len`` such that every string of the slice DFA's
     language of 1..L bytes, read from ``state``, keeps the DFA alive and passes no accepting state;
     ``exact``: every slice string of L+1 bytes kills the DFA (so no longer slice token is allowed
-    either: the slice languages are prefix-closed), or L = max_len. Level by level over the
-    (DFA state, slice state) pairs reachable by strings of exactly d bytes. Only the strings whose
-    first byte is ``first_only`` (when >= 0) and not ``first_never`` count (one kind of a slice)."""
+    either: the slice languages are prefix-closed), or L = max_len. Only the strings whose first
+    byte is ``first_only`` (when >= 0) and not ``first_never`` count (one kind of a slice).
+
+    L by breadth-first search over (DFA state, slice state) pairs, each expanded once at its
+    smallest depth (the first failing byte is found from a pair at the smallest depth d where one
+    exists, so L = d). Exactness needs the pairs reached by strings of exactly L bytes: level by
+    level, given up (not exact) past ``EXACT_FRONTIER`` pairs a level, as in strings of multi-byte
+    characters whose frontier spans many character counts (there a level search is quadratic)."""
     n_q = transitions.shape[0]
     n_c = c_transitions.shape[0]
-    level_of = np.full(n_q * n_c, -1, np.int32)
-    frontier = np.empty(n_q * n_c, np.int64)
-    nxt = np.empty(n_q * n_c, np.int64)
+    seen = np.zeros(n_q * n_c, np.bool_)
+    queue = np.empty(n_q * n_c, np.int64)
+    depth = np.empty(n_q * n_c, np.int32)
+    head = 0
+    tail = 1
+    queue[0] = state * n_c
+    depth[0] = 0
+    seen[state * n_c] = True
+    length = max_len
+    while head < tail and length == max_len:
+        pair = queue[head]
+        d = depth[head]
+        head += 1
+        if d >= max_len:
+            continue
+        q = pair // n_c
+        c = pair % n_c
+        for b in range(256):
+            c2 = c_transitions[c, b]
+            if c2 < 0 or (d == 0 and ((first_only >= 0 and b != first_only) or b == first_never)):
+                continue
+            q2 = transitions[q, b]
+            if q2 < 0 or accepting[q2]:
+                length = d
+                break
+            nxt = q2 * n_c + c2
+            if not seen[nxt]:
+                seen[nxt] = True
+                queue[tail] = nxt
+                depth[tail] = d + 1
+                tail += 1
+    if length == max_len:
+        return max_len, True
+    # the frontier at exactly `length` bytes, then whether every byte from it kills the DFA
+    frontier = np.empty(EXACT_FRONTIER, np.int64)
+    nxt_front = np.empty(EXACT_FRONTIER, np.int64)
     frontier[0] = state * n_c
     n_front = 1
-    for d in range(max_len):
+    for d in range(length + 1):
         n_next = 0
-        failed = False
-        all_dead = True
         for f in range(n_front):
             q = frontier[f] // n_c
             c = frontier[f] % n_c
@@ -304,25 +388,24 @@ def slice_safe_length(transitions, accepting, state, c_transitions, max_len, fir
                 if c2 < 0 or (d == 0 and ((first_only >= 0 and b != first_only) or b == first_never)):
                     continue
                 q2 = transitions[q, b]
-                if q2 < 0:
-                    failed = True
-                    continue
-                all_dead = False
-                if accepting[q2]:
-                    failed = True
+                if d == length:
+                    if q2 >= 0:
+                        return length, False
                     continue
                 pair = q2 * n_c + c2
-                if level_of[pair] != d:
-                    level_of[pair] = d
-                    nxt[n_next] = pair
+                known = False
+                for j in range(n_next):
+                    if nxt_front[j] == pair:
+                        known = True
+                        break
+                if not known:
+                    if n_next == EXACT_FRONTIER:
+                        return length, False
+                    nxt_front[n_next] = pair
                     n_next += 1
-        if failed:
-            return d, all_dead
-        if n_next == 0:
-            return max_len, True
-        frontier, nxt = nxt, frontier
+        frontier, nxt_front = nxt_front, frontier
         n_front = n_next
-    return max_len, True
+    return length, True
 
 
 def slice_safe_length_reference(transitions, accepting, state, c_transitions, max_len) -> int:
@@ -400,7 +483,7 @@ def slice_safe_reference(transitions, accepting, state, c_transitions, c_accepti
 # vocabulary, lets the walk skip those subtrees (0.4 ms -> 45 us on the e-mail's local part).
 
 CLASS_SLICES_PER_VOCAB = 12  # ~1.5 MB each on Llama-3; least recently used dropped
-MIN_CLASS_SLICE_NODES = 16384  # trie nodes under the class's first bytes: below, a plain walk is cheap
+MIN_CLASS_SLICE_TOKENS = 8192  # tokens in the class (with the leading space where taken): a walk ~40 us+
 MAX_CLASS_RUN = 4  # bytes a class must be safe for before its slice is built (the walk needs 2)
 
 
@@ -409,18 +492,25 @@ class ClassSlices:
 
     def __init__(self, vocab):
         self.vocab = vocab
-        trie = vocab.trie
-        depth1 = np.flatnonzero(trie.node_depth == 1)
-        self.nodes_by_first_byte = np.zeros(256, dtype=np.int64)
-        self.nodes_by_first_byte[trie.node_byte[depth1]] = trie.node_skip[depth1] - depth1
         self._slices: "dict[tuple[bytes, bool], TokenSlice]" = {}
+        self._counts: dict[bytes, tuple[int, int]] = {}  # per class: tokens in `C+`, in ` C+`
         self._lock = threading.Lock()
 
-    def get(self, byte_class: np.ndarray, leading_space: bool) -> TokenSlice:
+    def _class_tokens(self, byte_class: np.ndarray, key: bytes) -> tuple[int, int]:
+        got = self._counts.get(key)
+        if got is None:
+            trie = self.vocab.trie
+            got = self._counts[key] = _class_token_counts(trie.node_byte, trie.node_depth, trie.node_skip,
+                                                          trie.node_tok_start, trie.node_tok_end, byte_class)
+        return got
+
+    def get(self, byte_class: np.ndarray, leading_space: bool, build: bool = True) -> "TokenSlice | None":
         key = (np.packbits(byte_class).tobytes(), leading_space)
         with self._lock:
             got = self._slices.pop(key, None)
             if got is None:
+                if not build:
+                    return None
                 ranges = [(int(b), int(b)) for b in np.flatnonzero(byte_class)]
                 got = TokenSlice(self.vocab, rx.chars(ranges), leading_space)
             self._slices[key] = got  # most recently used last
@@ -429,12 +519,20 @@ class ClassSlices:
         return got
 
     def choose(self, transitions: np.ndarray, accepting: np.ndarray, state: int, min_length: int):
-        """(slice, its ``safe_lengths``) covering the most tokens from ``state``, or None where no class
-        slice is worth it (few trie nodes start with the class) or none is safe ``min_length`` bytes."""
+        """(slice, its ``safe_lengths``) covering the most tokens from ``state``, or None where the
+        class has few tokens or no slice is safe ``min_length`` bytes."""
         byte_class = repeatable_ascii_bytes(transitions, np.int32(state))
         spaced = not byte_class[0x20] and transitions[state, 0x20] >= 0
-        nodes = int(self.nodes_by_first_byte[byte_class].sum()) + (int(self.nodes_by_first_byte[0x20]) if spaced else 0)
-        if not byte_class.any() or nodes < MIN_CLASS_SLICE_NODES:
+        # worth a slice where the class's tokens are many: a walk among few (`[0-9]{3}`, the hex
+        # digits of `\\uXXXX`) was cheap, and a ~4 ms build is not
+        key = np.packbits(byte_class).tobytes()
+        # a state that loops on its class (`[^']*`) is walked once whatever it costs: slices are
+        # built for counted runs, whose every position is a new state, and used by both
+        loops = _loops_on(transitions, np.int32(state), byte_class)
+        if loops and (key, False) not in self._slices and (key, True) not in self._slices:
+            return None
+        n_plain, n_spaced = self._class_tokens(byte_class, key)
+        if n_plain + (n_spaced if spaced else 0) < MIN_CLASS_SLICE_TOKENS:
             return None
         best, best_score = None, 0
         for leading_space in ((True, False) if spaced else (False,)):
@@ -445,7 +543,9 @@ class ClassSlices:
             if all(slice_safe_length(transitions, accepting, np.int32(state), c_transitions, np.int32(MAX_CLASS_RUN),
                                      np.int32(only), np.int32(never))[0] < min_length for only, never in kinds):
                 continue
-            sl = self.get(byte_class, leading_space)
+            sl = self.get(byte_class, leading_space, build=not loops)
+            if sl is None:
+                continue
             lengths = sl.safe_lengths(transitions, accepting, state)
             if max(n for n, _ in lengths) < min_length:
                 continue
