@@ -504,3 +504,41 @@ def test_class_slice_walks_equal_the_plain_walk_on_other_tokenizers(request, voc
                                               sl.skip_len, sl.skip_upto(lengths))
             assert np.array_equal(plain, bits) and np.array_equal(plain_bounds, bounds), (vocab_name, which, q)
     assert chosen > 0
+
+
+@pytest.mark.parametrize("which", range(len(CLASS_REGEXES)))
+def test_packed_root_walk_equals_the_slice_walk(llama3_vocab, which):
+    """The matcher's root-walk kernel (byte and depth packed in one word, single tokens without
+    their range) against ``walk_trie_with_dfa_slice``, with and without a class slice."""
+    from corral.masks.slices import class_slices
+    from corral.masks.trie_walk import packed_walk_arrays, walk_trie_packed, walk_trie_with_dfa_slice
+
+    trie = llama3_vocab.trie
+    info, tok = packed_walk_arrays(trie)
+    dfa = regex_to_dfa(parse_regex(CLASS_REGEXES[which]))
+    no_skip, no_upto = np.zeros(0, dtype=np.int32), np.zeros(256, dtype=np.int32)
+    for q in random.Random(which).sample(range(dfa.n_states), min(dfa.n_states, 10)):
+        runs = [(np.zeros((llama3_vocab.size + 31) // 32, dtype=np.uint32), no_skip, no_upto)]
+        choice = class_slices(llama3_vocab).choose(dfa.transitions, dfa.accepting, q, 2)
+        if choice is not None:
+            sl, lengths = choice
+            runs.append((sl.bits_for([n for n, _ in lengths]), sl.skip_len, sl.skip_upto(lengths)))
+        for bits, skip, upto in runs:
+            want_bits = bits.copy()
+            want = walk_trie_with_dfa_slice(*trie.arrays(), dfa.transitions, dfa.accepting, q, 0, want_bits, skip, upto)
+            got = walk_trie_packed(info, trie.node_skip, tok, trie.node_tok_start, trie.node_tok_end, trie.tok_ids,
+                                   dfa.transitions, dfa.accepting, q, 0, bits, skip, upto)
+            assert np.array_equal(bits, want_bits) and np.array_equal(got, want[:, 0]), (which, q)
+
+
+def test_packed_walk_arrays_mark_tokens_sharing_bytes():
+    """Several ids with the same bytes (added tokens spelling a merge) take the range path (-2)."""
+    from types import SimpleNamespace
+
+    from corral.masks.trie_walk import packed_walk_arrays
+
+    trie = SimpleNamespace(node_byte=np.array([0, 97, 98], dtype=np.uint8), node_depth=np.array([0, 1, 2], dtype=np.int32),
+                           node_tok_start=np.array([0, 0, 1], dtype=np.int32),
+                           node_tok_end=np.array([0, 1, 3], dtype=np.int32), tok_ids=np.array([5, 6, 7], dtype=np.int32))
+    info, tok = packed_walk_arrays(trie)
+    assert info.tolist() == [0, 97 | 256, 98 | 512] and tok.tolist() == [-1, 5, -2]

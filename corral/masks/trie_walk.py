@@ -15,7 +15,8 @@ import time
 import numpy as np
 from numba import njit
 
-__all__ = ["walk_trie_with_dfa", "walk_trie_with_dfa_skipping", "walk_trie_with_dfa_slice", "walk_trie_with_dfa_reference",
+__all__ = ["walk_trie_with_dfa", "walk_trie_with_dfa_skipping", "walk_trie_with_dfa_slice", "walk_trie_packed",
+           "packed_walk_arrays", "walk_trie_with_dfa_reference",
            "walk_vocab_trie", "bits_to_token_ids", "EXAMPLE_DFAS"]
 
 
@@ -90,6 +91,64 @@ def walk_trie_with_dfa_slice(node_byte, node_depth, node_skip, node_tok_start, n
     out[:, 0] = boundary_node[:n_found]
     out[:, 1] = boundary_state[:n_found]
     return out
+
+
+def packed_walk_arrays(trie) -> tuple[np.ndarray, np.ndarray]:
+    """(node_info, node_tok) of a trie for ``walk_trie_packed``: int32 byte | depth << 8 per node
+    (one load instead of two), and the node's token id, -1 for none, -2 for several (then
+    ``tok_ids[node_tok_start:node_tok_end]``). ~2 MB on Llama-3, once per vocabulary."""
+    info = trie.node_byte.astype(np.int32) | (trie.node_depth.astype(np.int32) << 8)
+    counts = trie.node_tok_end - trie.node_tok_start
+    tok = np.full(len(info), -1, dtype=np.int32)
+    one = counts == 1
+    tok[one] = trie.tok_ids[trie.node_tok_start[one]]
+    tok[counts > 1] = -2
+    return np.ascontiguousarray(info), tok
+
+
+@njit(cache=True, nogil=True)
+def walk_trie_packed(node_info, node_skip, node_tok, node_tok_start, node_tok_end, tok_ids,
+                     transitions, accepting, start_state, root_node, out_bits,
+                     skip_len, skip_upto_by_first_byte):  # pragma: no cover - numba
+    """``walk_trie_with_dfa_slice`` over ``packed_walk_arrays``: the same result, ~1.2-1.4x faster
+    on Llama-3 (fewer loads per node: byte and depth in one word, the usual single token without
+    its range). Returns the boundary nodes only (int32[K]), as root walks need."""
+    skipping = skip_len.shape[0] > 0
+    end = node_skip[root_node]
+    base_depth = node_info[root_node] >> 8
+    subtree = end - root_node
+    state_at = np.empty(subtree + 1, np.int32)
+    boundary_node = np.empty(subtree, np.int32)
+    state_at[0] = start_state
+    n_found = 0
+    skip_upto = skip_upto_by_first_byte[0]
+    i = root_node + 1
+    while i < end:
+        info = node_info[i]
+        rel = (info >> 8) - base_depth
+        if skipping:
+            if rel == 1:
+                skip_upto = skip_upto_by_first_byte[info & 255]
+            if skip_len[i] <= skip_upto:
+                i = node_skip[i]
+                continue
+        state = transitions[state_at[rel - 1], info & 255]
+        if state < 0:
+            i = node_skip[i]
+            continue
+        state_at[rel] = state
+        t = node_tok[i]
+        if t >= 0:
+            out_bits[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+        elif t == -2:
+            for k in range(node_tok_start[i], node_tok_end[i]):
+                tt = tok_ids[k]
+                out_bits[tt >> 5] |= np.uint32(1) << np.uint32(tt & 31)
+        if accepting[state] and node_skip[i] > i + 1:
+            boundary_node[n_found] = i
+            n_found += 1
+        i += 1
+    return boundary_node[:n_found].copy()
 
 
 def walk_trie_with_dfa_reference(token_bytes_list, transitions, accepting, start_state, prefix=b""):
