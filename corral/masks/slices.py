@@ -232,6 +232,7 @@ def _class_token_counts(node_byte, node_depth, node_skip, node_tok_start, node_t
 
 @njit(cache=True, nogil=True)
 def _loops_on(transitions, state, byte_class):  # pragma: no cover - numba
+    """Every byte of the class leads from ``state`` back to it (`[^']*`, not a counted run)."""
     for b in range(256):
         if byte_class[b] and transitions[state, b] != state:
             return False
@@ -273,7 +274,7 @@ def _longest_below(node_depth, node_skip):  # pragma: no cover - numba
 
 
 def string_slice(vocab) -> TokenSlice:
-    """The JSON-string-characters slice of ``vocab`` (built once, ~0.3 s on Llama-3; cached on it)."""
+    """The JSON-string-characters slice of ``vocab`` (built once, ~7 ms on Llama-3; cached on it)."""
     got = vocab.cache.get("corral.string_slice")
     if got is None:
         with _LOCK:
