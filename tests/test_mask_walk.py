@@ -7,6 +7,7 @@ import pytest
 from corral.automata.dfa import regex_to_dfa
 from corral.grammars.regex_parser import parse_regex
 from corral.masks.mask_walk import walk_subtries_multi, walk_subtries_reference
+from corral.masks.trie_walk import packed_trie_arrays
 from corral.masks.trie_walk import walk_trie_with_dfa
 
 PATTERNS = [r"[0-9]+", r'"([^"\\]|\\.)*"[,}]?', r" ?[a-z]+", r"\(+[0-9]*\)?"]
@@ -26,7 +27,7 @@ def test_walk_subtries_multi_one_branch_matches_reference(llama3_vocab, pattern)
         for q in range(min(dfa.n_states, 3)):
             bits = np.zeros((llama3_vocab.size + 31) // 32, dtype=np.uint32)
             entry = np.array([q], dtype=np.int32)
-            bounds, _ = walk_subtries_multi(*trie.arrays(), dfa.transitions, dfa.accepting, entry, roots, bits,
+            bounds, _ = walk_subtries_multi(*packed_trie_arrays(trie), dfa.transitions, dfa.accepting, entry, roots, bits,
                                             trie.max_depth)
             allowed, ref_bounds = walk_subtries_reference(trie, dfa.transitions, dfa.accepting, q, roots,
                                                           llama3_vocab.size)
@@ -49,7 +50,7 @@ def test_walk_subtries_multi_matches_single_walks(llama3_vocab):
     roots = np.array([0, trie.find(b"("), trie.find(b'"')], dtype=np.int32)
     entries = np.array([b + min(1, d.n_states - 1) for b, d in zip(bases, dfas)], dtype=np.int32)
     bits = np.zeros((llama3_vocab.size + 31) // 32, dtype=np.uint32)
-    nodes, which = walk_subtries_multi(*trie.arrays(), packed, accept, entries, roots, bits, trie.max_depth)
+    nodes, which = walk_subtries_multi(*packed_trie_arrays(trie), packed, accept, entries, roots, bits, trie.max_depth)
     expected_bits = np.zeros_like(bits)
     for e, d in enumerate(dfas):
         q = int(entries[e] - bases[e])
@@ -85,12 +86,12 @@ def test_walk_subtries_groups_equals_one_call_per_group(llama3_vocab):
     roots = np.array([r for _, rs in groups for r in rs], dtype=np.int32)
     root_offsets = np.cumsum([0] + [len(rs) for _, rs in groups]).astype(np.int64)
     bits = np.zeros((llama3_vocab.size + 31) // 32, dtype=np.uint32)
-    nodes, which = walk_subtries_groups(*trie.arrays(), packed, accept, entry_states, entry_offsets, roots,
+    nodes, which = walk_subtries_groups(*packed_trie_arrays(trie), packed, accept, entry_states, entry_offsets, roots,
                                         root_offsets, bits, trie.max_depth)
     assert np.all(np.diff(which) >= 0)
     expected_bits = np.zeros_like(bits)
     for g, (branch_starts, rs) in enumerate(groups):
-        n, w = walk_subtries_multi(*trie.arrays(), packed, accept, np.array(branch_starts, dtype=np.int32),
+        n, w = walk_subtries_multi(*packed_trie_arrays(trie), packed, accept, np.array(branch_starts, dtype=np.int32),
                                    np.array(rs, dtype=np.int32), expected_bits, trie.max_depth)
         for local in range(len(branch_starts)):
             global_index = entry_offsets[g] + local
@@ -218,10 +219,10 @@ def test_walk_by_first_byte_equals_the_sub_walk(llama3_vocab, pattern):
         assert len(roots) > 30
         entries = np.arange(min(dfa.n_states, 3), dtype=np.int32)
         expected_bits = np.zeros_like(bits)
-        nodes, which = walk_subtries_multi(*trie.arrays(), dfa.transitions, dfa.accepting, entries, roots,
+        nodes, which = walk_subtries_multi(*packed_trie_arrays(trie), dfa.transitions, dfa.accepting, entries, roots,
                                            expected_bits, trie.max_depth)
         got_bits = np.zeros_like(bits)
-        got_nodes, got_which = walk_subtries_by_first_byte(*trie.arrays(), dfa.transitions, dfa.accepting, entries,
+        got_nodes, got_which = walk_subtries_by_first_byte(*packed_trie_arrays(trie), dfa.transitions, dfa.accepting, entries,
                                                            roots, offsets, parents, children, n_children, got_bits,
                                                            trie.max_depth)
         assert np.array_equal(got_bits, expected_bits)

@@ -40,7 +40,7 @@ def walk_subtries_reference(trie, transitions, accepting, start_state, roots, vo
 
 @njit(cache=True, nogil=True)
 def walk_subtries_groups(
-    node_byte, node_depth, node_skip, node_tok_start, node_tok_end, tok_ids,
+    node_info, node_skip, node_tok, node_tok_start, node_tok_end, tok_ids,
     transitions, accepting, entry_states, entry_offsets, roots, root_offsets, out_bits, max_depth,
 ):
     """Sub-walks for several parser states in one call: group ``g`` walks its roots
@@ -48,7 +48,9 @@ def walk_subtries_groups(
     ``entry_states[entry_offsets[g]:entry_offsets[g+1]]`` (start states in the packed transition
     table of every terminal). Returns (boundary nodes, global index of their branch), sorted by
     branch index. One call per round of the mask's worklist keeps numba dispatch and numpy
-    bookkeeping out of the per-parser-state cost."""
+    bookkeeping out of the per-parser-state cost. The trie comes packed
+    (``corral.masks.trie_walk.packed_trie_arrays``: byte and depth in one word, single tokens direct;
+    the token marking is written out in each loop: as an inlined helper it made the walks 2x slower)."""
     stack = np.empty(max_depth + 2, dtype=np.int32)
     capacity = 0
     for g in range(entry_offsets.shape[0] - 1):
@@ -63,20 +65,25 @@ def walk_subtries_groups(
         for e in range(entry_offsets[g], entry_offsets[g + 1]):
             for r_i in range(root_offsets[g], root_offsets[g + 1]):
                 root = roots[r_i]
-                base = node_depth[root]
+                base = node_info[root] >> 8
                 stack[0] = entry_states[e]
                 i = root + 1
                 end = node_skip[root]
                 while i < end:
-                    d = node_depth[i] - base
-                    ns = transitions[stack[d - 1], node_byte[i]]
+                    info = node_info[i]
+                    d = (info >> 8) - base
+                    ns = transitions[stack[d - 1], info & 255]
                     if ns < 0:
                         i = node_skip[i]
                         continue
                     stack[d] = ns
-                    for k in range(node_tok_start[i], node_tok_end[i]):
-                        tok = tok_ids[k]
-                        out_bits[tok >> 5] |= np.uint32(1) << np.uint32(tok & 31)
+                    t = node_tok[i]
+                    if t >= 0:
+                        out_bits[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+                    elif t == -2:
+                        for k in range(node_tok_start[i], node_tok_end[i]):
+                            tok = tok_ids[k]
+                            out_bits[tok >> 5] |= np.uint32(1) << np.uint32(tok & 31)
                     if accepting[ns] and node_skip[i] > i + 1:
                         b_nodes[n_b] = i
                         b_entries[n_b] = e
@@ -85,12 +92,12 @@ def walk_subtries_groups(
     return b_nodes[:n_b].copy(), b_entries[:n_b].copy()
 
 
-def walk_subtries_multi(node_byte, node_depth, node_skip, node_tok_start, node_tok_end, tok_ids,
+def walk_subtries_multi(node_info, node_skip, node_tok, node_tok_start, node_tok_end, tok_ids,
                         transitions, accepting, entry_states, roots, out_bits, max_depth):
     """One group of ``walk_subtries_groups``: every branch in ``entry_states`` over every root."""
     entry_offsets = np.array([0, len(entry_states)], dtype=np.int64)
     root_offsets = np.array([0, len(roots)], dtype=np.int64)
-    return walk_subtries_groups(node_byte, node_depth, node_skip, node_tok_start, node_tok_end, tok_ids,
+    return walk_subtries_groups(node_info, node_skip, node_tok, node_tok_start, node_tok_end, tok_ids,
                                 transitions, accepting, np.asarray(entry_states, dtype=np.int32), entry_offsets,
                                 np.asarray(roots, dtype=np.int32), root_offsets, out_bits, max_depth)
 
@@ -341,7 +348,7 @@ def first_byte_index(trie):
 
 @njit(cache=True, nogil=True)
 def walk_subtries_by_first_byte(
-    node_byte, node_depth, node_skip, node_tok_start, node_tok_end, tok_ids,
+    node_info, node_skip, node_tok, node_tok_start, node_tok_end, tok_ids,
     transitions, accepting, entry_states, roots, byte_offsets, byte_parents, byte_children, n_children,
     out_bits, max_depth,
 ):
@@ -371,20 +378,25 @@ def walk_subtries_by_first_byte(
         if 8 * lookups >= scan_cost:
             for r_i in range(n_roots):  # the loop of walk_subtries_groups
                 root = roots[r_i]
-                base = node_depth[root]
+                base = node_info[root] >> 8
                 stack[0] = q
                 i = root + 1
                 end = node_skip[root]
                 while i < end:
-                    d = node_depth[i] - base
-                    ns = transitions[stack[d - 1], node_byte[i]]
+                    info = node_info[i]
+                    d = (info >> 8) - base
+                    ns = transitions[stack[d - 1], info & 255]
                     if ns < 0:
                         i = node_skip[i]
                         continue
                     stack[d] = ns
-                    for k in range(node_tok_start[i], node_tok_end[i]):
-                        tok = tok_ids[k]
-                        out_bits[tok >> 5] |= np.uint32(1) << np.uint32(tok & 31)
+                    t = node_tok[i]
+                    if t >= 0:
+                        out_bits[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+                    elif t == -2:
+                        for k in range(node_tok_start[i], node_tok_end[i]):
+                            tok = tok_ids[k]
+                            out_bits[tok >> 5] |= np.uint32(1) << np.uint32(tok & 31)
                     if accepting[ns] and node_skip[i] > i + 1:
                         b_nodes[n_b[0]] = i
                         b_entries[n_b[0]] = e
@@ -403,44 +415,53 @@ def walk_subtries_by_first_byte(
                 for k in range(lo, hi):
                     j = np.searchsorted(roots, byte_parents[k])
                     if j < n_roots and roots[j] == byte_parents[k]:
-                        _walk_below(byte_children[k], first, e, node_byte, node_depth, node_skip, node_tok_start,
+                        _walk_below(byte_children[k], first, e, node_info, node_skip, node_tok, node_tok_start,
                                     node_tok_end, tok_ids, transitions, accepting, out_bits, stack, b_nodes, b_entries, n_b)
             else:  # few roots: look each up among the parents of nodes with this byte
                 segment = byte_parents[lo:hi]
                 for r_i in range(n_roots):
                     j = np.searchsorted(segment, roots[r_i])
                     if j < hi - lo and segment[j] == roots[r_i]:
-                        _walk_below(byte_children[lo + j], first, e, node_byte, node_depth, node_skip,
+                        _walk_below(byte_children[lo + j], first, e, node_info, node_skip, node_tok,
                                     node_tok_start, node_tok_end, tok_ids, transitions, accepting, out_bits, stack,
                                     b_nodes, b_entries, n_b)
     return b_nodes[:n_b[0]].copy(), b_entries[:n_b[0]].copy()
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _walk_below(child, state, e, node_byte, node_depth, node_skip, node_tok_start, node_tok_end, tok_ids,
+def _walk_below(child, state, e, node_info, node_skip, node_tok, node_tok_start, node_tok_end, tok_ids,
                 transitions, accepting, out_bits, stack, b_nodes, b_entries, n_b):
     """The node ``child`` reached in DFA state ``state``, then its subtree (as walk_subtries_groups)."""
-    for k in range(node_tok_start[child], node_tok_end[child]):
-        tok = tok_ids[k]
-        out_bits[tok >> 5] |= np.uint32(1) << np.uint32(tok & 31)
+    t = node_tok[child]
+    if t >= 0:
+        out_bits[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+    elif t == -2:
+        for k in range(node_tok_start[child], node_tok_end[child]):
+            tok = tok_ids[k]
+            out_bits[tok >> 5] |= np.uint32(1) << np.uint32(tok & 31)
     if accepting[state] and node_skip[child] > child + 1:
         b_nodes[n_b[0]] = child
         b_entries[n_b[0]] = e
         n_b[0] += 1
-    base = node_depth[child]
+    base = node_info[child] >> 8
     stack[0] = state
     i = child + 1
     end = node_skip[child]
     while i < end:
-        d = node_depth[i] - base
-        ns = transitions[stack[d - 1], node_byte[i]]
+        info = node_info[i]
+        d = (info >> 8) - base
+        ns = transitions[stack[d - 1], info & 255]
         if ns < 0:
             i = node_skip[i]
             continue
         stack[d] = ns
-        for k in range(node_tok_start[i], node_tok_end[i]):
-            tok = tok_ids[k]
-            out_bits[tok >> 5] |= np.uint32(1) << np.uint32(tok & 31)
+        t = node_tok[i]
+        if t >= 0:
+            out_bits[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+        elif t == -2:
+            for k in range(node_tok_start[i], node_tok_end[i]):
+                tok = tok_ids[k]
+                out_bits[tok >> 5] |= np.uint32(1) << np.uint32(tok & 31)
         if accepting[ns] and node_skip[i] > i + 1:
             b_nodes[n_b[0]] = i
             b_entries[n_b[0]] = e

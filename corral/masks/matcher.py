@@ -25,7 +25,7 @@ from corral.masks.mask_walk import (first_byte_index, run_bounds, sorted_differe
                                      unique_roots_and_subtree_size, walk_push_chains, walk_subtries_by_first_byte,
                                      walk_subtries_groups)
 from corral.masks.slices import class_slices, string_slice
-from corral.masks.trie_walk import packed_walk_arrays, walk_trie_packed
+from corral.masks.trie_walk import packed_trie_arrays, walk_trie_packed
 from corral.masks.unique import UniqueArrays
 
 MASK_MEMO_SIZE = 2048  # masks kept per compiled grammar (16 KB each for a 128k vocabulary)
@@ -134,11 +134,11 @@ class CompiledGrammar:
         self._trie_args = (trie.node_byte, trie.node_depth, trie.node_skip, trie.node_tok_start,
                            trie.node_tok_end, trie.tok_ids)
         self._max_depth = trie.max_depth
-        packed_trie = v.cache.get("corral.packed_walk_arrays")
+        # root and sub-walks read the trie packed (byte and depth in one word: trie_walk.packed_trie_arrays)
+        packed_trie = v.cache.get("corral.packed_trie_arrays")
         if packed_trie is None:  # (a race builds it twice, harmlessly)
-            packed_trie = v.cache["corral.packed_walk_arrays"] = packed_walk_arrays(trie)
-        self._root_walk_args = (packed_trie[0], trie.node_skip, packed_trie[1], trie.node_tok_start,
-                                trie.node_tok_end, trie.tok_ids)
+            packed_trie = v.cache["corral.packed_trie_arrays"] = packed_trie_arrays(trie)
+        self._packed_trie_args = packed_trie
         self._mask_memo: OrderedDict[int, np.ndarray] = OrderedDict()
         self._union_memo: OrderedDict[tuple, tuple] = OrderedDict()
         self._memo_lock = threading.Lock()
@@ -211,7 +211,7 @@ class CompiledGrammar:
                 bits, skip, upto = sl.bits_for([n for n, _ in lengths]), sl.skip_len, sl.skip_upto(lengths)
             else:
                 bits, skip, upto = np.zeros(self._n_words, dtype=np.uint32), _NO_SKIP, _NO_SKIP_UPTO
-            bounds = walk_trie_packed(*self._root_walk_args, dfa.transitions, dfa.accepting, q, 0, bits, skip, upto)
+            bounds = walk_trie_packed(*self._packed_trie_args, dfa.transitions, dfa.accepting, q, 0, bits, skip, upto)
             hit = (dfa, bits, bounds)  # the DFA is kept so its id() cannot be reused while cached
             with self._root_walks_lock:
                 self._root_walks[key] = hit
@@ -316,7 +316,7 @@ class CompiledGrammar:
                 continue
             one = len(entry_chunks) == 1
             b_nodes, b_entries = walk_subtries_groups(
-                *self._trie_args, self._packed.transitions, self._packed.accepting,
+                *self._packed_trie_args, self._packed.transitions, self._packed.accepting,
                 entry_chunks[0] if one else np.concatenate(entry_chunks), np.array(e_off, dtype=np.int64),
                 (root_chunks[0] if one else np.concatenate(root_chunks)).astype(np.int32, copy=False),
                 np.array(r_off, dtype=np.int64), bits, self._max_depth)
@@ -481,7 +481,7 @@ class CompiledGrammar:
                 index = self.vocab.cache.setdefault("corral.first_byte_index", first_byte_index(self.vocab.trie))
             # roots are sorted and distinct (unique_roots_and_subtree_size, sorted_difference_and_union)
             b_nodes, b_entries = walk_subtries_by_first_byte(
-                *self._trie_args, self._packed.transitions, self._packed.accepting, packed, roots, *index, own,
+                *self._packed_trie_args, self._packed.transitions, self._packed.accepting, packed, roots, *index, own,
                 self._max_depth)
             words = np.flatnonzero(own)
             hit = (self._packed, words, own[words], b_nodes, b_entries)

@@ -16,7 +16,7 @@ import numpy as np
 from numba import njit
 
 __all__ = ["walk_trie_with_dfa", "walk_trie_with_dfa_skipping", "walk_trie_with_dfa_slice", "walk_trie_packed",
-           "packed_walk_arrays", "walk_trie_with_dfa_reference",
+           "packed_walk_arrays", "packed_trie_arrays", "walk_trie_with_dfa_reference",
            "walk_vocab_trie", "bits_to_token_ids", "EXAMPLE_DFAS"]
 
 
@@ -104,6 +104,13 @@ def packed_walk_arrays(trie) -> tuple[np.ndarray, np.ndarray]:
     tok[one] = trie.tok_ids[trie.node_tok_start[one]]
     tok[counts > 1] = -2
     return np.ascontiguousarray(info), tok
+
+
+def packed_trie_arrays(trie) -> tuple:
+    """The arrays the packed walks take, in their order: (node_info, node_skip, node_tok,
+    node_tok_start, node_tok_end, tok_ids)."""
+    info, tok = packed_walk_arrays(trie)
+    return info, trie.node_skip, tok, trie.node_tok_start, trie.node_tok_end, trie.tok_ids
 
 
 @njit(cache=True, nogil=True)
