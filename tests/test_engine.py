@@ -413,6 +413,67 @@ def test_push_chain_masks_equal_the_python_worklist(llama3_tokenizer, llama3_voc
         assert chains._n_templates > 0  # the chains were taken
 
 
+@pytest.mark.parametrize("name", ["arith", "json"])
+def test_memoized_push_chain_walks_give_the_masks_of_fresh_walks(llama3_tokenizer, llama3_vocab, name, monkeypatch):
+    """A push-chain walk that leaves no exit is memoized by its templates and roots (every nesting
+    level is a new parser state, the chains below it are not). Masks with the memo equal masks with
+    it off (a memo of size 0), along nesting texts, sampled sentences and random walks, and the memo
+    answered some walks."""
+    from corral.masks import matcher as matcher_module
+    from corral.masks.matcher import CompiledGrammar
+
+    text = LARK_GRAMMARS[name]
+    base = corral.compile_lark(text, llama3_vocab)
+    memo, fresh = CompiledGrammar(base.grammar, llama3_vocab), CompiledGrammar(base.grammar, llama3_vocab)
+    memo.push_chain_min_round = fresh.push_chain_min_round = 1
+    walked = {"memo": 0, "fresh": 0}
+    inner = CompiledGrammar._walk_push_chains_of
+
+    def counting(self, *args):
+        walked["memo" if self is memo else "fresh"] += 1
+        return inner(self, *args)
+
+    monkeypatch.setattr(CompiledGrammar, "_walk_push_chains_of", counting)
+    rnd = random.Random(5)
+    ir = lark_to_grammar(text)
+    sentences = NESTING_TEXTS[name] + [sample_grammar(ir, rnd, max_depth=8) for _ in range(8)]
+    calls = {"memo": 0}
+    outer = CompiledGrammar._walk_push_chains
+
+    def counting_outer(self, *args):
+        calls["memo"] += self is memo
+        return outer(self, *args)
+
+    monkeypatch.setattr(CompiledGrammar, "_walk_push_chains", counting_outer)
+
+    def both(fn):
+        monkeypatch.setattr(matcher_module, "CHAIN_MEMO_SIZE", 0)
+        want = fn(fresh)
+        monkeypatch.setattr(matcher_module, "CHAIN_MEMO_SIZE", 4096)
+        return want, fn(memo)
+
+    for sentence in sentences:
+        ids = llama3_tokenizer.encode(sentence, add_special_tokens=False)
+        m_memo, m_fresh = memo.matcher(), fresh.matcher()
+        for t in ids:
+            want, got = both(lambda g: (m_fresh if g is fresh else m_memo).next_token_bits().copy())
+            assert np.array_equal(want, got), (name, sentence)
+            assert m_memo.accept_token(t) and m_fresh.accept_token(t)
+    for _ in range(3):
+        m_memo, m_fresh = memo.matcher(), fresh.matcher()
+        for _ in range(15):
+            want, got = both(lambda g: (m_fresh if g is fresh else m_memo).next_token_bits().copy())
+            assert np.array_equal(want, got), name
+            ids = [i for i in np.flatnonzero(np.unpackbits(got.view(np.uint8), bitorder="little")).tolist()
+                   if i < llama3_vocab.size and i not in llama3_vocab.eos_token_ids]
+            if not ids:
+                break
+            t = rnd.choice(ids)
+            assert m_memo.accept_token(t) and m_fresh.accept_token(t)
+    assert len(fresh._chain_memo) == 0 and len(memo._chain_memo) > 0
+    assert walked["memo"] < calls["memo"]  # some walks came from the memo
+
+
 def test_lexing_ambiguous_at_every_character_keeps_few_parser_states(llama3_tokenizer, llama3_vocab):
     # every letter may end one NAME and begin the next: states that kept the finished NAME's
     # item, and lexemes begun at states holding the other splits' scans, made one new state per

@@ -160,6 +160,58 @@ def test_memoized_big_sub_walks_give_the_masks_of_fresh_walks(llama3_vocab, llam
             assert m.fork().accept_token(tok) == allowed, tok
 
 
+IDENTIFIERS = r"""
+start: "SELECT " NAME (", " NAME)* " FROM " NAME (" WHERE " NAME " = " (NAME | NUMBER))? ";"
+NAME: /[a-z_][a-z0-9_]*/
+NUMBER: /[0-9]+/
+"""
+
+
+@pytest.mark.parametrize("identity_keyed", [0, 1 << 40])
+def test_memoized_identifier_sub_walks_give_the_masks_of_fresh_walks(llama3_vocab, llama3_tokenizer, monkeypatch,
+                                                                      identity_keyed):
+    """After an identifier a lexeme may end at every byte: ~23k boundary nodes whose sub-walk is
+    memoized per vocabulary and branch, keyed by the root walk's own array (``identity_keyed=0``:
+    every such array) or by the roots' bytes. Masks equal those with the memo off, along sampled
+    sentences, and tokens stepped through the parser agree with them."""
+    import random
+
+    import corral
+    from corral.grammars.lark_frontend import lark_to_grammar
+    from corral.grammars.sampling import sample_grammar
+    from corral.masks import matcher as matcher_module
+
+    rnd = random.Random(7)
+    ir = lark_to_grammar(IDENTIFIERS)
+    sentences = ["SELECT a, bc_9, d FROM t_1 WHERE x = y2;", "SELECT _ FROM __;"]
+    sentences += [sample_grammar(ir, rnd, max_depth=6) for _ in range(4)]
+
+    def masks(memo: bool):
+        monkeypatch.setattr(matcher_module, "BIG_SUB_WALK_NODES", 4096 if memo else 1 << 40)
+        monkeypatch.setattr(matcher_module, "IDENTITY_KEYED_ROOTS", identity_keyed)
+        llama3_vocab.cache.setdefault("corral.sub_walks", {}).clear()
+        llama3_vocab.cache.setdefault("corral.root_walks", {}).clear()
+        compiled = corral.CompiledGrammar(corral.compile_lark(IDENTIFIERS, llama3_vocab).grammar, llama3_vocab)
+        out = []
+        for sentence in sentences:
+            m = compiled.matcher()
+            for tok in llama3_tokenizer.encode(sentence, add_special_tokens=False):
+                out.append((m.fork(), m.next_token_bits().copy()))
+                assert m.accept_token(tok), sentence
+            assert m.is_accepting()
+        return out
+
+    fresh = masks(False)
+    memo = masks(True)
+    assert len(llama3_vocab.cache["corral.sub_walks"]) > 0
+    sample = rnd.sample(range(llama3_vocab.size), 150)
+    for (m, want), (_, got) in zip(fresh, memo):
+        assert np.array_equal(want, got)
+        for tok in sample:
+            allowed = bool((int(got[tok >> 5]) >> (tok & 31)) & 1)
+            assert m.fork().accept_token(tok) == allowed, tok
+
+
 def test_subtree_node_count_and_run_bounds_equal_their_numpy_definitions(llama3_vocab):
     from corral.masks.mask_walk import run_bounds, subtree_node_count
 

@@ -353,18 +353,20 @@ def test_slice_safe_length_and_exactness_equal_enumeration(cls, leading_space, m
     c_dfa = regex_to_dfa(rx.seq(rx.repeat(rx.literal(" "), 0, 1), language) if leading_space else language)
     kinds = ((-1, 0x20), (0x20, -1)) if leading_space else ((-1, -1),)
     outcomes = set()
-    patterns = [r"[ab]{0,4}( [ab]{1,3}){0,2}c", r"a{2,5}b?", r"( ?[abc]{1,3})+;", r"[ab]*", r"(ab)+ ?c", r"b|ba{1,6}"]
+    patterns = [r"[ab]{0,4}( [ab]{1,3}){0,2}c", r"a{2,5}b?", r"( ?[abc]{1,3})+;", r"[ab]*", r"(ab)+ ?c", r"b|ba{1,6}",
+                r"[ab][ab]{0,4}", r"a[abc]*|c"]
     for pattern in patterns:
         dfa = regex_to_dfa(parse_regex(pattern))
         for q in range(dfa.n_states):
             for only, never in kinds:
-                got = slice_safe_length(dfa.transitions, dfa.accepting, np.int32(q), c_dfa.transitions,
-                                        np.int32(max_len), np.int32(only), np.int32(never))
-                want = slice_safe_length_exact_reference(dfa.transitions, dfa.accepting, q, c_dfa.transitions,
-                                                         max_len, only, never)
-                assert (int(got[0]), bool(got[1])) == want, (pattern, q, only, never)
-                outcomes.add(want[1])
-    assert outcomes == {True, False}
+                for want_accepting in (False, True):  # (True: runs that all end a lexeme, identifiers)
+                    got = slice_safe_length(dfa.transitions, dfa.accepting, np.int32(q), c_dfa.transitions,
+                                            np.int32(max_len), np.int32(only), np.int32(never), want_accepting)
+                    want = slice_safe_length_exact_reference(dfa.transitions, dfa.accepting, q, c_dfa.transitions,
+                                                             max_len, only, never, want_accepting)
+                    assert (int(got[0]), bool(got[1])) == want, (pattern, q, only, never, want_accepting)
+                    outcomes.add((want_accepting, want[0] > 0, want[1]))
+    assert {e for _, _, e in outcomes} == {True, False} and (True, True, True) in outcomes
 
 
 def test_repeatable_ascii_bytes_is_the_run_class():
@@ -471,6 +473,102 @@ def test_masks_with_and_without_class_slices_are_equal(llama3_tokenizer, llama3_
             with_slices = masks
     llama3_vocab.cache.pop("corral.root_walks", None)
     assert len(masks) == len(with_slices) and all(np.array_equal(a, b) for a, b in zip(masks, with_slices))
+
+
+IDENTIFIER_REGEXES = [r"[a-z_][a-z0-9_]{0,20}", r"[a-zA-Z_][a-zA-Z0-9_]*", r"[a-z]{2,12}"]
+
+
+@pytest.mark.parametrize("vocab_name", ["llama3", "mistral", "qwen"])
+def test_accepting_class_slice_walks_leave_out_only_boundaries_inside_the_class(request, vocab_name):
+    """Where every run of a state's class ends the lexeme (identifiers), the slice walk gives the
+    plain walk's tokens, and its boundary nodes are the plain walk's minus nodes whose subtree is
+    all slice tokens (their continuation starts with a class byte: the caller checks that)."""
+    from corral.masks.slices import class_slices
+    from corral.masks.trie_walk import walk_trie_with_dfa_slice
+
+    vocab = request.getfixturevalue(f"{vocab_name}_vocab")
+    trie = vocab.trie
+    chosen = 0
+    for pattern in IDENTIFIER_REGEXES:
+        dfa = regex_to_dfa(parse_regex(pattern))
+        slices = class_slices(vocab)
+        for q in range(dfa.n_states):
+            choice = slices.choose(dfa.transitions, dfa.accepting, q, 2, accepting_runs=True)
+            if choice is None or len(choice) == 2:
+                continue
+            chosen += 1
+            sl, lengths, byte_class = choice
+            assert len(lengths) == 1 and all(dfa.accepting[dfa.transitions[q, b]] for b in np.flatnonzero(byte_class))
+            plain = np.zeros((vocab.size + 31) // 32, dtype=np.uint32)
+            plain_bounds = walk_trie_with_dfa(*trie.arrays(), dfa.transitions, dfa.accepting, q, 0, plain)[:, 0]
+            bits = sl.bits_for([n for n, _ in lengths])
+            bounds = walk_trie_with_dfa_slice(*trie.arrays(), dfa.transitions, dfa.accepting, q, 0, bits,
+                                              sl.skip_len, sl.skip_upto(lengths))[:, 0]
+            assert np.array_equal(plain, bits), (pattern, q)
+            left_out = np.setdiff1d(plain_bounds, bounds)
+            assert np.isin(bounds, plain_bounds).all() and sl.node_full[left_out].all(), (pattern, q)
+            assert len(left_out) > 0
+    assert chosen >= (3 if vocab_name == "llama3" else 1)
+
+
+IDENTIFIER_GRAMMARS = {
+    # a name is followed by punctuation: the left-out boundaries are never needed
+    "call": r"""
+start: NAME "(" [arg (", " arg)*] ")"
+arg: NAME "=" (NAME | NUMBER)
+NAME: /[a-z_][a-z0-9_]{0,20}/
+NUMBER: /[0-9]{1,6}/
+""",
+    # a name may be followed by a name (no separator): the walk without the slice is taken
+    "adjacent": r"""
+start: (NAME | WORD)+ "."
+NAME: /[a-z_][a-z0-9_]{0,12}/
+WORD: /[a-z]{1,8}/
+""",
+    "ambiguous": r"""
+start: decl+ ";"
+decl: "let" NAME | NAME
+NAME: /[a-z]{1,15}/
+%ignore " "
+""",
+}
+
+
+@pytest.mark.parametrize("name", sorted(IDENTIFIER_GRAMMARS))
+def test_lark_masks_with_and_without_accepting_class_slices_are_equal(llama3_tokenizer, llama3_vocab, name):
+    """Masks of Lark grammars with identifiers, from empty per-vocabulary walk caches, with class
+    slices (identifier walks leave boundaries out) and without; and a sample of tokens stepped
+    through the parser agrees with each mask."""
+    import corral
+    from corral.grammars.lark_frontend import lark_to_grammar
+    from corral.grammars.sampling import sample_grammar
+    from corral.masks.matcher import CompiledGrammar
+
+    text = IDENTIFIER_GRAMMARS[name]
+    ir = lark_to_grammar(text)
+    rnd = random.Random(13)
+    sentences = [sample_grammar(ir, rnd, max_depth=6) for _ in range(5)]
+    base = corral.compile_lark(text, llama3_vocab)
+    runs = {}
+    for use in (True, False):
+        llama3_vocab.cache.pop("corral.root_walks", None)
+        llama3_vocab.cache.pop("corral.sub_walks", None)
+        g = CompiledGrammar(base.grammar, llama3_vocab)
+        g.use_class_slices = use
+        runs[use] = []
+        for sentence in sentences:
+            m = g.matcher()
+            for t in llama3_tokenizer.encode(sentence, add_special_tokens=False):
+                runs[use].append((m.fork(), m.next_token_bits().copy()))
+                assert m.accept_token(t), sentence
+            assert m.is_accepting()
+    llama3_vocab.cache.pop("corral.root_walks", None)
+    sample = rnd.sample(range(llama3_vocab.size), 120)
+    assert len(runs[True]) == len(runs[False])
+    for (m, with_slices), (_, without) in zip(runs[True], runs[False]):
+        assert np.array_equal(with_slices, without), name
+        for t in sample:
+            assert m.fork().accept_token(t) == bool((int(with_slices[t >> 5]) >> (t & 31)) & 1), t
 
 
 @pytest.mark.parametrize("vocab_name", ["mistral", "qwen"])

@@ -32,9 +32,12 @@ MASK_MEMO_SIZE = 2048  # masks kept per compiled grammar (16 KB each for a 128k 
 ROOT_WALK_CACHE_SIZE = 8192  # (terminal DFA, state) masks kept per vocabulary, shared by all grammars
 UNION_MEMO_SIZE = 512  # per compiled grammar: root-walk unions of lexing-branch sets
 SUB_WALK_CACHE_SIZE = 4096  # big sub-walks kept per vocabulary (sparse: the nonzero mask words)
+CHAIN_MEMO_SIZE = 4096  # per compiled grammar: push-chain walks that left no exit (sparse words)
 BIG_SUB_WALK_NODES = 4096  # trie nodes under a sub-walk's roots from which it is memoized
+IDENTITY_KEYED_ROOTS = 1024  # a root walk's boundary array this long keys the sub-walk memo by identity
 MAX_FORCED = 256
 _NO_SKIP = np.zeros(0, dtype=np.int32)
+_NO_NODES = np.zeros(0, dtype=np.int32)
 _NO_SKIP_UPTO = np.zeros(256, dtype=np.int32)
 PUSH_CHAIN_MIN_ROUND = 6  # worklist round of a mask from which push states are walked as chains
 PUSH_CHAIN_DEEP_ROUND = 2  # ... from which, once a mask of the grammar has reached the round above
@@ -155,6 +158,7 @@ class CompiledGrammar:
         self._packed_base: dict[int, int] = {}
         self._state_branches: dict[int, tuple] = {}
         self._packed_branches: dict[tuple, np.ndarray] = {}
+        self._first_bytes_memo: dict[int, np.ndarray] = {}
         # push-chain templates (see _template and mask_walk.walk_push_chains)
         self.use_push_chains = True
         self.use_class_slices = True  # (tests compare masks with and without them)
@@ -169,6 +173,7 @@ class CompiledGrammar:
         self._g_next = np.full(64, -2, dtype=np.int32)
         self._g_term: list[int] = []
         self._g_template: list[int] = []
+        self._chain_memo: OrderedDict[tuple, tuple] = OrderedDict()
         # arrays of distinct strings (a constraint outside the grammar's rules): see masks/unique.py
         self._unique = UniqueArrays(self.grammar, self.tables, self.states, v) if self.grammar.unique_arrays else None
 
@@ -201,10 +206,15 @@ class CompiledGrammar:
             # (inside a string whose remaining length is bounded, the slice's tokens up to that
             # many bytes: each position of a `maxLength: 40` string is a new DFA state)
             lengths = sl.safe_lengths(dfa.transitions, dfa.accepting, q)
+            accepting_class = None  # the class of an identifier-like slice: boundaries left out
             if lengths[0][0] < MIN_SLICE_LENGTH and self.use_class_slices:
                 # else the slice of the class the state repeats (`[a-z]{1,10}`, `^[a-z0-9-]+$`)
-                chosen = class_slices(self.vocab).choose(dfa.transitions, dfa.accepting, q, MIN_SLICE_LENGTH)
-                if chosen is not None:
+                # or of an identifier's class, every run of which ends the lexeme (a triple)
+                chosen = class_slices(self.vocab).choose(dfa.transitions, dfa.accepting, q, MIN_SLICE_LENGTH,
+                                                         accepting_runs=True)
+                if chosen is not None and len(chosen) == 3:
+                    sl, lengths, accepting_class = chosen
+                elif chosen is not None:
                     sl, lengths = chosen
             if max(n for n, _ in lengths) >= MIN_SLICE_LENGTH:
                 # (exact kinds: their longer tokens all die, so every all-slice subtree is decided)
@@ -212,12 +222,44 @@ class CompiledGrammar:
             else:
                 bits, skip, upto = np.zeros(self._n_words, dtype=np.uint32), _NO_SKIP, _NO_SKIP_UPTO
             bounds = walk_trie_packed(*self._packed_trie_args, dfa.transitions, dfa.accepting, q, 0, bits, skip, upto)
-            hit = (dfa, bits, bounds)  # the DFA is kept so its id() cannot be reused while cached
+            # boundary nodes come in pre-order: sorted and distinct, counted here once, so a mask
+            # whose roots are exactly these skips sorting them (23k after an identifier)
+            roots = None
+            if len(bounds) or accepting_class is not None:
+                roots = (bounds, int(subtree_node_count(self._node_skip, bounds)), accepting_class)
+            hit = (dfa, bits, roots)  # the DFA is kept so its id() cannot be reused while cached
             with self._root_walks_lock:
                 self._root_walks[key] = hit
                 if len(self._root_walks) > ROOT_WALK_CACHE_SIZE:
                     self._root_walks.popitem(last=False)
         return hit[1], hit[2]
+
+    def _plain_root_bounds(self, term: int, q: int):
+        """(boundary nodes, trie nodes below them) of the root walk of ``(term, q)`` without a
+        slice, or None: every boundary, where a slice walk left some out (cached per vocabulary)."""
+        dfa = self.tables.dfa(term)
+        key = ("plain", id(dfa), q)
+        hit = self._root_walks.get(key)
+        if hit is None or hit[0] is not dfa:
+            bounds = walk_trie_packed(*self._packed_trie_args, dfa.transitions, dfa.accepting, q, 0,
+                                      np.zeros(self._n_words, dtype=np.uint32), _NO_SKIP, _NO_SKIP_UPTO)
+            roots = (bounds, int(subtree_node_count(self._node_skip, bounds))) if len(bounds) else None
+            hit = (dfa, None, roots)
+            with self._root_walks_lock:
+                self._root_walks[key] = hit
+                if len(self._root_walks) > ROOT_WALK_CACHE_SIZE:
+                    self._root_walks.popitem(last=False)
+        return hit[2]
+
+    def _first_bytes(self, sid: int) -> np.ndarray:
+        """bool[256]: the bytes some lexing branch of state ``sid`` can read first."""
+        packed, _ = self._branches(sid)
+        got = self._first_bytes_memo.get(id(packed))
+        if got is None:  # (packed branch arrays live as long as the grammar: ids are stable)
+            table = self._packed.transitions
+            got = (table[packed] >= 0).any(axis=0) if len(packed) else np.zeros(256, dtype=np.bool_)
+            self._first_bytes_memo[id(packed)] = got
+        return got
 
     def _pack_terminal(self, term: int) -> int:
         base = self._packed_base.get(term)
@@ -257,15 +299,23 @@ class CompiledGrammar:
         states = self.states
         st = states.states[sid]
         # parser state after a lexeme -> arrays of trie nodes (the lexeme ends inside a token) to
-        # walk from with that state's branches; big for identifier-like terminals, so kept in numpy
-        pending: dict[int, list[np.ndarray]] = {}
+        # walk from with that state's branches; big for identifier-like terminals, so kept in numpy.
+        # A root walk's boundaries come as (sorted distinct nodes, nodes below them), the array
+        # being the cached one, so its identity keys the big sub-walk memo (no 92 KB hash)
+        pending: dict[int, list] = {}
         union, bounds_of = self._root_walks_union(st.entries)
         bits = union.copy()
-        for (term, _, start), bounds in zip(st.entries, bounds_of):
+        for (term, q, start), bounds in zip(st.entries, bounds_of):
             if bounds is not None:
                 nxt = states.after_terminal(start, term)
                 if nxt != DEAD:
-                    pending.setdefault(nxt, []).append(bounds)
+                    if bounds[2] is not None and (self._first_bytes(nxt) & bounds[2]).any():
+                        # an identifier-like walk left out the boundaries inside its slice's
+                        # subtrees, and what follows the lexeme may start with its class
+                        bounds = self._plain_root_bounds(term, q)
+                        if bounds is None:
+                            continue
+                    pending.setdefault(nxt, []).append(bounds[:2])
         done: dict[int, np.ndarray] = {}  # several paths may reach a state: walk each root once
         push_positions = states.push_positions
         rounds = 0
@@ -282,14 +332,21 @@ class CompiledGrammar:
             next_pending: dict[int, list[np.ndarray]] = {}
             e_off, r_off = [0], [0]
             for nxt, root_lists in pending.items():
-                roots = root_lists[0] if len(root_lists) == 1 else np.concatenate(root_lists)
-                # nested roots emit a boundary node once per root above it: left in, the copies
-                # multiply round after round (`x: A x | A` with A = /=+/ ran out of memory)
-                roots, below = unique_roots_and_subtree_size(roots, self._node_skip)
+                first = root_lists[0]
+                same_roots = None  # the cached root-walk array these roots are, if they are one
+                if len(root_lists) == 1 and type(first) is tuple:
+                    roots, below = first
+                    same_roots = roots
+                else:
+                    roots = np.concatenate([r[0] if type(r) is tuple else r for r in root_lists])
+                    # nested roots emit a boundary node once per root above it: left in, the copies
+                    # multiply round after round (`x: A x | A` with A = /=+/ ran out of memory)
+                    roots, below = unique_roots_and_subtree_size(roots, self._node_skip)
                 seen = done.get(nxt)
                 if seen is not None:
                     roots, done[nxt] = sorted_difference_and_union(roots, seen)
                     below = subtree_node_count(self._node_skip, roots)
+                    same_roots = None
                 else:
                     done[nxt] = roots
                 if not len(roots):
@@ -301,7 +358,7 @@ class CompiledGrammar:
                 if not len(packed):
                     continue
                 if below >= BIG_SUB_WALK_NODES:
-                    b_nodes, b_entries = self._big_sub_walk(packed, roots, bits)
+                    b_nodes, b_entries = self._big_sub_walk(packed, roots, bits, same_roots)
                     self._continue_boundaries(b_nodes, b_entries, branch_info, next_pending)
                     continue
                 entry_chunks.append(packed)
@@ -379,18 +436,41 @@ class CompiledGrammar:
     def _walk_push_chains(self, work: list, bits: np.ndarray, pending: dict) -> None:
         """Sub-walks of push states (and of the chains of push states below them) by template in
         numba; boundaries whose successor completes an item go to ``pending`` under the parser
-        state after their lexeme, built here from the chain of terminals that led to them."""
+        state after their lexeme, built here from the chain of terminals that led to them.
+
+        A walk that leaves no such exit depends on the work's templates and roots alone, not on the
+        parser states (their origins only matter where an item completes), so it is memoized by
+        them: in a nested arithmetic expression every operator and parenthesis position is a new
+        parser state, but the chains below it are the same few templates over the same nodes."""
+        items = [(self._template(self.states.push_positions[nxt]), roots) for nxt, roots in work]
+        memo_key = tuple(sorted((tid, roots.astype(np.int32, copy=False).tobytes()) for tid, roots in items))
+        hit = self._chain_memo.get(memo_key)
+        if hit is not None:
+            bits[hit[0]] |= hit[1]
+            return
+        own = np.zeros_like(bits)
+        if self._walk_push_chains_of(work, items, own, pending):
+            words = np.flatnonzero(own)
+            with self._memo_lock:
+                self._chain_memo[memo_key] = (words, own[words])
+                if len(self._chain_memo) > CHAIN_MEMO_SIZE:
+                    self._chain_memo.popitem(last=False)
+        bits |= own
+
+    def _walk_push_chains_of(self, work: list, items: list, bits: np.ndarray, pending: dict) -> bool:
+        """The walk of ``_walk_push_chains``; True when it left no exit (the walk is memoizable)."""
+        no_exit = True
         chain_parent: list = []
         chain_branch: list = []
         real: dict = {}  # chain -> parser state id (the work's states, and chains built for exits)
         w_chain, w_template, w_node = [], [], []
-        for nxt, roots in work:
+        for (nxt, roots), (tid, _) in zip(work, items):
             c = len(chain_parent)
             chain_parent.append(-1)
             chain_branch.append(-1)
             real[c] = nxt
             w_chain.append(np.full(len(roots), c, dtype=np.int64))
-            w_template.append(np.full(len(roots), self._template(self.states.push_positions[nxt]), dtype=np.int64))
+            w_template.append(np.full(len(roots), tid, dtype=np.int64))
             w_node.append(roots)
         while w_chain:
             new_parent, new_branch, ex_keys, ex_offsets, ex_nodes, su_keys, su_offsets, su_nodes = walk_push_chains(
@@ -419,6 +499,7 @@ class CompiledGrammar:
             exits.extend((key >> 32, key & 0xFFFFFFFF, ex_nodes[cuts[k]:cuts[k + 1]])
                          for k, key in enumerate(ex_keys.tolist()))
             for c, g, nodes in exits:
+                no_exit = False
                 # the parser state of the chain: its push states, then the one after this terminal
                 path = []
                 while c not in real:
@@ -430,9 +511,11 @@ class CompiledGrammar:
                 after = self.states.after_terminal(sid, self._g_term[g])
                 if after != DEAD:
                     pending.setdefault(after, []).append(nodes)
+        return no_exit
 
     def _root_walks_union(self, entries) -> tuple:
-        """(OR of the root walks of these lexing branches, per branch its boundary nodes or None),
+        """(OR of the root walks of these lexing branches, per branch its boundary nodes as (sorted
+        nodes, trie nodes below them) or None),
         memoized by the (terminal, DFA state) pairs alone: parser states that differ only in where
         their lexemes began share it. A value position of an object with many number-valued keys
         has ~30 branches, and OR-ing their 16 KB root walks was most of its masks' Python time
@@ -445,7 +528,7 @@ class CompiledGrammar:
             for t, q in key:
                 ci_bits, bounds = self._root_walk(t, q)
                 union |= ci_bits
-                bounds_of.append(bounds if len(bounds) else None)
+                bounds_of.append(bounds)  # (sorted nodes, nodes below) or None
             hit = (union, tuple(bounds_of))
             with self._memo_lock:
                 self._union_memo[key] = hit
@@ -465,32 +548,52 @@ class CompiledGrammar:
             if after != DEAD:
                 pending.setdefault(after, []).append(b_nodes[a:b])
 
-    def _big_sub_walk(self, packed: np.ndarray, roots: np.ndarray, bits: np.ndarray):
-        """A sub-walk over many trie nodes, memoized per vocabulary by what it depends on: the
-        branches' packed DFA states and the roots (not the parser state). Inside a long string
-        every position is a new parser state (the length is counted), but the walk below a chunk
-        boundary is the same at every chunk: Github_easy o9772's masks (certificates in a
-        maxLength-32767 string) redid a near-full trie walk per token."""
+    def _big_sub_walk(self, packed: np.ndarray, roots: np.ndarray, bits: np.ndarray, same_roots=None):
+        """A sub-walk over many trie nodes, memoized per vocabulary and lexing branch by what it
+        depends on: the branch's packed DFA state and the roots (not the parser state). Inside a
+        long string every position is a new parser state (the length is counted), but the walk
+        below a chunk boundary is the same at every chunk: Github_easy o9772's masks (certificates
+        in a maxLength-32767 string) redid a near-full trie walk per token. Per branch, because
+        the states after different keywords share the expensive one: an identifier below the
+        space that ends ` FROM `, ` WHERE `, ` AND ` (126k nodes, ~0.5 ms on Llama-3) beside
+        whichever other branches each has. Returns (boundary nodes, branch index), by branch."""
         roots = roots.astype(np.int32, copy=False)
-        key = (id(self._packed), packed.tobytes(), roots.tobytes())
-        hit = self._sub_walks.get(key)
-        if hit is None or hit[0] is not self._packed:
-            own = np.zeros(self._n_words, dtype=np.uint32)
-            index = self.vocab.cache.get("corral.first_byte_index")
-            if index is None:  # ~7 ms on Llama-3, once per vocabulary
-                index = self.vocab.cache.setdefault("corral.first_byte_index", first_byte_index(self.vocab.trie))
-            # roots are sorted and distinct (unique_roots_and_subtree_size, sorted_difference_and_union)
-            b_nodes, b_entries = walk_subtries_by_first_byte(
-                *self._packed_trie_args, self._packed.transitions, self._packed.accepting, packed, roots, *index, own,
-                self._max_depth)
-            words = np.flatnonzero(own)
-            hit = (self._packed, words, own[words], b_nodes, b_entries)
-            with self._root_walks_lock:
-                self._sub_walks[key] = hit
-                if len(self._sub_walks) > SUB_WALK_CACHE_SIZE:
-                    self._sub_walks.popitem(last=False)
-        bits[hit[1]] |= hit[2]
-        return hit[3], hit[4]
+        # many roots that are a cached root walk's boundaries are keyed by that array's identity
+        # (kept in the entry, so the id cannot be reused while it lives): hashing 23k of them cost
+        # ~20 us a mask. Few roots go by their bytes: the same few nodes (the space after a
+        # keyword) come from many root walks
+        if same_roots is not None and len(roots) < IDENTITY_KEYED_ROOTS:
+            same_roots = None
+        roots_key = roots.tobytes() if same_roots is None else id(same_roots)
+        table = self._packed
+        node_parts, entry_parts = [], []
+        for i, state in enumerate(packed.tolist()):
+            key = (id(table), state, roots_key)
+            hit = self._sub_walks.get(key)
+            if hit is None or hit[0] is not table or hit[4] is not same_roots:
+                own = np.zeros(self._n_words, dtype=np.uint32)
+                index = self.vocab.cache.get("corral.first_byte_index")
+                if index is None:  # ~7 ms on Llama-3, once per vocabulary
+                    index = self.vocab.cache.setdefault("corral.first_byte_index", first_byte_index(self.vocab.trie))
+                # roots are sorted and distinct (unique_roots_and_subtree_size, sorted_difference_and_union)
+                b_nodes, _ = walk_subtries_by_first_byte(
+                    *self._packed_trie_args, table.transitions, table.accepting, packed[i:i + 1], roots, *index,
+                    own, self._max_depth)
+                words = np.flatnonzero(own)
+                hit = (table, words, own[words], b_nodes, same_roots)
+                with self._root_walks_lock:
+                    self._sub_walks[key] = hit
+                    if len(self._sub_walks) > SUB_WALK_CACHE_SIZE:
+                        self._sub_walks.popitem(last=False)
+            bits[hit[1]] |= hit[2]
+            if len(hit[3]):
+                node_parts.append(hit[3])
+                entry_parts.append(np.full(len(hit[3]), i, dtype=np.int32))
+        if not node_parts:
+            return _NO_NODES, _NO_NODES
+        if len(node_parts) == 1:
+            return node_parts[0], entry_parts[0]
+        return np.concatenate(node_parts), np.concatenate(entry_parts)
 
     def step_token(self, sid: int, token_id: int) -> int:
         key = (sid, token_id)

@@ -68,16 +68,18 @@ class TokenSlice:
         keeps the DFA alive and passes no accepting state (0: not even one byte)."""
         return min(length for length, _ in self.safe_lengths(transitions, accepting, state))
 
-    def safe_lengths(self, transitions: np.ndarray, accepting: np.ndarray, state: int) -> list[tuple[int, bool]]:
+    def safe_lengths(self, transitions: np.ndarray, accepting: np.ndarray, state: int,
+                     want_accepting: bool = False) -> list[tuple[int, bool]]:
         """Per kind, (L, exact): L as in ``safe_length`` for the slice strings of that kind; exact
         when every one of its strings of L+1 bytes kills the DFA: its tokens of at most L bytes are
         then all the allowed ones, and a walk skips each of its subtrees whatever its longest token
-        (a counted `[a-z]{1,10}` run)."""
+        (a counted `[a-z]{1,10}` run). ``want_accepting``: L for strings that all end accepting."""
         kinds = ((-1, 0x20), (0x20, -1)) if self.leading_space else ((-1, -1),)
         out = []
         for only, never in kinds:  # kind 0: not led by a space; kind 1: led by one
             length, exact = slice_safe_length(transitions, accepting, np.int32(state), self.c_transitions,
-                                              np.int32(self.max_len), np.int32(only), np.int32(never))
+                                              np.int32(self.max_len), np.int32(only), np.int32(never),
+                                              want_accepting)
             out.append((int(length), bool(exact)))
         return out
 
@@ -327,9 +329,10 @@ def slice_safe(transitions, accepting, state, c_transitions, c_accepting, max_le
 
 @njit(cache=True, nogil=True)
 def slice_safe_length(transitions, accepting, state, c_transitions, max_len, first_only,
-                      first_never):  # pragma: no cover - numba
+                      first_never, want_accepting=False):  # pragma: no cover - numba
     """(L, exact): L is the largest length <= ``max_len`` such that every string of the slice DFA's
-    language of 1..L bytes, read from ``state``, keeps the DFA alive and passes no accepting state;
+    language of 1..L bytes, read from ``state``, keeps the DFA alive and passes no accepting state
+    (with ``want_accepting``: ends in an accepting state, every one of them: an identifier);
     ``exact``: every slice string of L+1 bytes kills the DFA (so no longer slice token is allowed
     either: the slice languages are prefix-closed), or L = max_len. Only the strings whose first
     byte is ``first_only`` (when >= 0) and not ``first_never`` count (one kind of a slice).
@@ -363,7 +366,7 @@ def slice_safe_length(transitions, accepting, state, c_transitions, max_len, fir
             if c2 < 0 or (d == 0 and ((first_only >= 0 and b != first_only) or b == first_never)):
                 continue
             q2 = transitions[q, b]
-            if q2 < 0 or accepting[q2]:
+            if q2 < 0 or accepting[q2] != want_accepting:
                 length = d
                 break
             nxt = q2 * n_c + c2
@@ -431,9 +434,10 @@ def slice_safe_length_reference(transitions, accepting, state, c_transitions, ma
 
 
 def slice_safe_length_exact_reference(transitions, accepting, state, c_transitions, max_len, first_only=-1,
-                                      first_never=-1) -> tuple[int, bool]:
+                                      first_never=-1, want_accepting=False) -> tuple[int, bool]:
     """Plain-Python oracle of ``slice_safe_length``'s pair: byte strings of each length enumerated
     one by one (a small slice and short lengths only), no automaton product."""
+    wanted, unwanted = ("accept", "live") if want_accepting else ("live", "accept")
     live = [(b"", int(state), 0)]  # (string, DFA state, slice state) of the slice strings of length d
     for length in range(int(max_len)):
         grown = []
@@ -445,9 +449,9 @@ def slice_safe_length_exact_reference(transitions, accepting, state, c_transitio
                     continue
                 q2 = int(transitions[q][b])
                 outcomes.append("dead" if q2 < 0 else "accept" if accepting[q2] else "live")
-                if q2 >= 0 and not accepting[q2]:
+                if outcomes[-1] == wanted:
                     grown.append((text + bytes([b]), q2, c2))
-        if "dead" in outcomes or "accept" in outcomes:
+        if "dead" in outcomes or unwanted in outcomes:
             return length, all(o == "dead" for o in outcomes)
         if not grown:
             return int(max_len), True
@@ -495,6 +499,7 @@ class ClassSlices:
         self.vocab = vocab
         self._slices: "dict[tuple[bytes, bool], TokenSlice]" = {}
         self._counts: dict[bytes, tuple[int, int]] = {}  # per class: tokens in `C+`, in ` C+`
+        self._automata: dict[tuple[bytes, bool], np.ndarray] = {}  # per class and leading space
         self._lock = threading.Lock()
 
     def _class_tokens(self, byte_class: np.ndarray, key: bytes) -> tuple[int, int]:
@@ -519,13 +524,21 @@ class ClassSlices:
                 self._slices.pop(next(iter(self._slices)))
         return got
 
-    def choose(self, transitions: np.ndarray, accepting: np.ndarray, state: int, min_length: int):
+    def _automaton(self, byte_class: np.ndarray, key: bytes, leading_space: bool) -> np.ndarray:
+        got = self._automata.get((key, leading_space))
+        if got is None:
+            got = self._automata[(key, leading_space)] = _class_automaton(byte_class, leading_space)
+        return got
+
+    def choose(self, transitions: np.ndarray, accepting: np.ndarray, state: int, min_length: int,
+               accepting_runs: bool = False):
         """(slice, its ``safe_lengths``) covering the most tokens from ``state``, or None where the
-        class has few tokens or no slice is safe ``min_length`` bytes."""
+        class has few tokens or no slice is safe ``min_length`` bytes. With ``accepting_runs``,
+        failing that, ``choose_accepting``'s triple where it applies."""
         byte_class = repeatable_ascii_bytes(transitions, np.int32(state))
         spaced = not byte_class[0x20] and transitions[state, 0x20] >= 0
         # worth a slice where the class's tokens are many: a walk among few (`[0-9]{3}`, the hex
-        # digits of `\\uXXXX`) was cheap, and a ~4 ms build is not
+        # digits of `\uXXXX`) was cheap, and a ~4 ms build is not
         key = np.packbits(byte_class).tobytes()
         # a state that loops on its class (`[^']*`) is walked once whatever it costs: slices are
         # built for counted runs, whose every position is a new state, and used by both
@@ -539,7 +552,7 @@ class ClassSlices:
         for leading_space in ((True, False) if spaced else (False,)):
             # safe lengths on the class's own two-state automaton first: slices are built only
             # where one is safe (an identifier ends a lexeme after each byte: none ever is)
-            c_transitions = _class_automaton(byte_class, leading_space)
+            c_transitions = self._automaton(byte_class, key, leading_space)
             kinds = ((-1, 0x20), (0x20, -1)) if leading_space else ((-1, -1),)
             if all(slice_safe_length(transitions, accepting, np.int32(state), c_transitions, np.int32(MAX_CLASS_RUN),
                                      np.int32(only), np.int32(never))[0] < min_length for only, never in kinds):
@@ -555,7 +568,37 @@ class ClassSlices:
                         for k, (n, exact) in enumerate(lengths))
             if score > best_score:
                 best, best_score = (sl, lengths), score
+        if best is None and accepting_runs and n_plain >= MIN_CLASS_SLICE_TOKENS:
+            return self._choose_accepting(transitions, accepting, state, min_length, byte_class, key, loops)
         return best
+
+    def choose_accepting(self, transitions: np.ndarray, accepting: np.ndarray, state: int, min_length: int):
+        """(slice, its ``safe_lengths`` with ``want_accepting``, the class as bool[256]) where every
+        run of the state's class ends a lexeme (an identifier: `[a-z_][a-z0-9_]{0,20}`), or None.
+        There a walk that skips the slice's subtrees leaves out boundary nodes: those inside them,
+        whose continuation starts with a byte of the class. The caller keeps them out only where
+        the state after the lexeme cannot start with such a byte (after a name: `(`, `=`, `,`, a
+        space), and walks without the slice otherwise."""
+        byte_class = repeatable_ascii_bytes(transitions, np.int32(state))
+        key = np.packbits(byte_class).tobytes()
+        if self._class_tokens(byte_class, key)[0] < MIN_CLASS_SLICE_TOKENS:
+            return None
+        loops = _loops_on(transitions, np.int32(state), byte_class)
+        return self._choose_accepting(transitions, accepting, state, min_length, byte_class, key, loops)
+
+    def _choose_accepting(self, transitions, accepting, state, min_length, byte_class, key, loops):
+        if loops and (key, False) not in self._slices:
+            return None  # (as in choose: a loop is walked once, slices are built for counted runs)
+        if slice_safe_length(transitions, accepting, np.int32(state), self._automaton(byte_class, key, False),
+                             np.int32(MAX_CLASS_RUN), np.int32(-1), np.int32(-1), True)[0] < min_length:
+            return None
+        sl = self.get(byte_class, False, build=not loops)
+        if sl is None:
+            return None
+        lengths = sl.safe_lengths(transitions, accepting, state, want_accepting=True)
+        if lengths[0][0] < min_length:
+            return None
+        return sl, lengths, byte_class
 
 
 def _class_automaton(byte_class: np.ndarray, leading_space: bool) -> np.ndarray:
