@@ -115,6 +115,18 @@ def test_packed_dfas_hold_each_dfa_shifted_and_outgrow_their_reservation():
     assert packed.transitions.shape[0] == sum(d.n_states for d in dfas)
     # the default reservation is lazily mapped: creating one is cheap and holds every row
     assert PackedDfas()._buffers[0].shape[0] * 256 * 4 == PackedDfas.RESERVED_BYTES
+    # past FRESH_TABLE_BYTES in use, grammars compiled afterwards get a fresh table, long before
+    # the reservation runs out (a doubling copies the table inside some mask)
+    assert PackedDfas.FRESH_TABLE_BYTES <= PackedDfas.RESERVED_BYTES * 3 // 4
+    current = PackedDfas.current()
+    assert PackedDfas.current() is current
+    saved = PackedDfas.FRESH_TABLE_BYTES
+    try:
+        PackedDfas.FRESH_TABLE_BYTES = current.transitions.nbytes - 1
+        fresh = PackedDfas.current()
+        assert fresh is not current and fresh.transitions.shape[0] == 0
+    finally:
+        PackedDfas.FRESH_TABLE_BYTES = saved
 
 
 def test_memoized_big_sub_walks_give_the_masks_of_fresh_walks(llama3_vocab, llama3_tokenizer, monkeypatch):

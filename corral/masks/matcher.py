@@ -48,12 +48,15 @@ class PackedDfas:
     """Terminal DFAs stacked in one transition table (each at its own row offset, targets shifted),
     shared by every grammar of the process: a DFA is copied in once, however many grammars use it
     (the JSON string body, numbers, punctuation, common keys). Packing per grammar had cost ~0.5 s
-    per 75 MaskBench schemas in copies alone. When the table passes half of ``MAX_BYTES``,
-    grammars compiled afterwards start a new one (older grammars keep theirs).
+    per 75 MaskBench schemas in copies alone. When the table passes ``FRESH_TABLE_BYTES``,
+    grammars compiled afterwards start a new one (older grammars keep theirs, with the rest of the
+    reservation to grow into before a copy).
     Thread-safe: rows are written past the published views, under a lock."""
 
-    MAX_BYTES = 256 << 20
     RESERVED_BYTES = 64 << 20
+    # 3/4 of the reservation: a table that passed it had to double, copying 64 MB and faulting in
+    # 128 MB inside one mask (206 ms, Kubernetes kb_1030 after 60 other MaskBench schemas)
+    FRESH_TABLE_BYTES = 48 << 20
     _current: "PackedDfas | None" = None
     _current_lock = threading.Lock()
 
@@ -61,7 +64,7 @@ class PackedDfas:
         # 64 MiB are reserved up front: pages are mapped only when first written, so the
         # reservation costs no memory, and most tables never copy (growing from 1,024 rows by
         # doubling had copied up to 150 MB inside one mask, JsonSchemaStore cryproj). Larger
-        # tables grow by doubling. Not the whole MAX_BYTES: every live table's reservation counts
+        # tables grow by doubling. No larger reservation: every live table's reservation counts
         # against an address-space limit (the bench workers' 8 GB RLIMIT_DATA ran out over the full
         # dev split). First writes fault pages in (0.2-3 ms/MB on the 2-core boxes, by whether
         # huge pages are at hand): 1 KiB per DFA state is what a big enum costs. Rows are read only once written, so np.empty.
@@ -75,8 +78,8 @@ class PackedDfas:
     @classmethod
     def current(cls) -> "PackedDfas":
         with cls._current_lock:
-            # past MAX_BYTES / 2 in use, new grammars start a fresh table (older ones keep theirs)
-            if cls._current is None or 2 * cls._current.transitions.nbytes > cls.MAX_BYTES:
+            # past FRESH_TABLE_BYTES in use, new grammars start a fresh table (older ones keep theirs)
+            if cls._current is None or cls._current.transitions.nbytes > cls.FRESH_TABLE_BYTES:
                 cls._current = PackedDfas()
             return cls._current
 
