@@ -41,6 +41,8 @@ _NO_NODES = np.zeros(0, dtype=np.int32)
 _NO_SKIP_UPTO = np.zeros(256, dtype=np.int32)
 PUSH_CHAIN_MIN_ROUND = 6  # worklist round of a mask from which push states are walked as chains
 PUSH_CHAIN_DEEP_ROUND = 2  # ... from which, once a mask of the grammar has reached the round above
+_LOWER, _UPPER, _DIGITS = "abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "0123456789"
+IDENTIFIER_CLASSES = (_LOWER + "_", _LOWER + _DIGITS + "_", _LOWER + _UPPER + "_", _LOWER + _UPPER + _DIGITS + "_")
 MIN_SLICE_LENGTH = 2  # slice strings of at least this many bytes stay inside the terminal: use the slice
 
 
@@ -771,6 +773,13 @@ def warm_up_mask_kernels(vocab) -> None:
     words.next_token_bits()
     if words.accept_string("ab"):
         words.next_token_bits()
+    # identifiers' classes (lark's common.CNAME and its lower-case form): ~1.3 ms each to build,
+    # which a grammar's first name would otherwise pay inside a mask
+    slices = class_slices(vocab)
+    for chars in IDENTIFIER_CLASSES:
+        byte_class = np.zeros(256, dtype=np.bool_)
+        byte_class[list(chars.encode())] = True
+        slices.get(byte_class, False)
 
 
 def _write_row(bitmask: torch.Tensor, index: int, bits: np.ndarray) -> None:
