@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from corral.automata.earley import DEAD, ParserStates, ParserTables, item_origin, item_pos, make_item
+from corral.automata.earley import DEAD, END_OF_RULE, ParserStates, ParserTables, item_origin, item_pos, make_item
 from corral.grammars.json_schema import json_schema_to_grammar
 from corral.grammars.lark_frontend import lark_to_grammar
 
@@ -83,7 +83,7 @@ def test_waiting_items_by_scan_equal_the_index(name, grammar, monkeypatch):
             if sid == DEAD:
                 break
     ns = states.t.next_sym
-    symbols = sorted({ns[item_pos(it)] for st in states.states for it in st.items} - {None})
+    symbols = sorted({ns[item_pos(it)] for st in states.states for it in st.items} - {END_OF_RULE})
     scanned = {(sid, sym): states.waiting_nt(sid, sym) for sid in range(len(states.states)) for sym in symbols}
     monkeypatch.setattr(earley, "SMALL_STATE_ITEMS", -1)
     states._waiting.clear()

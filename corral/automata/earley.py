@@ -17,6 +17,7 @@ may end wherever its DFA accepts, or go on), which is exactly the IR's semantics
 from __future__ import annotations
 
 import threading
+from array import array
 from typing import NamedTuple
 
 import numpy as np
@@ -41,6 +42,7 @@ def item_pos(item: int) -> int:
 def item_origin(item: int) -> int:
     return (item >> 32) - 1
 DEAD = -1  # state id of the empty (rejecting) state
+END_OF_RULE = -(1 << 62)  # ParserTables.next_sym at a rule's end (symbols: terminals < 0 <= nonterminals)
 SMALL_STATE_ITEMS = 8  # states up to this many items answer ``waiting_nt`` by a scan, not an index
 ACCEPT_SYMBOL = "$corral_start"
 TAIL_TERMINAL = "$corral_ignore_tail"
@@ -155,9 +157,13 @@ class ParserTables:
         self.rules = rules
 
         # Dotted positions: pos = rule_first_pos[r] + dot.
-        self.next_sym: list[int | None] = []
-        self.pos_lhs: list[int] = []
-        self.rule_first_pos: list[int] = []
+        # machine-int arrays, not lists: ~40k positions in a big grammar, 8 bytes each instead of
+        # a pointer plus an int object, and no elements for the cyclic GC to visit (they were over
+        # half the references it visited after 30 MaskBench schemas; its full passes cost about
+        # the same without them: they are paid per tracked object). END_OF_RULE: "no symbol".
+        self.next_sym = array("q")
+        self.pos_lhs = array("q")
+        self.rule_first_pos = array("q")
         self.rules_of: list[list[int] | None] = [None if i in self._lazy_alts else [] for i in range(n_nt)]
         for lhs, rhs in rules:
             self.rules_of[lhs].append(self._add_positions(lhs, rhs))
@@ -206,7 +212,7 @@ class ParserTables:
         first = len(self.next_sym)
         self.rule_first_pos.append(first)
         for d in range(len(rhs) + 1):
-            self.next_sym.append(rhs[d] if d < len(rhs) else None)
+            self.next_sym.append(rhs[d] if d < len(rhs) else END_OF_RULE)
             self.pos_lhs.append(lhs)
         return first
 
@@ -274,7 +280,7 @@ class ParserTables:
                 continue
             items.add(it)
             s = next_sym[it]
-            if s is None:
+            if s == END_OF_RULE:
                 continue
             if s >= 0:
                 agenda.extend(self.rules_for(s))
@@ -288,7 +294,7 @@ class ParserTables:
                 raise CompileBudgetError(
                     f"parser state exceeds {self.max_items_per_state} Earley items (highly ambiguous grammar)")
         # completed items are not kept in states (ParserStates._intern): left out here already
-        kept = frozenset([it for it in items if next_sym[it] is not None or it == self.accept_pos])
+        kept = frozenset([it for it in items if next_sym[it] != END_OF_RULE or it == self.accept_pos])
         hit = (kept, frozenset(expected))
         self._predictions[nt] = hit
         return hit
@@ -306,7 +312,7 @@ class ParserTables:
             hit = False
             for p in positions:
                 s = self.next_sym[p]
-                if s is None:
+                if s == END_OF_RULE:
                     break
                 if s >= 0:
                     if self.nullable_nt[s]:
@@ -359,7 +365,7 @@ class ParserStates:
         # lexeme's rule began, which is exactly what ambiguous lexing varies.
         if not completed_removed:
             ns, accept_pos = self.t.next_sym, self.t.accept_pos
-            items = [it for it in items if ns[it & POS_MASK] is not None or it & POS_MASK == accept_pos]
+            items = [it for it in items if ns[it & POS_MASK] != END_OF_RULE or it & POS_MASK == accept_pos]
         if not items_sorted:
             items = tuple(sorted(items))
         scans = tuple(sorted(scans)) if scans else ()
@@ -384,7 +390,7 @@ class ParserStates:
             if expected_terms is None:
                 ns = t.next_sym
                 expected_terms = {-1 - ns[it & POS_MASK] for it in items
-                                  if ns[it & POS_MASK] is not None and ns[it & POS_MASK] < 0}
+                                  if ns[it & POS_MASK] != END_OF_RULE and ns[it & POS_MASK] < 0}
             if accepting is None:
                 accepting = any(item_pos(it) == t.accept_pos and (item_origin(it) == 0 or (item_origin(it) == SELF and initial))
                                 for it in items)
@@ -427,7 +433,7 @@ class ParserStates:
             items.add(it)
             p = it & POS_MASK
             s = next_sym[p]
-            if s is None:
+            if s == END_OF_RULE:
                 # kernel-derived items always have a real origin (SELF only comes from predictions)
                 o = (it >> 32) - 1
                 if p == accept_pos:
@@ -472,7 +478,7 @@ class ParserStates:
                 continue
             items.add(it)
             s = next_sym[p]
-            if s is None:
+            if s == END_OF_RULE:
                 # Completion. Items predicted in this same set complete through the nullable
                 # shortcut below (Aycock-Horspool), so only earlier origins are looked up.
                 if o != SELF:
@@ -507,7 +513,7 @@ class ParserStates:
             for it in self.states[sid].items:
                 p = it & POS_MASK
                 sym = ns[p]
-                if sym is not None:
+                if sym != END_OF_RULE:
                     grouped.setdefault(sym, []).append(it if it >> 32 else it | resolved)
             index = {sym: tuple(items) for sym, items in grouped.items()}
             self._waiting[sid] = index

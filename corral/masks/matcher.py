@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from corral.automata.earley import DEAD, ParserStates, ParserTables
+from corral.automata.earley import DEAD, END_OF_RULE, ParserStates, ParserTables
 from corral.grammars.ir import Grammar
 from corral.masks.mask_walk import (first_byte_index, run_bounds, sorted_difference_and_union, subtree_node_count,
                                      unique_roots_and_subtree_size, walk_push_chains, walk_subtries_by_first_byte,
@@ -419,7 +419,7 @@ class CompiledGrammar:
             waiting: dict = {}
             for p in set(predicted) | set(positions):
                 sym = next_sym[p]
-                if sym is not None and sym < 0:
+                if sym != END_OF_RULE and sym < 0:
                     waiting.setdefault(sym, []).append(p)
             self._template_waiting.append(waiting)
             self._n_templates, self._n_branches = tid + 1, first + n
