@@ -401,7 +401,8 @@ def test_class_slice_tokens_kinds_and_lengths_equal_brute_force(llama3_vocab, le
             by_kind[int(data[:1] == b" ")][t] = len(data)
     assert sl.n_kinds == (2 if leading_space else 1) and not (not leading_space and by_kind[1])
     kinds = sl.n_kinds
-    for lengths in ([1] * kinds, [4] * kinds, [9, 3][:kinds], [sl.max_len] * kinds, [0, 7][:kinds]):
+    for lengths in ([1] * kinds, [4] * kinds, [9, 3][:kinds], [sl.max_len] * kinds, [0, 7][:kinds], [17, 64][:kinds],
+                    [33, 2][:kinds], [100, 16][:kinds], [8, 8][:kinds], [4, 9][:kinds]):  # (checkpoints 4..64 and between)
         unpacked = np.unpackbits(sl.bits_for(lengths).view(np.uint8), bitorder="little")
         got = np.flatnonzero(unpacked[:llama3_vocab.size])
         want = sorted(t for k in range(sl.n_kinds) for t, n in by_kind[k].items() if n <= lengths[k])

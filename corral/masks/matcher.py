@@ -24,6 +24,7 @@ from corral.grammars.ir import Grammar
 from corral.masks.mask_walk import (first_byte_index, run_bounds, sorted_difference_and_union, subtree_node_count,
                                      unique_roots_and_subtree_size, walk_push_chains, walk_subtries_by_first_byte,
                                      walk_subtries_groups)
+from corral.masks.pages import without_huge_pages
 from corral.masks.slices import class_slices, string_slice
 from corral.masks.trie_walk import packed_trie_arrays, walk_trie_packed
 from corral.masks.unique import UniqueArrays
@@ -69,9 +70,11 @@ class PackedDfas:
         # tables grow by doubling. No larger reservation: every live table's reservation counts
         # against an address-space limit (the bench workers' 8 GB RLIMIT_DATA ran out over the full
         # dev split). First writes fault pages in (0.2-3 ms/MB on the 2-core boxes, by whether
-        # huge pages are at hand): 1 KiB per DFA state is what a big enum costs. Rows are read only once written, so np.empty.
+        # huge pages are at hand; 4 KB pages now: masks/pages.py): 1 KiB per DFA state is what a big enum
+        # costs. Rows are read only once written, so np.empty.
         rows = rows or self.RESERVED_BYTES // (256 * 4)
         self._buffers = (np.empty((rows, 256), dtype=np.int32), np.zeros(rows, dtype=np.bool_))
+        without_huge_pages(self._buffers[0])  # filled a DFA at a time: 4 KB pages (masks/pages.py)
         self.transitions = self._buffers[0][:0]
         self.accepting = self._buffers[1][:0]
         self._base: dict[int, tuple] = {}  # id(dfa) -> (dfa kept alive so its id stays unique, base)
@@ -98,6 +101,7 @@ class PackedDfas:
             if base + n > len(buf_t):
                 cap = max(2 * len(buf_t), base + n)
                 new_t = np.empty((cap, 256), dtype=np.int32)
+                without_huge_pages(new_t)
                 new_t[:base] = buf_t[:base]
                 new_a = np.zeros(cap, dtype=np.bool_)
                 new_a[:base] = buf_a[:base]

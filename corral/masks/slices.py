@@ -57,7 +57,8 @@ class TokenSlice:
         self.max_len = self.count_upto.shape[1] - 1
         self.n_tokens = int(self.count_upto[:, -1].sum())
         self._n_words = (vocab.size + 31) // 32
-        self.bits = self.bits_for([self.max_len] * self.n_kinds)
+        self._checkpoints: dict[tuple[int, int], np.ndarray] = {}
+        self.bits = _bits_of(self._ids, self._kind_start, self._kind_start[1:], self._n_words)  # every token
         self.bits.flags.writeable = False
 
     def safe(self, transitions: np.ndarray, accepting: np.ndarray, state: int) -> bool:
@@ -93,9 +94,34 @@ class TokenSlice:
         precomputed had taken 2 MB and ~5 ms per slice; a row per call with numpy ~2 ms)."""
         if hasattr(self, "bits") and all(n >= self.max_len for n in lengths):
             return self.bits.copy()
-        ends = np.array([self._kind_start[k] + self.count_upto[k, max(0, min(int(n), self.max_len))]
-                         for k, n in enumerate(lengths)], dtype=np.int64)
-        return _bits_of(self._ids, self._kind_start, ends, self._n_words)
+        # from the kind's bitmask at the largest checkpoint length below (built on first use), then
+        # the few tokens longer than it: scattering all of the string slice's ~100k tokens had cost
+        # ~120 us a first-visit mask inside a length-bounded string
+        out = None
+        starts = np.empty(len(lengths), dtype=np.int64)
+        ends = np.empty(len(lengths), dtype=np.int64)
+        for k, n in enumerate(lengths):
+            n = max(0, min(int(n), self.max_len))
+            c = max((c for c in BITS_CHECKPOINTS if c <= n), default=0)
+            if c:
+                base = self._checkpoint_bits(k, c)
+                out = base.copy() if out is None else np.bitwise_or(out, base, out=out)
+            starts[k] = self._kind_start[k] + self.count_upto[k, c]
+            ends[k] = self._kind_start[k] + self.count_upto[k, n]
+        if out is None:
+            out = np.zeros(self._n_words, np.uint32)
+        _or_bits_of(self._ids, starts, ends, out)
+        return out
+
+    def _checkpoint_bits(self, kind: int, length: int) -> np.ndarray:
+        """Read-only bitmask of the kind's tokens of at most ``length`` bytes (cached)."""
+        got = self._checkpoints.get((kind, length))
+        if got is None:
+            ends = np.array([self._kind_start[kind] + self.count_upto[kind, length]], dtype=np.int64)
+            got = _bits_of(self._ids, self._kind_start[kind:kind + 1], ends, self._n_words)
+            got.flags.writeable = False
+            self._checkpoints[(kind, length)] = got
+        return got
 
     def covered(self, lengths) -> int:
         """Tokens in ``bits_for(lengths)``."""
@@ -113,6 +139,7 @@ class TokenSlice:
 
 
 NEVER_SKIP = np.iinfo(np.int32).max
+BITS_CHECKPOINTS = (4, 8, 16, 32, 64)  # token lengths whose slice bitmask is kept per kind
 EXACT_FRONTIER = 16  # pairs per level past which slice_safe_length gives up on exactness
 
 
@@ -201,6 +228,14 @@ def _bits_of(ids, starts, ends, n_words):  # pragma: no cover - numba
             t = ids[j]
             out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
     return out
+
+
+@njit(cache=True, nogil=True)
+def _or_bits_of(ids, starts, ends, out):  # pragma: no cover - numba
+    for k in range(ends.shape[0]):
+        for j in range(starts[k], ends[k]):
+            t = ids[j]
+            out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
 
 
 @njit(cache=True, nogil=True)
