@@ -595,6 +595,42 @@ def test_one_of_with_many_overlapping_object_branches_is_exact():
                      {"type": "object"}]}, instances)
 
 
+def test_rule_family_nullable_is_having_the_empty_alternative(monkeypatch):
+    """The parser asks ``nullable(key)`` of every member a rule names and builds the alternatives
+    only of members it predicts: each family's own check equals the contract (the empty
+    alternative is among the member's alternatives), over every member reachable from the rules
+    (key sets with required keys, dependencies and witnesses; a counted pattern family)."""
+    from corral.grammars import ir
+    from corral.grammars.json_schema import cpdfa
+
+    monkeypatch.setattr(cpdfa, "MAX_PRODUCT_STATES", 40)
+    negated = {"allOf": [{"not": _branch("a", url={"type": "string"})},
+                         {"not": {"patternProperties": {"^u": {"type": "string"}}, "properties": {"n": {"minimum": 3}}}},
+                         {"type": "object"}]}
+    keys = {"type": "object", "properties": {k: {"type": "integer"} for k in "abcdefg"}, "required": list("abcde"),
+            "dependentRequired": {"f": ["g"]}}
+    counted = {"type": "string", "pattern": "^(?:[a-c]+ ){0,3}[a-c]+$", "minLength": 3, "maxLength": 11}
+    checked = {True: 0, False: 0}
+    kinds = set()
+    for schema in (MANY_OVERLAPPING_BRANCHES, negated, keys, counted):
+        g = json_schema_to_grammar(schema, eager_key_set_alternatives=0).grammar
+        todo = [s for alts in g.rules.values() for a in alts for s in a if g.family_of(s) is not None]
+        seen = set()
+        while todo and len(seen) < 3000:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            family, key = g.family_of(name)
+            alts = family.alternatives(key)
+            assert family.nullable(key) == (() in alts) == ir.RuleFamily.nullable(family, key), name
+            checked[() in alts] += 1
+            kinds.add(type(family).__name__)
+            todo.extend(s for a in alts for s in a if g.family_of(s) is not None)
+    assert checked[True] > 10 and checked[False] > 10
+    assert kinds == {"KeySetFamily", "CountedStringFamily"}
+
+
 def test_witness_key_sets_built_lazily_equal_the_eager_machine(llama3_vocab):
     """Past the eager budget (forced here with eager_key_set_alternatives=0), an object's key sets
     and witnesses are a KeySetFamily expanded as parsed: the same language as the listed machine

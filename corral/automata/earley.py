@@ -130,7 +130,7 @@ class ParserTables:
         self._nt_index = {n: i for i, n in enumerate(nt_names)}
         self._term_empty = term_empty
         self._lazy_lock = threading.RLock()
-        self._lazy_alts: dict[int, tuple] = {}  # member id -> alternatives not yet turned into rules
+        self._lazy_alts: dict[int, tuple] = {}  # member id -> (family, key) not yet turned into rules
         self._member_nullable: dict[int, bool] = {}
         start_rhs = (grammar.start, TAIL_TERMINAL) if ignore_re is not None else (grammar.start,)
         raw_rules: list[tuple[int, tuple[int, ...]]] = []
@@ -192,12 +192,14 @@ class ParserTables:
             i = self._nt_index.get(sym)
             if i is not None:
                 return i
-            alts = tuple(fam[0].alternatives(fam[1]))
+            # alternatives are built when the member is first predicted (rules_for): most members
+            # a rule names are never reached (a key position names one per key not yet written)
+            nullable = fam[0].nullable(fam[1])
             i = len(self.nonterminal_names)
-            self._lazy_alts[i] = alts
-            self._member_nullable[i] = () in alts
+            self._lazy_alts[i] = fam
+            self._member_nullable[i] = nullable
             if hasattr(self, "nullable_nt"):  # after construction: extend the per-nonterminal tables
-                self.nullable_nt.append(() in alts)
+                self.nullable_nt.append(nullable)
                 self._productive.append(self._family_productive.get(sym.partition(ir_sep)[0], False))
                 self.rules_of.append(None)
             self.nonterminal_names.append(sym)
@@ -226,7 +228,8 @@ class ParserTables:
             if r is not None:
                 return r
             r = []
-            for alt in self._lazy_alts.pop(nt):
+            family, key = self._lazy_alts.pop(nt)
+            for alt in family.alternatives(key):
                 rhs = tuple(self._encode(s) for s in alt)
                 if self._rule_ok(nt, rhs):
                     self.rules.append((nt, rhs))

@@ -37,6 +37,12 @@ class RuleFamily:
     def alternatives(self, key: str) -> tuple[tuple[str, ...], ...]:
         raise NotImplementedError
 
+    def nullable(self, key: str) -> bool:
+        """Whether member ``key`` has the empty alternative. The parser asks it of every member it
+        names, but expands only those it predicts: families override it with a check that does not
+        build the alternatives (a key position of an object with 60 keys names 60 members)."""
+        return () in self.alternatives(key)
+
     def describe(self) -> str:
         """A stable text form of the whole family (part of the grammar's fingerprint)."""
         raise NotImplementedError

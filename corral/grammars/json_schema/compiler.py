@@ -3236,6 +3236,10 @@ class CountedStringFamily(ir.RuleFamily):
         i = state * (self.hi + 1) + count
         return bool((self.completable[i >> 3] >> (7 - (i & 7))) & 1)
 
+    def nullable(self, key: str) -> bool:
+        state, count = (int(x) for x in key.split("_"))
+        return not self.close and bool(self.accept[state]) and self.lo <= count <= self.hi
+
     def alternatives(self, key: str) -> tuple[tuple[str, ...], ...]:
         state, count = (int(x) for x in key.split("_"))
         alts: list[tuple[str, ...]] = []
@@ -3278,16 +3282,23 @@ class KeySetFamily(ir.RuleFamily):
         tail = "" if wit is None else f"_{wit:x}"
         return f"{name}{ir.FAMILY_SEPARATOR}{seen:x}_{int(started)}{tail}"
 
+    def _may_end(self, seen: int, wit: int | None) -> bool:
+        """The member list may end here: every required key seen, dependencies met, witnesses done."""
+        must = (1 << len(self.tracked)) - 1 if self.required_mask == -1 else self.required_mask
+        return seen & must == must and all(not seen & k or (need != -1 and seen & need == need)
+                                           for k, need in self.deps) \
+            and (wit is None or wit == (1 << self.n_witness) - 1)
+
+    def nullable(self, key: str) -> bool:
+        parts = key.split("_")
+        return self._may_end(int(parts[0], 16), int(parts[2], 16) if len(parts) > 2 else None)
+
     def alternatives(self, key: str) -> tuple[tuple[str, ...], ...]:
         parts = key.split("_")
         seen, started = int(parts[0], 16), parts[1] == "1"
         wit = int(parts[2], 16) if len(parts) > 2 else None
-        all_wit = (1 << self.n_witness) - 1
         alts: list[tuple[str, ...]] = []
-        everything = (1 << len(self.tracked)) - 1
-        must = everything if self.required_mask == -1 else self.required_mask
-        if seen & must == must and all(not seen & k or (need != -1 and seen & need == need) for k, need in self.deps) \
-                and (wit is None or wit == all_wit):
+        if self._may_end(seen, wit):
             alts.append(())
         sep = (self.comma,) if started else ()
         blocked = 0
