@@ -127,3 +127,29 @@ def test_least_fixpoint_equals_sweeping_until_nothing_changes(seed):
             if not want[lhs] and all((s < 0 and ok_terminal[-1 - s]) or (s >= 0 and want[s]) for s in rhs):
                 want[lhs] = changed = True
     assert least_fixpoint(rules, initial, lambda t: ok_terminal[t]) == want
+
+
+def test_parser_states_and_regex_nodes_stay_out_of_the_cyclic_gc():
+    """Parser states (named tuples of ints) and regex AST nodes are acyclic by construction, and a
+    long process keeps hundreds of thousands of them: they are untracked when made (CPython
+    untracks only exact tuples by itself), and they still hash, compare and pickle as before."""
+    import gc
+    import pickle
+    import platform
+
+    from corral.grammars import regex_ast as rx
+
+    states = ParserStates(ParserTables(lark_to_grammar(LARK_GRAMMARS["arith"])))
+    sid = states.initial
+    for b in b"(1+2)*3":
+        sid = states.step(sid, b)
+    assert sid != DEAD and len(states.states) > 5
+    node = rx.seq(rx.chars([(97, 122)]), rx.repeat(rx.literal("xy"), 1, None))
+    again = pickle.loads(pickle.dumps(node))
+    assert again == node and hash(again) == hash(node)
+    if platform.python_implementation() == "CPython":
+        assert not any(gc.is_tracked(st) for st in states.states)
+        assert not gc.is_tracked(node) and not gc.is_tracked(again) and not gc.is_tracked(node.items[1])
+    gc.collect()  # (freeing untracked objects later is plain reference counting)
+    del states, node, again
+    gc.collect()

@@ -24,6 +24,7 @@ import numpy as np
 
 from corral.automata.dfa import DEFAULT_MAX_STATES, ByteDFA, regex_to_dfa
 from corral.errors import CompileBudgetError, GrammarError
+from corral.gc_untrack import untrack
 from corral.grammars import regex_ast as rx
 from corral.grammars.ir import FAMILY_SEPARATOR as ir_sep, Grammar
 
@@ -42,6 +43,7 @@ def item_pos(item: int) -> int:
 def item_origin(item: int) -> int:
     return (item >> 32) - 1
 DEAD = -1  # state id of the empty (rejecting) state
+
 END_OF_RULE = -(1 << 62)  # ParserTables.next_sym at a rule's end (symbols: terminals < 0 <= nonterminals)
 SMALL_STATE_ITEMS = 8  # states up to this many items answer ``waiting_nt`` by a scan, not an index
 ACCEPT_SYMBOL = "$corral_start"
@@ -85,7 +87,8 @@ class ParserState(NamedTuple):
     ``items`` and ``scans`` are sorted tuples, not frozensets: tuples of ints leave the cyclic GC's
     scans after its first pass, sets never do (tens of thousands of states per long run). A named
     tuple, not a frozen dataclass: built in 0.8 µs instead of 2.0 (first-visit masks make a state
-    per lexeme boundary) and untracked by the GC like its fields. Compared by id, never by value."""
+    per lexeme boundary). The GC untracks exact tuples only, so each state is untracked when made
+    (``corral.gc_untrack``). Compared by id, never by value."""
 
     id: int
     items: tuple  # sorted make_item(pos, origin_id or SELF)
@@ -398,7 +401,9 @@ class ParserStates:
                 accepting = any(item_pos(it) == t.accept_pos and (item_origin(it) == 0 or (item_origin(it) == SELF and initial))
                                 for it in items)
             entries = scans + tuple([(term, 0, lexeme_start) for term in sorted(expected_terms)])
-            self.states.append(ParserState(sid, items, scans, entries, accepting))
+            state = ParserState(sid, items, scans, entries, accepting)
+            untrack(state)  # ints, tuples of ints and a bool: no cycle through it (corral/gc_untrack.py)
+            self.states.append(state)
             self._by_key[key] = sid
             return sid
 

@@ -1,0 +1,27 @@
+"""Taking acyclic long-lived objects out of the cyclic GC's bookkeeping.
+
+A full collection visits every tracked object, so its pauses grow with what a long process keeps:
+a MaskBench worker over JsonSchemaStore's 385 schemas spent 34 s of 175 s in 118 full passes (the
+worst 828 ms, landing inside a mask), with ~500k tracked objects alive. CPython untracks exact
+tuples (and dicts) of untracked values by itself, but never a named tuple or a dataclass instance,
+however plain its fields. ``untrack`` does it for objects that cannot be part of a reference cycle:
+immutable records whose fields are atomic values or objects built before them (parser states,
+regex AST nodes). Elsewhere than CPython it does nothing.
+"""
+from __future__ import annotations
+
+import ctypes
+
+try:
+    _untrack = ctypes.pythonapi.PyObject_GC_UnTrack
+    _untrack.argtypes = [ctypes.py_object]
+    _untrack.restype = None
+except (AttributeError, OSError):  # not CPython
+    _untrack = None
+
+
+def untrack(obj) -> None:
+    """Stop the cyclic GC from tracking ``obj`` (safe on an untracked object; ~0.2 µs). Only for
+    objects that can never be part of a reference cycle: an untracked cycle is never freed."""
+    if _untrack is not None:
+        _untrack(obj)
