@@ -738,6 +738,9 @@ def _expand_to_bytes(trans: np.ndarray, accepting: np.ndarray, class_ranges, sta
     high_classes = [c for c in range(k) if high_ranges[c]]
     if high_classes:
         key_of_groups: dict[tuple, tuple] = {}
+        # states with the same class groups and targets get the same trie (nodes are hash-consed):
+        # a key automaton's states mostly share their non-ASCII row (to the "other key" state)
+        row_of: dict[tuple, list] = {}
         for s, trow in enumerate(trans[:, high_classes].tolist()):
             # group the classes by target: the trie depends only on each target's code point set
             by_target: dict[int, list[int]] = {}
@@ -748,11 +751,14 @@ def _expand_to_bytes(trans: np.ndarray, accepting: np.ndarray, class_ranges, sta
                 continue
             targets = sorted(by_target, key=lambda t: by_target[t][0])
             groups = tuple(tuple(by_target[t]) for t in targets)
-            key = key_of_groups.get(groups)
-            if key is None:
-                key = key_of_groups[groups] = tuple(
-                    rx.normalize_ranges([r for c in g for r in high_ranges[c]]) for g in groups)
-            ex.rows[s] = ex.instantiate(_template(key), targets)
+            row = row_of.get((groups, tuple(targets)))
+            if row is None:
+                key = key_of_groups.get(groups)
+                if key is None:
+                    key = key_of_groups[groups] = tuple(
+                        rx.normalize_ranges([r for c in g for r in high_ranges[c]]) for g in groups)
+                row = row_of[(groups, tuple(targets))] = ex.instantiate(_template(key), targets)
+            ex.rows[s] = row
     rows = ex.rows
     m = len(rows)
     table = np.full((m, 256), -1, dtype=np.int32)
