@@ -569,7 +569,7 @@ class ClassSlices:
                accepting_runs: bool = False):
         """(slice, its ``safe_lengths``) covering the most tokens from ``state``, or None where the
         class has few tokens or no slice is safe ``min_length`` bytes. With ``accepting_runs``,
-        failing that, ``choose_accepting``'s triple where it applies."""
+        failing that, ``_choose_accepting``'s triple where it applies."""
         byte_class = repeatable_ascii_bytes(transitions, np.int32(state))
         spaced = not byte_class[0x20] and transitions[state, 0x20] >= 0
         # worth a slice where the class's tokens are many: a walk among few (`[0-9]{3}`, the hex
@@ -607,21 +607,13 @@ class ClassSlices:
             return self._choose_accepting(transitions, accepting, state, min_length, byte_class, key, loops)
         return best
 
-    def choose_accepting(self, transitions: np.ndarray, accepting: np.ndarray, state: int, min_length: int):
+    def _choose_accepting(self, transitions, accepting, state, min_length, byte_class, key, loops):
         """(slice, its ``safe_lengths`` with ``want_accepting``, the class as bool[256]) where every
         run of the state's class ends a lexeme (an identifier: `[a-z_][a-z0-9_]{0,20}`), or None.
         There a walk that skips the slice's subtrees leaves out boundary nodes: those inside them,
         whose continuation starts with a byte of the class. The caller keeps them out only where
         the state after the lexeme cannot start with such a byte (after a name: `(`, `=`, `,`, a
         space), and walks without the slice otherwise."""
-        byte_class = repeatable_ascii_bytes(transitions, np.int32(state))
-        key = np.packbits(byte_class).tobytes()
-        if self._class_tokens(byte_class, key)[0] < MIN_CLASS_SLICE_TOKENS:
-            return None
-        loops = _loops_on(transitions, np.int32(state), byte_class)
-        return self._choose_accepting(transitions, accepting, state, min_length, byte_class, key, loops)
-
-    def _choose_accepting(self, transitions, accepting, state, min_length, byte_class, key, loops):
         if loops and (key, False) not in self._slices:
             return None  # (as in choose: a loop is walked once, slices are built for counted runs)
         if slice_safe_length(transitions, accepting, np.int32(state), self._automaton(byte_class, key, False),
