@@ -33,6 +33,7 @@ MASK_MEMO_SIZE = 2048  # masks kept per compiled grammar (16 KB each for a 128k 
 ROOT_WALK_CACHE_SIZE = 8192  # (terminal DFA, state) masks kept per vocabulary, shared by all grammars
 UNION_MEMO_SIZE = 512  # per compiled grammar: root-walk unions of lexing-branch sets
 SUB_WALK_CACHE_SIZE = 4096  # big sub-walks kept per vocabulary (sparse: the nonzero mask words)
+MERGE_MEMO_SIZE = 128  # per compiled grammar: unions of cached boundary arrays (~100 KB at most each)
 CHAIN_MEMO_SIZE = 4096  # per compiled grammar: push-chain walks that left no exit (sparse words)
 BIG_SUB_WALK_NODES = 4096  # trie nodes under a sub-walk's roots from which it is memoized
 IDENTITY_KEYED_ROOTS = 1024  # a root walk's boundary array this long keys the sub-walk memo by identity
@@ -153,6 +154,7 @@ class CompiledGrammar:
         self._packed_trie_args = packed_trie
         self._mask_memo: OrderedDict[int, np.ndarray] = OrderedDict()
         self._union_memo: OrderedDict[tuple, tuple] = OrderedDict()
+        self._merge_memo: OrderedDict[tuple, tuple] = OrderedDict()
         self._memo_lock = threading.Lock()
         self._token_step: dict[tuple[int, int], int] = {}
         self._root_walks = v.cache.setdefault("corral.root_walks", OrderedDict())
@@ -199,6 +201,7 @@ class CompiledGrammar:
     def memory_bytes(self) -> int:
         """Estimated memory held by this compiled grammar's lazily grown state (for cache bounds)."""
         return ((len(self._mask_memo) + len(self._union_memo)) * self._n_words * 4
+                + sum(hit[0].nbytes for hit in list(self._merge_memo.values()))
                 + 100 * len(self._token_step) + 2000 * len(self.states.states))
 
     # -- masks ----------------------------------------------------------------------------------
@@ -346,6 +349,9 @@ class CompiledGrammar:
                 if len(root_lists) == 1 and type(first) is tuple:
                     roots, below = first
                     same_roots = roots
+                elif all(type(r) is tuple for r in root_lists):
+                    roots, below = self._merged_roots(root_lists)
+                    same_roots = roots
                 else:
                     roots = np.concatenate([r[0] if type(r) is tuple else r for r in root_lists])
                     # nested roots emit a boundary node once per root above it: left in, the copies
@@ -367,8 +373,11 @@ class CompiledGrammar:
                 if not len(packed):
                     continue
                 if below >= BIG_SUB_WALK_NODES:
-                    b_nodes, b_entries = self._big_sub_walk(packed, roots, bits, same_roots)
-                    self._continue_boundaries(b_nodes, b_entries, branch_info, next_pending)
+                    for i, segment in self._big_sub_walk(packed, roots, bits, same_roots):
+                        start, term = branch_info[i]
+                        after = states.after_terminal(start, term)
+                        if after != DEAD:
+                            next_pending.setdefault(after, []).append(segment)
                     continue
                 entry_chunks.append(packed)
                 root_chunks.append(roots)
@@ -545,6 +554,24 @@ class CompiledGrammar:
                     self._union_memo.popitem(last=False)
         return hit
 
+    def _merged_roots(self, root_lists: list) -> tuple:
+        """(sorted distinct union, nodes below) of cached boundary arrays (root walks' and big
+        sub-walks'), memoized by their identities: a state reached after NUMBER, STRING or an
+        identifier (the end of a SQL condition) takes ~23k identifier boundaries with the others,
+        and sorting them again took ~50 us a first visit. The memo keeps the arrays it is keyed by,
+        so their ids cannot be reused while the entry lives."""
+        key = tuple(sorted(id(r[0]) for r in root_lists))
+        hit = self._merge_memo.get(key)
+        if hit is None:
+            parts = tuple(r[0] for r in root_lists)
+            roots, below = unique_roots_and_subtree_size(np.concatenate(parts), self._node_skip)
+            hit = (roots, int(below), parts)
+            with self._memo_lock:
+                self._merge_memo[key] = hit
+                if len(self._merge_memo) > MERGE_MEMO_SIZE:
+                    self._merge_memo.popitem(last=False)
+        return hit[0], hit[1]
+
     def _continue_boundaries(self, b_nodes, b_entries, infos, pending: dict) -> None:
         """Queue the boundary nodes of a sub-walk under the parser state after their lexeme."""
         if not len(b_nodes):
@@ -557,7 +584,7 @@ class CompiledGrammar:
             if after != DEAD:
                 pending.setdefault(after, []).append(b_nodes[a:b])
 
-    def _big_sub_walk(self, packed: np.ndarray, roots: np.ndarray, bits: np.ndarray, same_roots=None):
+    def _big_sub_walk(self, packed: np.ndarray, roots: np.ndarray, bits: np.ndarray, same_roots=None) -> list:
         """A sub-walk over many trie nodes, memoized per vocabulary and lexing branch by what it
         depends on: the branch's packed DFA state and the roots (not the parser state). Inside a
         long string every position is a new parser state (the length is counted), but the walk
@@ -565,7 +592,9 @@ class CompiledGrammar:
         in a maxLength-32767 string) redid a near-full trie walk per token. Per branch, because
         the states after different keywords share the expensive one: an identifier below the
         space that ends ` FROM `, ` WHERE `, ` AND ` (126k nodes, ~0.5 ms on Llama-3) beside
-        whichever other branches each has. Returns (boundary nodes, branch index), by branch."""
+        whichever other branches each has. Returns [(branch index, boundary nodes)], the nodes as
+        the memo's own (sorted distinct nodes, nodes below) pair, so that the next round
+        keys its walks by their identity instead of sorting and hashing ~23k nodes again."""
         roots = roots.astype(np.int32, copy=False)
         # many roots that are a cached root walk's boundaries are keyed by that array's identity
         # (kept in the entry, so the id cannot be reused while it lives): hashing 23k of them cost
@@ -575,7 +604,7 @@ class CompiledGrammar:
             same_roots = None
         roots_key = roots.tobytes() if same_roots is None else id(same_roots)
         table = self._packed
-        node_parts, entry_parts = [], []
+        out = []
         for i, state in enumerate(packed.tolist()):
             key = (id(table), state, roots_key)
             hit = self._sub_walks.get(key)
@@ -589,20 +618,24 @@ class CompiledGrammar:
                     *self._packed_trie_args, table.transitions, table.accepting, packed[i:i + 1], roots, *index,
                     own, self._max_depth)
                 words = np.flatnonzero(own)
-                hit = (table, words, own[words], b_nodes, same_roots)
+                # (a mask word set this dense ORs whole: fancy indexing cost ~10 us a hit)
+                sparse = (words, own[words]) if 4 * len(words) < self._n_words else (None, own)
+                segment = None
+                if len(b_nodes):
+                    nodes, below = unique_roots_and_subtree_size(b_nodes, self._node_skip)
+                    segment = (nodes, int(below))
+                hit = (table, sparse[0], sparse[1], segment, same_roots)
                 with self._root_walks_lock:
                     self._sub_walks[key] = hit
                     if len(self._sub_walks) > SUB_WALK_CACHE_SIZE:
                         self._sub_walks.popitem(last=False)
-            bits[hit[1]] |= hit[2]
-            if len(hit[3]):
-                node_parts.append(hit[3])
-                entry_parts.append(np.full(len(hit[3]), i, dtype=np.int32))
-        if not node_parts:
-            return _NO_NODES, _NO_NODES
-        if len(node_parts) == 1:
-            return node_parts[0], entry_parts[0]
-        return np.concatenate(node_parts), np.concatenate(entry_parts)
+            if hit[1] is None:
+                bits |= hit[2]
+            else:
+                bits[hit[1]] |= hit[2]
+            if hit[3] is not None:
+                out.append((i, hit[3]))
+        return out
 
     def step_token(self, sid: int, token_id: int) -> int:
         key = (sid, token_id)
