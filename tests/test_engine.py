@@ -768,3 +768,31 @@ def test_right_recursion_over_a_splittable_terminal_has_linear_boundaries(llama3
     longest = max(only_equals, key=lambda t: len(llama3_vocab.token_bytes(t)))
     assert m.accept_token(longest)
     assert engine_allowed(m) == only_equals | set(llama3_vocab.eos_token_ids)
+
+
+def test_compile_cache_is_bounded_by_count_and_by_bytes(llama3_vocab, monkeypatch):
+    """One compiled grammar per (grammar, vocabulary), kept in a cache bounded by count and by the
+    grammars' estimated memory (checked every few insertions): a hit returns the same object, and
+    once over a bound the least recently used grammars go first."""
+    import corral
+    from corral.masks import compile as compile_module
+
+    cache = llama3_vocab.cache.setdefault("corral.compiled", {})
+    saved = dict(cache)
+    cache.clear()
+    try:
+        monkeypatch.setattr(compile_module, "_COMPILE_CACHE_SIZE", 3)
+        first = corral.compile_regex("a[0-9]{1,3}", llama3_vocab)
+        assert corral.compile_regex("a[0-9]{1,3}", llama3_vocab) is first
+        for n in range(1, 4):
+            corral.compile_regex(f"b{{{n}}}", llama3_vocab)
+        assert len(cache) == 3 and all(c is not first for c in cache.values())
+        # by bytes: a bound below one grammar's estimate leaves only the newest, at the next check
+        monkeypatch.setattr(compile_module, "_COMPILE_CACHE_BYTES", 1)
+        monkeypatch.setattr(compile_module, "_BYTES_CHECK_EVERY", 1)
+        corral.compile_regex("c+", llama3_vocab).matcher().next_token_bits()
+        newest = corral.compile_regex("d+", llama3_vocab)
+        assert list(cache.values()) == [newest]
+    finally:
+        cache.clear()
+        cache.update(saved)

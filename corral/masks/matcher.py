@@ -155,6 +155,7 @@ class CompiledGrammar:
         self._mask_memo: OrderedDict[int, np.ndarray] = OrderedDict()
         self._union_memo: OrderedDict[tuple, tuple] = OrderedDict()
         self._merge_memo: OrderedDict[tuple, tuple] = OrderedDict()
+        self._merge_bytes = 0  # the merged arrays' bytes (memory_bytes is summed over a compile cache)
         self._memo_lock = threading.Lock()
         self._token_step: dict[tuple[int, int], int] = {}
         self._root_walks = v.cache.setdefault("corral.root_walks", OrderedDict())
@@ -201,7 +202,7 @@ class CompiledGrammar:
     def memory_bytes(self) -> int:
         """Estimated memory held by this compiled grammar's lazily grown state (for cache bounds)."""
         return ((len(self._mask_memo) + len(self._union_memo)) * self._n_words * 4
-                + sum(hit[0].nbytes for hit in list(self._merge_memo.values()))
+                + self._merge_bytes
                 + 100 * len(self._token_step) + 2000 * len(self.states.states))
 
     # -- masks ----------------------------------------------------------------------------------
@@ -568,8 +569,9 @@ class CompiledGrammar:
             hit = (roots, int(below), parts)
             with self._memo_lock:
                 self._merge_memo[key] = hit
+                self._merge_bytes += roots.nbytes
                 if len(self._merge_memo) > MERGE_MEMO_SIZE:
-                    self._merge_memo.popitem(last=False)
+                    self._merge_bytes -= self._merge_memo.popitem(last=False)[1][0].nbytes
         return hit[0], hit[1]
 
     def _continue_boundaries(self, b_nodes, b_entries, infos, pending: dict) -> None:
