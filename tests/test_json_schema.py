@@ -955,7 +955,7 @@ def test_disjointness_proofs_through_recursive_references_are_bounded():
 
 @pytest.mark.parametrize("pattern", ["^ab(c|de)x*$", "^https?://", "^data:(png|svg\\+xml),[0-9a-f=]*$", "q?[0-9]*$"])
 def test_long_length_bounds_on_head_then_class_patterns(pattern):
-    """maxLength far above the head: the head's paths, each followed by the class in 16-character
+    """maxLength far above the head: the head's paths, each followed by the class in 64-character
     chunks (no product automaton with a state per length); jsonschema is the oracle around both
     bounds, and a pattern that matches everything is dropped."""
     schema = {"type": "string", "pattern": pattern, "minLength": 52, "maxLength": 70}
@@ -964,6 +964,22 @@ def test_long_length_bounds_on_head_then_class_patterns(pattern):
     instances = [h + f * n for h in heads for f in fills for n in (40, 47, 48, 49, 52, 60, 63, 64, 66, 67, 70, 75)]
     check(schema, instances + [h + "x" * 50 + "!" for h in heads])
     check({"type": "string", "pattern": "([0-9a-z]+)?", "maxLength": 60}, ["", "A" * 60, "é" * 61, "-" * 59])
+
+
+@pytest.mark.parametrize("pattern,bounds", [("^[a-c]+$", (0, 140)), ("^[a-c]*$", (70, 200)), ("^[^x]+$", (1, None)),
+                                            ("^[a-cé]{2,}$", (130, 131)), ("^[0-9]+$", (66, None))])
+def test_long_length_bounds_on_one_class_patterns(pattern, bounds):
+    """`^[a-z ]+$` with a long length bound is a chain of the class's 64-character chunks, as a
+    long string is (its automaton as rules made every character a lexeme); jsonschema is the
+    oracle at and around each chunk boundary and both bounds."""
+    lo, hi = bounds
+    schema = {"type": "string", "pattern": pattern, "minLength": lo, **({} if hi is None else {"maxLength": hi})}
+    grammar = json_schema_to_grammar(schema).grammar
+    assert len(grammar.rules) < 40 and not grammar.families  # chunks, not a rule per character
+    lengths = sorted({0, 1, 2, 63, 64, 65, 69, 70, 71, 127, 128, 129, 130, 131, 132, 139, 140, 141, 199, 200, 201, 260})
+    instances = [f * n for f in ("a", "é", "0") for n in lengths]
+    instances += [f * n + "x" for f in ("a", "0") for n in (63, 64, 129, 130)] + ["x" + "a" * 70, "a" * 64 + "\n" + "a"]
+    check(schema, instances)
 
 
 def test_draft7_base64_content_encoding_is_asserted_and_earlier_drafts_ignore_it():

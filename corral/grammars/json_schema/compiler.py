@@ -2205,7 +2205,17 @@ class Compiler:
             elif len(positives) == 1 and isinstance(positives[0], rx.Repeat) and isinstance(positives[0].item, rx.Chars) \
                     and positives[0].max is None:
                 p0 = positives[0]
-                positives = [rx.repeat(p0.item, max(p0.min, s.min_len), s.max_len)]
+                lo = max(p0.min, s.min_len)
+                if not s.negative and not s.excluded and max(lo, s.max_len or 0) > LONG_STRING:
+                    # `^[a-zA-Z0-9 ]+$` with maxLength 5000: chunks of the class, as for any
+                    # long string (its automaton as rules made every character a lexeme: ~1 ms
+                    # a mask)
+                    opening = self.b.terminal(rx.literal('"'), "QUOTE")
+                    chain = self._class_chain(p0.item, lo, s.max_len, "raw" if s.raw_only else True)
+                    name = self.b.fresh("string")
+                    self.b.rule(name, [(opening, chain)])
+                    return name
+                positives = [rx.repeat(p0.item, lo, s.max_len)]
             else:
                 positives.append(length)
         negatives = list(s.negative) + [rx.literal(v) for v in s.excluded]
