@@ -982,6 +982,15 @@ def test_long_length_bounds_on_one_class_patterns(pattern, bounds):
     check(schema, instances)
 
 
+def test_one_class_pattern_longer_than_max_length_is_empty_without_a_dead_end():
+    """`^a{60,}$` with maxLength 50 has no string: the value is NEVER, not an opening quote that
+    nothing can follow (a mask would allow `"` and then nothing)."""
+    schema = {"type": "string", "pattern": "^a{60,}$", "maxLength": 50}
+    grammar = json_schema_to_grammar(schema).grammar
+    assert "QUOTE" not in str(grammar.rules)
+    check({"anyOf": [schema, {"type": "integer"}]}, ["a" * 50, "a" * 60, 3, "b"])
+
+
 def test_draft7_base64_content_encoding_is_asserted_and_earlier_drafts_ignore_it():
     """Oracle: Python's base64 decoder in validating mode (jsonschema does not assert content)."""
     import base64

@@ -2206,6 +2206,8 @@ class Compiler:
                     and positives[0].max is None:
                 p0 = positives[0]
                 lo = max(p0.min, s.min_len)
+                if s.max_len is not None and lo > s.max_len:
+                    return None  # `^a{60,}$` with maxLength 50
                 if not s.negative and not s.excluded and max(lo, s.max_len or 0) > LONG_STRING:
                     # `^[a-zA-Z0-9 ]+$` with maxLength 5000: chunks of the class, as for any
                     # long string (its automaton as rules made every character a lexeme: ~1 ms
