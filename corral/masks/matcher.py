@@ -39,7 +39,6 @@ BIG_SUB_WALK_NODES = 4096  # trie nodes under a sub-walk's roots from which it i
 IDENTITY_KEYED_ROOTS = 1024  # a root walk's boundary array this long keys the sub-walk memo by identity
 MAX_FORCED = 256
 _NO_SKIP = np.zeros(0, dtype=np.int32)
-_NO_NODES = np.zeros(0, dtype=np.int32)
 _NO_SKIP_UPTO = np.zeros(256, dtype=np.int32)
 PUSH_CHAIN_MIN_ROUND = 6  # worklist round of a mask from which push states are walked as chains
 PUSH_CHAIN_DEEP_ROUND = 2  # ... from which, once a mask of the grammar has reached the round above
