@@ -291,9 +291,21 @@ def test_incompatible_ascii_and_unicode_flags_are_refused(llama3_vocab, pattern,
         corral.compile_regex(pattern, llama3_vocab, flags=flags)
 
 
-def test_regex_lookahead_inside_a_repetition_is_refused(llama3_vocab):
+def test_regex_lookahead_inside_a_repetition_is_exact_or_refused(llama3_vocab):
+    """Lookaheads then one character, repeated (`(?:(?!ab).)*`: no "ab" anywhere) compile to an
+    automaton, exact against re.fullmatch on every string up to length 6 over "abc\\n"; other
+    repeated items holding a lookahead are refused."""
+    import itertools
+
+    pattern = r"(?:(?!ab).)*c?"
+    compiled = corral.compile_regex(pattern, llama3_vocab)
+    for n in range(7):
+        for chars in itertools.product("abc\n", repeat=n):
+            text = "".join(chars)
+            m = compiled.matcher()
+            assert (m.accept_string(text) and m.is_accepting()) == (re.fullmatch(pattern, text) is not None), text
     with pytest.raises(corral.GrammarError, match="repetition"):
-        corral.compile_regex(r"(?:(?!ab).)*", llama3_vocab)
+        corral.compile_regex(r"(?:(?!ab)cd)*", llama3_vocab)
 
 
 @pytest.mark.parametrize("name,walks,steps", [(n, 1, 5) for n in sorted(LARK_GRAMMARS)] + [

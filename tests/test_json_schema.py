@@ -1362,6 +1362,13 @@ LOOKAHEAD_ANYWHERE = [
     (r"^x(?!y$)..$", "xyz"),
     (r"(?=ab)a(?!bc)", "abc"),
     (r"^(?:(?!aa)[ab]){0,4}$", "ab"),
+    # lookaheads then one character, repeated without bound (the "does not contain" idiom)
+    (r"^((?!ab).)*$", "abc"),
+    (r"^((?!mode)(?!Mode).)*$", "modeM"),
+    (r"^(?:(?!ab).)+x$", "abx"),
+    (r"((?=[a-z])\w){2,}", "aB1"),
+    (r"x((?=.*c)[ab])*y", "abcxy"),
+    (r"^((?!.*cc).)*a$", "ac"),
 ]
 
 
@@ -1399,7 +1406,7 @@ def test_lookahead_patterns_in_schemas_are_exact():
 
 
 @pytest.mark.parametrize("pattern,construct", [
-    (r"^((?!ab).)*$", "lookahead"),  # a lookahead inside an unbounded repetition
+    (r"^((?!ab)[a-c]{2})*$", "lookahead"),  # an unbounded repetition of more than guards + a character
     (r"(?<=ab)c", "lookbehind"),
     (r"(?<!ab)c", "lookbehind"),
     (r"a\b(?=b.)", "lookahead"),  # a word boundary looks at the previous character

@@ -10,8 +10,11 @@ read right to left as a function of its continuation: ``L(node, K)`` is the set 
 * an end anchor or a one-character lookahead keeps the ``K`` strings that start as it asks;
 * a bounded repetition unrolls (``L(x{0,2}, K) = K ∪ L(x, K ∪ L(x, K))``).
 
-Refused with a ``GrammarError`` (the caller reports the pattern unsupported): a lookahead inside
-an unbounded repetition (the fixpoint need not be reached by unrolling), and anything that
+* an unbounded repetition of lookaheads then one character (``((?!mode).)*``) is the least
+  fixpoint ``X = K ∪ (cX ∩ P)``, built by a subset construction (``_guarded_star``).
+
+Refused with a ``GrammarError`` (the caller reports the pattern unsupported): any other lookahead
+inside an unbounded repetition (the fixpoint need not be reached by unrolling), and anything that
 constrains the character *before* a position (lookbehind, word boundaries, ``^`` past the
 pattern's start), which a right-to-left reading cannot see. The leading ``^(?=A)(?!B)R`` form keeps
 its cheaper route (``regex_parser.search_regex_parts``); this one is the fallback.
@@ -105,6 +108,12 @@ def _continued(node, k: rx.Regex) -> rx.Regex:
         return rx.alt(*(_continued(n, k) for n in node[1]))
     if kind == "rep":
         _, item, lo, hi, pos = node
+        if hi is None and lo <= MAX_UNROLL and _guarded_char(item) is not None:
+            guards, cls = _guarded_char(item)
+            acc = _guarded_star(guards, cls, k)
+            for _ in range(lo):
+                acc = _continued(item, acc)
+            return acc
         if hi is None or hi > MAX_UNROLL:
             raise GrammarError("lookahead inside an unbounded (or long) repetition is not supported", pos, "lookahead")
         acc = k
@@ -135,3 +144,75 @@ def _continued(node, k: rx.Regex) -> rx.Regex:
             out.append(_as_automaton([k, rx.alt(*start)]) if start else rx.NOTHING)
         return rx.alt(*out)
     raise AssertionError(kind)
+
+
+def _guarded_char(item):
+    """(guards, class) where a repeated item is lookaheads then one character (`(?!mode).`, the
+    "does not contain" idiom), else None."""
+    if item[0] != "seq" or not item[1]:
+        return None
+    *guards, last = item[1]
+    if not guards or last[0] != "lit" or not isinstance(last[1], rx.Chars):
+        return None
+    if not all(g[0] in ("look", "zw") for g in guards):
+        return None
+    return guards, last[1]
+
+
+def _guarded_star(guards: list, cls: rx.Chars, k: rx.Regex) -> rx.Regex:
+    """``L(((?guards)c)*, K)``: the least X with X = K ∪ (cX ∩ P), P = ``L(guards, Σ*)`` (the
+    strings the guards accept at their front). A string c1..cn t (t in K) is in X when the suffix
+    starting at each ci is in P. Read left to right, every iteration starts an attempt of P's
+    automaton that runs to the end of the string; where the c-run ends is a guess. So a subset
+    construction over (the attempts' P states, then K's state once the run has ended) gives X's
+    automaton: an attempt or a K state that can no longer accept prunes its branch."""
+    p_re = _continued(("seq", list(guards)), ANY)
+    atoms = cpdfa.Atoms([cls, p_re, k])
+    pd, kd = cpdfa.Dfa.from_regex(p_re, atoms), cpdfa.Dfa.from_regex(k, atoms)
+    p_live, k_live = pd.live(), kd.live()
+    in_class = set(atoms.of_class(cls.ranges))
+    n_atoms = len(atoms.intervals)
+
+    def closure(branches: set) -> frozenset:
+        # a run may end before any character: K starts there, the attempts go on
+        out = set(branches)
+        for b in branches:
+            if b[0] == "c" and k_live[0]:
+                out.add(("k", b[1], 0))
+        return frozenset(out)
+
+    def accepting(d: frozenset) -> bool:
+        return any(b[0] == "k" and kd.accept[b[2]] and all(pd.accept[a] for a in b[1]) for b in d)
+
+    start = closure({("c", frozenset())})
+    ids = {start: 0}
+    order = [start]
+    trans = []
+    while len(trans) < len(order):
+        d = order[len(trans)]
+        row = []
+        for a in range(n_atoms):
+            nxt = set()
+            for b in d:
+                if b[0] == "c":
+                    if a not in in_class:
+                        continue
+                    attempts = frozenset(pd.trans[q][a] for q in b[1] | {0})
+                    if all(p_live[q] for q in attempts):
+                        nxt.add(("c", attempts))
+                else:
+                    attempts = frozenset(pd.trans[q][a] for q in b[1])
+                    kq = kd.trans[b[2]][a]
+                    if k_live[kq] and all(p_live[q] for q in attempts):
+                        nxt.add(("k", attempts, kq))
+            target = closure(nxt)
+            got = ids.get(target)
+            if got is None:
+                if len(order) >= cpdfa.MAX_DFA_STATES:
+                    raise CompileBudgetError(f"a guarded repetition exceeds {cpdfa.MAX_DFA_STATES} automaton states")
+                got = ids[target] = len(order)
+                order.append(target)
+            row.append(got)
+        trans.append(row)
+    dfa = cpdfa.Dfa(atoms, trans, [accepting(d) for d in order]).minimize()
+    return dfa.to_automaton()
