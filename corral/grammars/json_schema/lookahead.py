@@ -29,6 +29,7 @@ from corral.grammars import regex_parser as rp
 from corral.grammars.json_schema import cpdfa
 
 MAX_UNROLL = 32  # iterations of a bounded repetition that holds a lookahead
+MAX_GUARDED_STATES = 4096  # subsets of a guarded repetition's construction (a few in practice)
 ANY = rx.star(rx.any_char())
 
 
@@ -208,8 +209,8 @@ def _guarded_star(guards: list, cls: rx.Chars, k: rx.Regex) -> rx.Regex:
             target = closure(nxt)
             got = ids.get(target)
             if got is None:
-                if len(order) >= cpdfa.MAX_DFA_STATES:
-                    raise CompileBudgetError(f"a guarded repetition exceeds {cpdfa.MAX_DFA_STATES} automaton states")
+                if len(order) >= MAX_GUARDED_STATES:
+                    raise CompileBudgetError(f"a guarded repetition exceeds {MAX_GUARDED_STATES} automaton states")
                 got = ids[target] = len(order)
                 order.append(target)
             row.append(got)
