@@ -344,6 +344,39 @@ def test_from_hf_is_memoized_per_tokenizer(llama3_tokenizer, llama3_vocab):
     assert Vocabulary.from_hf(llama3_tokenizer) is llama3_vocab
 
 
+def test_dummy_prefix_tokenizer_allows_one_leading_space(mistral_vocab, llama3_vocab, qwen_vocab):
+    """A Llama-2-style SentencePiece tokenizer writes "▁" before a text's first word and its decoder
+    drops it: the canonical tokens of a JSON document start with "▁{" (the bytes " {"). Such a
+    vocabulary says so (``dummy_prefix``), and every grammar compiled against it allows one space
+    before its text: the document is accepted token by token, two spaces are not, and the decoded
+    output is the document itself. Byte-level vocabularies and the prefix-free conversion do not."""
+    import json
+
+    import corral
+    from corral.masks.tokenizers_offline import _package_file, _sentencepiece_to_fast
+
+    assert not (mistral_vocab.dummy_prefix or llama3_vocab.dummy_prefix or qwen_vocab.dummy_prefix)
+    path = _package_file("mistral_common", "mistral-common", "data/tokenizer.model.v1")
+    prefixed = _sentencepiece_to_fast(path, add_prefix_space=True)
+    vocab = Vocabulary.from_hf(prefixed)
+    assert vocab.dummy_prefix and vocab.fingerprint != mistral_vocab.fingerprint
+    assert pickle.loads(pickle.dumps(vocab)).dummy_prefix
+    schema = {"type": "object", "properties": {"name": {"type": "string"}, "n": {"type": "integer"}},
+              "required": ["name"], "additionalProperties": False}
+    doc = json.dumps({"name": "Zoë 😀 日本", "n": -42})
+    for compiled, text in ((corral.compile_json_schema(schema, vocab), doc),
+                           (corral.compile_regex(r"[a-z]+( [a-z]+)*", vocab), "abc de")):
+        ids = prefixed.encode(text, add_special_tokens=False)
+        assert vocab.token_bytes(ids[0]).startswith(b" ")
+        m = compiled.matcher()
+        for t in ids:
+            bits = m.next_token_bits()
+            assert (int(bits[t >> 5]) >> (t & 31)) & 1 and m.accept_token(t)
+        assert m.is_accepting() and prefixed.decode(ids) == text
+        assert not compiled.matcher().accept_string("  " + text)
+        assert not corral.compile_regex(r"[a-z]+( [a-z]+)*", mistral_vocab).matcher().accept_string(" abc")
+
+
 def test_vocabulary_pickles_and_rejects_bad_ids(mistral_vocab):
     clone = pickle.loads(pickle.dumps(mistral_vocab))
     assert clone.fingerprint == mistral_vocab.fingerprint

@@ -120,6 +120,25 @@ def _bit_words(vocab_size: int) -> int:
     return (vocab_size + 31) // 32
 
 
+DUMMY_PREFIX_TERMINAL = "$corral_dummy_prefix"
+DUMMY_PREFIX_START = "$corral_start"
+
+
+def _with_dummy_prefix(grammar: Grammar) -> Grammar:
+    """``grammar`` with one optional space before its text: the first token of a generation from a
+    tokenizer with a dummy prefix ("▁{" from Llama-2-style SentencePiece) carries a space that its
+    decoder drops, so the decoded text is still the grammar's."""
+    from dataclasses import replace
+
+    from corral.grammars import regex_ast as rx
+
+    terminals = dict(grammar.terminals)
+    terminals[DUMMY_PREFIX_TERMINAL] = rx.literal(" ")
+    rules = dict(grammar.rules)
+    rules[DUMMY_PREFIX_START] = ((DUMMY_PREFIX_TERMINAL, grammar.start), (grammar.start,))
+    return replace(grammar, terminals=terminals, rules=rules, start=DUMMY_PREFIX_START)
+
+
 class CompiledGrammar:
     """One grammar compiled against one vocabulary. Immutable; thread-safe; any number of matchers.
 
@@ -133,7 +152,7 @@ class CompiledGrammar:
         self._init_runtime()
 
     def _init_runtime(self) -> None:
-        self.tables = ParserTables(self.grammar)
+        self.tables = ParserTables(_with_dummy_prefix(self.grammar) if self.vocab.dummy_prefix else self.grammar)
         self.states = ParserStates(self.tables)
         v = self.vocab
         self._n_words = _bit_words(v.size)

@@ -103,6 +103,24 @@ def detect_decoder_kind(tokenizer_json: dict) -> str:
     return "unknown"
 
 
+def _strips_dummy_prefix(tokenizer, token_bytes_list) -> bool:
+    """The tokenizer encodes "a" as the bytes " a" and decodes them back to "a": a dummy prefix
+    (Llama-2-style SentencePiece, Metaspace with prepend_scheme "first"/"always"). A byte-level
+    tokenizer with add_prefix_space keeps the space when decoding: not one."""
+    try:
+        ids = tokenizer.encode("a", add_special_tokens=False)
+        ids = [int(i) for i in getattr(ids, "ids", ids)]
+        if b"".join(token_bytes_list[i] for i in ids if 0 <= i < len(token_bytes_list)) != b" a":
+            return False
+        try:
+            text = tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        except TypeError:  # tokenizers.Tokenizer.decode has no clean_up argument
+            text = tokenizer.decode(ids, skip_special_tokens=True)
+        return text == "a"
+    except Exception:  # noqa: BLE001 - a tokenizer that cannot encode or decode "a": no prefix known
+        return False
+
+
 def _looks_like_control(piece: str) -> bool:
     """"<s>", "</s>", "<unk>", "<|endoftext|>", "[PAD]": the shapes of control-token spellings."""
     return len(piece) >= 3 and ((piece[0] == "<" and piece[-1] == ">") or (piece[0] == "[" and piece[-1] == "]"))
@@ -232,7 +250,7 @@ class Vocabulary:
     """
 
     def __init__(self, token_bytes_list, eos_token_ids=(), special_token_ids=(), kind: str = "bytes",
-                 name: str | None = None):
+                 name: str | None = None, dummy_prefix: bool = False):
         self._token_bytes = [b if b.__class__ is bytes else bytes(b) for b in token_bytes_list]
         self.size = len(self._token_bytes)
         eos = []
@@ -264,6 +282,12 @@ class Vocabulary:
         digest.update(np.array(sorted(specials), dtype=np.int64).tobytes())
         digest.update(b"|eos|")
         digest.update(np.array(sorted(self.eos_token_ids), dtype=np.int64).tobytes())  # order-free set
+        # The tokenizer writes a space ("▁") before the first word of a text and its decoder drops
+        # it again (SentencePiece's dummy prefix): a generation's first token may carry a space
+        # that never reaches the decoded output, so grammars allow one there (CompiledGrammar)
+        self.dummy_prefix = bool(dummy_prefix)
+        if self.dummy_prefix:
+            digest.update(b"|dummy-prefix|")
         self.fingerprint = digest.hexdigest()
         self.cache: dict = {}
         self._trie: TokenTrie | None = None
@@ -347,7 +371,8 @@ class Vocabulary:
             eos = [int(i) for i in eos_token_ids]
         eos += [int(i) for i in extra_stop_token_ids]
         name = getattr(tokenizer, "name_or_path", None) or None
-        return cls(token_bytes_list, eos_token_ids=eos, special_token_ids=specials, kind=kind, name=name)
+        return cls(token_bytes_list, eos_token_ids=eos, special_token_ids=specials, kind=kind, name=name,
+                   dummy_prefix=_strips_dummy_prefix(tokenizer, token_bytes_list))
 
     # ----------------------------------------------------------------------------------------------
     def token_bytes(self, token_id: int) -> bytes:
@@ -431,11 +456,12 @@ class Vocabulary:
     # Vocabularies are shared, heavy objects: pickle as token bytes (cache and trie are rebuilt).
     def __getstate__(self):
         return {"token_bytes": self._token_bytes, "eos": self.eos_token_ids,
-                "specials": sorted(self.special_token_ids), "kind": self.kind, "name": self.name}
+                "specials": sorted(self.special_token_ids), "kind": self.kind, "name": self.name,
+                "dummy_prefix": self.dummy_prefix}
 
     def __setstate__(self, state):
         self.__init__(state["token_bytes"], eos_token_ids=state["eos"], special_token_ids=state["specials"],
-                      kind=state["kind"], name=state["name"])
+                      kind=state["kind"], name=state["name"], dummy_prefix=state.get("dummy_prefix", False))
 
 
 def _pieces_from_tokenizer_json(tj: dict):
