@@ -185,7 +185,11 @@ def test_slow_sentencepiece_tokenizer_gives_same_vocabulary(mistral_vocab):
     path = _package_file("mistral_common", "mistral-common", "data/tokenizer.model.v1")
     slow = SentencePieceBackend(vocab_file=str(path), unk_token="<unk>", bos_token="<s>", eos_token="</s>")
     vocab = Vocabulary.from_hf(slow)
-    assert vocab.fingerprint == mistral_vocab.fingerprint
+    assert vocab.all_token_bytes() == mistral_vocab.all_token_bytes()
+    assert vocab.special_token_ids == mistral_vocab.special_token_ids
+    assert vocab.eos_token_ids == mistral_vocab.eos_token_ids
+    # sentencepiece's own add_dummy_prefix: the same pieces, plus the flag (and so its fingerprint)
+    assert vocab.dummy_prefix and not mistral_vocab.dummy_prefix
     ids = slow.encode("Hello\n  world 日本", add_special_tokens=False)
     assert vocab.decode_bytes(ids) == b" Hello\n  world \xe6\x97\xa5\xe6\x9c\xac"  # sp's dummy prefix
 
