@@ -424,7 +424,7 @@ def test_class_slice_walks_equal_the_plain_walk(llama3_vocab, which):
     with the chosen class slice (its tokens up to each kind's safe length, all-slice subtrees
     skipped) marks the same tokens and reports the same boundary nodes as the plain walk."""
     from corral.masks.slices import class_slices
-    from corral.masks.trie_walk import walk_trie_with_dfa_slice
+    from corral.masks.trie_walk import walk_trie_residual, walk_trie_with_dfa_slice
 
     dfa = regex_to_dfa(parse_regex(CLASS_REGEXES[which]))
     trie = llama3_vocab.trie
@@ -435,7 +435,7 @@ def test_class_slice_walks_equal_the_plain_walk(llama3_vocab, which):
         for b in sample_regex(parse_regex(CLASS_REGEXES[which]), rnd).encode():
             q = int(dfa.transitions[q, b])
             states.add(q)
-    chosen = 0
+    chosen = residual = 0
     for q in sorted(states):
         plain = np.zeros((llama3_vocab.size + 31) // 32, dtype=np.uint32)
         plain_bounds = walk_trie_with_dfa(*trie.arrays(), dfa.transitions, dfa.accepting, q, 0, plain)
@@ -449,7 +449,49 @@ def test_class_slice_walks_equal_the_plain_walk(llama3_vocab, which):
                                           sl.skip_len, sl.skip_upto(lengths))
         assert np.array_equal(plain, bits), (which, q, lengths)
         assert np.array_equal(plain_bounds, bounds), (which, q)
+        upto = sl.skip_upto(lengths)
+        if sl.decides_every_subtree(upto):  # the walk over the trie without the slice's subtrees
+            residual += 1
+            packed_info, _, packed_tok = _packed(llama3_vocab)[:3]
+            got = sl.bits_for([n for n, _ in lengths])
+            got_bounds = walk_trie_residual(*sl.residual(trie, packed_info, packed_tok), packed_tok,
+                                            trie.node_tok_start, trie.node_tok_end, trie.tok_ids,
+                                            dfa.transitions, dfa.accepting, q, got)
+            assert np.array_equal(plain, got), (which, q, lengths)
+            assert np.array_equal(plain_bounds[:, 0], got_bounds), (which, q)  # (nodes: no DFA states)
     assert chosen > 0 or which == 3  # identifiers end a lexeme at every byte: no slice is safe
+    # counted runs of a class decide every subtree of its slice (the sentence and e-mail rows)
+    assert residual > 0 or which not in (0, 1)
+
+
+def _packed(vocab):
+    from corral.masks.trie_walk import packed_trie_arrays
+
+    return packed_trie_arrays(vocab.trie)
+
+
+@pytest.mark.parametrize("leading_space", [False, True])
+def test_residual_trie_is_the_trie_without_the_slice_only_subtrees(llama3_vocab, leading_space):
+    """Kept nodes are the root and every node some non-slice token lies below, in pre-order; each
+    skip pointer is the first kept node after the node's subtree; the flags say whether the node
+    holds a token and has children (checked against the trie node by node)."""
+    from corral.masks.slices import RESIDUAL_HAS_CHILDREN, RESIDUAL_HAS_TOKEN, class_slices
+
+    trie = llama3_vocab.trie
+    byte_class = np.zeros(256, dtype=np.bool_)
+    byte_class[list(b"abcdefghijklmnopqrstuvwxyz")] = True
+    packed = _packed(llama3_vocab)
+    for sl in (class_slices(llama3_vocab).get(byte_class, leading_space), string_slice(llama3_vocab)):
+        info, skip, nodes = sl.residual(trie, packed[0], packed[2])
+        kept = np.flatnonzero(~sl.node_full)
+        assert kept[0] == 0 and np.array_equal(nodes, kept)
+        # ancestors of kept nodes are kept: a kept node's parent is kept
+        assert np.isin(trie.node_parent[kept[1:]], kept).all()
+        want_skip = np.searchsorted(kept, trie.node_skip[kept])
+        assert np.array_equal(skip, want_skip)
+        assert np.array_equal(info & 0xFFFFFF, packed[0][kept])
+        assert np.array_equal((info & RESIDUAL_HAS_TOKEN) != 0, packed[2][kept] != -1)
+        assert np.array_equal((info & RESIDUAL_HAS_CHILDREN) != 0, trie.node_skip[kept] > kept + 1)
 
 
 @pytest.mark.parametrize("which", range(len(CLASS_REGEXES)))

@@ -16,6 +16,8 @@ import numpy as np
 from numba import njit, types
 from numba.typed import Dict
 
+from corral.masks.trie_walk import set_found_token_bits
+
 
 def walk_subtries_reference(trie, transitions, accepting, start_state, roots, vocab_size):
     """Plain-Python specification: (set of allowed token ids, sorted list of boundary nodes)."""
@@ -50,7 +52,8 @@ def walk_subtries_groups(
     branch index. One call per round of the mask's worklist keeps numba dispatch and numpy
     bookkeeping out of the per-parser-state cost. The trie comes packed
     (``corral.masks.trie_walk.packed_trie_arrays``: byte and depth in one word, single tokens direct;
-    the token marking is written out in each loop: as an inlined helper it made the walks 2x slower)."""
+    the token marking is written out in each loop: as an inlined helper it made the walks 2x slower;
+    tokens are appended without a branch and their bits set after each root's walk)."""
     stack = np.empty(max_depth + 2, dtype=np.int32)
     capacity = 0
     for g in range(entry_offsets.shape[0] - 1):
@@ -58,8 +61,12 @@ def walk_subtries_groups(
         for r_i in range(root_offsets[g], root_offsets[g + 1]):
             nodes += node_skip[roots[r_i]] - roots[r_i]
         capacity += nodes * (entry_offsets[g + 1] - entry_offsets[g])
-    b_nodes = np.empty(capacity, dtype=np.int32)
-    b_entries = np.empty(capacity, dtype=np.int32)
+    b_nodes = np.empty(capacity + 1, dtype=np.int32)
+    b_entries = np.empty(capacity + 1, dtype=np.int32)
+    largest = 0
+    for r_i in range(roots.shape[0]):
+        largest = max(largest, node_skip[roots[r_i]] - roots[r_i])
+    found = np.empty(largest, dtype=np.int32)
     n_b = 0
     for g in range(entry_offsets.shape[0] - 1):
         for e in range(entry_offsets[g], entry_offsets[g + 1]):
@@ -69,6 +76,7 @@ def walk_subtries_groups(
                 stack[0] = entry_states[e]
                 i = root + 1
                 end = node_skip[root]
+                n_tok = 0
                 while i < end:
                     info = node_info[i]
                     d = (info >> 8) - base
@@ -77,18 +85,14 @@ def walk_subtries_groups(
                         i = node_skip[i]
                         continue
                     stack[d] = ns
-                    t = node_tok[i]
-                    if t >= 0:
-                        out_bits[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
-                    elif t == -2:
-                        for k in range(node_tok_start[i], node_tok_end[i]):
-                            tok = tok_ids[k]
-                            out_bits[tok >> 5] |= np.uint32(1) << np.uint32(tok & 31)
-                    if accepting[ns] and node_skip[i] > i + 1:
-                        b_nodes[n_b] = i
-                        b_entries[n_b] = e
-                        n_b += 1
+                    # appended without a branch, bits set after the walk (as walk_trie_packed)
+                    found[n_tok] = i
+                    n_tok += node_tok[i] != -1
+                    b_nodes[n_b] = i
+                    b_entries[n_b] = e
+                    n_b += accepting[ns] & (node_skip[i] > i + 1)
                     i += 1
+                set_found_token_bits(found, n_tok, node_tok, node_tok_start, node_tok_end, tok_ids, out_bits)
     return b_nodes[:n_b].copy(), b_entries[:n_b].copy()
 
 
@@ -366,9 +370,13 @@ def walk_subtries_by_first_byte(
         below += node_skip[roots[r_i]] - roots[r_i]
     # a boundary is a node below some root, found once per branch (roots are distinct, but a node
     # below two nested roots is found from each: bounded by the nodes below them all)
-    b_nodes = np.empty(below * entry_states.shape[0], dtype=np.int32)
-    b_entries = np.empty(below * entry_states.shape[0], dtype=np.int32)
+    b_nodes = np.empty(below * entry_states.shape[0] + 1, dtype=np.int32)
+    b_entries = np.empty(below * entry_states.shape[0] + 1, dtype=np.int32)
     n_b = np.zeros(1, dtype=np.int64)
+    largest = 0
+    for r_i in range(n_roots):
+        largest = max(largest, node_skip[roots[r_i]] - roots[r_i])
+    found = np.empty(largest, dtype=np.int32)
     for e in range(entry_states.shape[0]):
         q = entry_states[e]
         lookups = 0
@@ -382,6 +390,8 @@ def walk_subtries_by_first_byte(
                 stack[0] = q
                 i = root + 1
                 end = node_skip[root]
+                n_tok = 0
+                n_found = n_b[0]
                 while i < end:
                     info = node_info[i]
                     d = (info >> 8) - base
@@ -390,18 +400,14 @@ def walk_subtries_by_first_byte(
                         i = node_skip[i]
                         continue
                     stack[d] = ns
-                    t = node_tok[i]
-                    if t >= 0:
-                        out_bits[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
-                    elif t == -2:
-                        for k in range(node_tok_start[i], node_tok_end[i]):
-                            tok = tok_ids[k]
-                            out_bits[tok >> 5] |= np.uint32(1) << np.uint32(tok & 31)
-                    if accepting[ns] and node_skip[i] > i + 1:
-                        b_nodes[n_b[0]] = i
-                        b_entries[n_b[0]] = e
-                        n_b[0] += 1
+                    found[n_tok] = i
+                    n_tok += node_tok[i] != -1
+                    b_nodes[n_found] = i
+                    b_entries[n_found] = e
+                    n_found += accepting[ns] & (node_skip[i] > i + 1)
                     i += 1
+                n_b[0] = n_found
+                set_found_token_bits(found, n_tok, node_tok, node_tok_start, node_tok_end, tok_ids, out_bits)
             continue
         for b in range(256):
             first = transitions[q, b]
@@ -416,7 +422,8 @@ def walk_subtries_by_first_byte(
                     j = np.searchsorted(roots, byte_parents[k])
                     if j < n_roots and roots[j] == byte_parents[k]:
                         _walk_below(byte_children[k], first, e, node_info, node_skip, node_tok, node_tok_start,
-                                    node_tok_end, tok_ids, transitions, accepting, out_bits, stack, b_nodes, b_entries, n_b)
+                                    node_tok_end, tok_ids, transitions, accepting, out_bits, stack, b_nodes, b_entries, n_b,
+                                    found)
             else:  # few roots: look each up among the parents of nodes with this byte
                 segment = byte_parents[lo:hi]
                 for r_i in range(n_roots):
@@ -424,13 +431,13 @@ def walk_subtries_by_first_byte(
                     if j < hi - lo and segment[j] == roots[r_i]:
                         _walk_below(byte_children[lo + j], first, e, node_info, node_skip, node_tok,
                                     node_tok_start, node_tok_end, tok_ids, transitions, accepting, out_bits, stack,
-                                    b_nodes, b_entries, n_b)
+                                    b_nodes, b_entries, n_b, found)
     return b_nodes[:n_b[0]].copy(), b_entries[:n_b[0]].copy()
 
 
 @njit(cache=True, nogil=True, inline="always")
 def _walk_below(child, state, e, node_info, node_skip, node_tok, node_tok_start, node_tok_end, tok_ids,
-                transitions, accepting, out_bits, stack, b_nodes, b_entries, n_b):
+                transitions, accepting, out_bits, stack, b_nodes, b_entries, n_b, found):
     """The node ``child`` reached in DFA state ``state``, then its subtree (as walk_subtries_groups)."""
     t = node_tok[child]
     if t >= 0:
@@ -439,14 +446,16 @@ def _walk_below(child, state, e, node_info, node_skip, node_tok, node_tok_start,
         for k in range(node_tok_start[child], node_tok_end[child]):
             tok = tok_ids[k]
             out_bits[tok >> 5] |= np.uint32(1) << np.uint32(tok & 31)
+    n_found = n_b[0]
     if accepting[state] and node_skip[child] > child + 1:
-        b_nodes[n_b[0]] = child
-        b_entries[n_b[0]] = e
-        n_b[0] += 1
+        b_nodes[n_found] = child
+        b_entries[n_found] = e
+        n_found += 1
     base = node_info[child] >> 8
     stack[0] = state
     i = child + 1
     end = node_skip[child]
+    n_tok = 0
     while i < end:
         info = node_info[i]
         d = (info >> 8) - base
@@ -455,15 +464,11 @@ def _walk_below(child, state, e, node_info, node_skip, node_tok, node_tok_start,
             i = node_skip[i]
             continue
         stack[d] = ns
-        t = node_tok[i]
-        if t >= 0:
-            out_bits[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
-        elif t == -2:
-            for k in range(node_tok_start[i], node_tok_end[i]):
-                tok = tok_ids[k]
-                out_bits[tok >> 5] |= np.uint32(1) << np.uint32(tok & 31)
-        if accepting[ns] and node_skip[i] > i + 1:
-            b_nodes[n_b[0]] = i
-            b_entries[n_b[0]] = e
-            n_b[0] += 1
+        found[n_tok] = i
+        n_tok += node_tok[i] != -1
+        b_nodes[n_found] = i
+        b_entries[n_found] = e
+        n_found += accepting[ns] & (node_skip[i] > i + 1)
         i += 1
+    n_b[0] = n_found
+    set_found_token_bits(found, n_tok, node_tok, node_tok_start, node_tok_end, tok_ids, out_bits)

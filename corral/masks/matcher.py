@@ -26,7 +26,7 @@ from corral.masks.mask_walk import (first_byte_index, run_bounds, sorted_differe
                                      walk_subtries_groups)
 from corral.masks.pages import without_huge_pages
 from corral.masks.slices import class_slices, string_slice
-from corral.masks.trie_walk import packed_trie_arrays, walk_trie_packed
+from corral.masks.trie_walk import packed_trie_arrays, walk_trie_packed, walk_trie_residual
 from corral.masks.unique import UniqueArrays
 
 MASK_MEMO_SIZE = 2048  # masks kept per compiled grammar (16 KB each for a 128k vocabulary)
@@ -252,7 +252,15 @@ class CompiledGrammar:
                 bits, skip, upto = sl.bits_for([n for n, _ in lengths]), sl.skip_len, sl.skip_upto(lengths)
             else:
                 bits, skip, upto = np.zeros(self._n_words, dtype=np.uint32), _NO_SKIP, _NO_SKIP_UPTO
-            bounds = walk_trie_packed(*self._packed_trie_args, dfa.transitions, dfa.accepting, q, 0, bits, skip, upto)
+            # every slice-only subtree skipped: walk the trie without them, not past them
+            if len(skip) and sl.decides_every_subtree(upto):
+                residual = sl.residual(self.vocab.trie, self._packed_trie_args[0], self._packed_trie_args[2])
+                _, _, tok, tok_start, tok_end, tok_ids = self._packed_trie_args
+                bounds = walk_trie_residual(*residual, tok, tok_start, tok_end, tok_ids, dfa.transitions,
+                                            dfa.accepting, q, bits)
+            else:
+                bounds = walk_trie_packed(*self._packed_trie_args, dfa.transitions, dfa.accepting, q, 0, bits, skip,
+                                          upto)
             # boundary nodes come in pre-order: sorted and distinct, counted here once, so a mask
             # whose roots are exactly these skips sorting them (23k after an identifier)
             roots = None
@@ -833,10 +841,16 @@ def warm_up_mask_kernels(vocab) -> None:
     # identifiers' classes (lark's common.CNAME and its lower-case form): ~1.3 ms each to build,
     # which a grammar's first name would otherwise pay inside a mask
     slices = class_slices(vocab)
+    packed = vocab.cache["corral.packed_trie_arrays"]
     for chars in IDENTIFIER_CLASSES:
         byte_class = np.zeros(256, dtype=np.bool_)
         byte_class[list(chars.encode())] = True
         slices.get(byte_class, False)
+    # the JSON string body's residual trie: every string and key name walks it
+    string_slice(vocab).residual(vocab.trie, packed[0], packed[2])
+    inside = CompiledGrammar(lark_to_grammar('start: /"[^"\\\\]*"/\n'), vocab).matcher()
+    if inside.accept_string('"'):
+        inside.next_token_bits()  # (walk_trie_residual's first call)
 
 
 def _write_row(bitmask: torch.Tensor, index: int, bits: np.ndarray) -> None:
