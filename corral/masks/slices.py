@@ -611,6 +611,12 @@ class ClassSlices:
                 self._slices.pop(next(iter(self._slices)))
         return got
 
+    def prepare(self, byte_class: np.ndarray, packed_info: np.ndarray, packed_tok: np.ndarray) -> None:
+        """Build the class's token counts, its (unspaced) slice and that slice's residual trie now
+        rather than inside some grammar's first mask (warm-up of common identifier classes)."""
+        self._class_tokens(byte_class, np.packbits(byte_class).tobytes())
+        self.get(byte_class, False).residual(self.vocab.trie, packed_info, packed_tok)
+
     def _automaton(self, byte_class: np.ndarray, key: bytes, leading_space: bool) -> np.ndarray:
         got = self._automata.get((key, leading_space))
         if got is None:
