@@ -683,3 +683,144 @@ def test_packed_walk_arrays_mark_tokens_sharing_bytes():
                            node_tok_end=np.array([0, 1, 3], dtype=np.int32), tok_ids=np.array([5, 6, 7], dtype=np.int32))
     info, tok = packed_walk_arrays(trie)
     assert info.tolist() == [0, 97 | 256, 98 | 512] and tok.tolist() == [-1, 5, -2]
+
+
+def _char_safe_length_reference(dfa, state, chars, max_len, first_only=-1, first_never=-1, want_accepting=False):
+    """Plain-Python oracle of ``slice_safe_length_chars``: strings over ``chars`` enumerated one
+    character at a time, each character's bytes fed to the DFA: a string dies (some byte has no
+    transition), goes wrong (passes an accepting state inside a character or, at a character's
+    end, is accepting where it should not be or not where it should) or stays fine."""
+    live = [int(state)]
+    for length in range(max_len):
+        outcomes, grown = [], []
+        for q in live:
+            for ch in chars:
+                data = ch.encode()
+                if length == 0 and ((first_only >= 0 and data[0] != first_only) or data[0] == first_never):
+                    continue
+                if length > 0 and ch == " ":  # (a slice's space only leads: ` ?C*`)
+                    continue
+                q2, outcome = q, "fine"
+                for i, b in enumerate(data):
+                    q2 = int(dfa.transitions[q2, b])
+                    if q2 < 0:
+                        outcome = "dead"
+                        break
+                    last = i == len(data) - 1
+                    if (last and bool(dfa.accepting[q2]) != want_accepting) or (
+                            not last and dfa.accepting[q2] and not want_accepting):
+                        outcome = "wrong"
+                outcomes.append(outcome)
+                if outcome == "fine":
+                    grown.append(q2)
+        if any(o != "fine" for o in outcomes):
+            return length, all(o == "dead" for o in outcomes)
+        live = sorted(set(grown))
+    return max_len, True
+
+
+@pytest.mark.parametrize("leading_space", [False, True])
+def test_slice_safe_length_in_characters_equals_enumeration(leading_space):
+    """(L, exact) in characters, with and without byte classes, against enumerating every string of
+    a small class with 1- to 4-byte characters: counted runs of mixed widths, loops, lexemes that
+    end inside, and both kinds of a spaced slice."""
+    from corral.masks.slices import _ALL_BYTES, _byte_classes, slice_safe_length_chars
+
+    chars = ["a", "b", "\u00e9", "\u65e5", "\U0001F600"] + ([" "] if leading_space else [])
+    cls = rx.chars([(ord(c), ord(c)) for c in chars if c != " "])
+    c_dfa = regex_to_dfa(rx.seq(rx.repeat(rx.literal(" "), 0, 1), rx.star(cls)) if leading_space else rx.star(cls))
+    kinds = ((-1, 0x20), (0x20, -1)) if leading_space else ((-1, -1),)
+    patterns = ["[ab\u00e9]{0,4}(\u65e5[ab]{1,3}){0,2}\U0001F600", "[ab\u00e9\u65e5\U0001F600]{2,6}\"",
+                "[a\u00e9]*b", "(\u65e5\u00e9)+ ?a", "a{1,3}|\U0001F600{2}", "( ?[ab\u65e5]{1,3})+;",
+                "[^\"]{0,5}\"", "[ab]{3}\u00e9?", "[ab\u00e9\u65e5\U0001F600]{2,4}"]
+    outcomes = set()
+    for pattern in patterns:
+        dfa = regex_to_dfa(parse_regex(pattern))
+        reps = _byte_classes(dfa.transitions, c_dfa.transitions)
+        assert 0x20 in reps.tolist() and len(reps) < 256
+        for q in range(dfa.n_states):
+            for only, never in kinds:
+                for want_accepting in (False, True):
+                    want = _char_safe_length_reference(dfa, q, chars, 6, only, never, want_accepting)
+                    for byte_reps in (_ALL_BYTES, reps):
+                        got = slice_safe_length_chars(dfa.transitions, dfa.accepting, np.int32(q), c_dfa.transitions,
+                                                      c_dfa.accepting, np.int32(6), np.int32(only), np.int32(never),
+                                                      byte_reps, want_accepting)
+                        assert (int(got[0]), bool(got[1])) == want, (pattern, q, only, never, want_accepting)
+                    outcomes.add((want[0], want[1]))
+    assert any(0 < n < 6 and exact for n, exact in outcomes) and any(0 < n < 6 and not exact for n, exact in outcomes)
+
+
+def test_byte_classes_group_exactly_the_bytes_with_equal_columns():
+    from corral.masks.slices import _byte_classes
+
+    c_dfa = regex_to_dfa(rx.star(rx.negate(rx.chars([(0, 0x1F), (0x22, 0x22), (0x5C, 0x5C)]))))
+    for pattern in [r'"[^"\n]{0,30}"', r"[a-z_][a-z0-9_]{0,20}", r"-?[0-9]{1,6}(\.[0-9]{1,3})?", r"\u00e9+x"]:
+        dfa = regex_to_dfa(parse_regex(pattern))
+        reps = _byte_classes(dfa.transitions, c_dfa.transitions).tolist()
+        columns = [tuple(dfa.transitions[:, b].tolist()) + tuple(c_dfa.transitions[:, b].tolist()) for b in range(256)]
+        # every class once, plus the space (its class may already have another representative)
+        assert sorted(reps) == reps and 0x20 in reps and len(set(reps)) == len(reps)
+        assert {columns[b] for b in reps} == set(columns)
+        assert len(reps) - (sum(columns[b] == columns[0x20] for b in reps) - 1) == len(set(columns))
+
+
+def test_string_slice_in_characters_counts_code_points(llama3_vocab):
+    """The by-characters string slice holds the same tokens as the by-bytes one, ordered and
+    counted by code points: its bits up to n characters are the raw-string tokens of at most n."""
+    by_bytes, by_chars = string_slice(llama3_vocab), string_slice(llama3_vocab, by_chars=True)
+    assert np.array_equal(by_bytes.bits, by_chars.bits) and np.array_equal(by_bytes.node_full, by_chars.node_full)
+    chars_of = {}
+    for t in np.flatnonzero(np.unpackbits(by_bytes.bits.view(np.uint8), bitorder="little")[:llama3_vocab.size]):
+        chars_of[int(t)] = len(llama3_vocab.token_bytes(int(t)).decode("utf-8"))
+    assert by_chars.max_len == max(chars_of.values()) <= by_bytes.max_len
+    for n in (1, 2, 3, 5, 8, 13, by_chars.max_len):
+        got = np.flatnonzero(np.unpackbits(by_chars.bits_for([n]).view(np.uint8), bitorder="little")[:llama3_vocab.size])
+        assert got.tolist() == sorted(t for t, k in chars_of.items() if k <= n)
+        assert by_chars.covered([n]) == len(got)
+    trie = llama3_vocab.trie
+    for node in np.random.default_rng(5).choice(np.flatnonzero(by_chars.node_full), 300, replace=False).tolist():
+        below = trie.tok_ids[trie.node_tok_start[node]:trie.node_tok_end[trie.node_skip[node] - 1]]
+        assert by_chars.skip_len[node] == max(chars_of[int(t)] for t in below)
+
+
+@pytest.mark.parametrize("which", range(len(BOUNDED_STRINGS)))
+def test_character_slice_inside_bounded_strings_equals_the_full_walk(llama3_vocab, which):
+    """Inside a string bounded in code points, along members with multi-byte characters: the
+    by-characters slice's (L, exact) per state, its tokens up to L characters and the walk that
+    skips the decided subtrees (the residual walk where every one is) mark the same tokens and
+    boundary nodes as the plain walk; the bound is exact in characters where bytes were not."""
+    from corral.masks.trie_walk import packed_trie_arrays, walk_trie_residual, walk_trie_with_dfa_slice
+
+    sl = string_slice(llama3_vocab, by_chars=True)
+    dfa = regex_to_dfa(BOUNDED_STRINGS[which])
+    trie = llama3_vocab.trie
+    packed = packed_trie_arrays(trie)
+    states = [0]
+    for k, ch in enumerate('"' + "a\u00e9\u65e5\U0001F600b" * 20):
+        q = int(dfa.transitions[states[-1], ch.encode()[0]])
+        for b in ch.encode()[1:]:
+            q = int(dfa.transitions[q, b]) if q >= 0 else -1
+        if q < 0:
+            break
+        states.append(q)
+    exact_inside = 0
+    for q in states[1::2]:
+        lengths = sl.safe_lengths(dfa.transitions, dfa.accepting, q)
+        (n, exact), = lengths
+        plain = np.zeros_like(sl.bits)
+        plain_bounds = walk_trie_with_dfa(*trie.arrays(), dfa.transitions, dfa.accepting, q, 0, plain)[:, 0]
+        if n < 1:
+            continue
+        exact_inside += exact and n < sl.max_len
+        upto = sl.skip_upto(lengths)
+        bits = sl.bits_for([n])
+        bounds = walk_trie_with_dfa_slice(*trie.arrays(), dfa.transitions, dfa.accepting, q, 0, bits, sl.skip_len, upto)
+        assert np.array_equal(plain, bits), (which, q, lengths)
+        assert np.array_equal(plain_bounds, bounds[:, 0] if bounds.ndim == 2 else bounds), (which, q)
+        if sl.decides_every_subtree(upto):
+            bits = sl.bits_for([n])
+            bounds = walk_trie_residual(*sl.residual(trie, packed[0], packed[2]), packed[2], trie.node_tok_start,
+                                        trie.node_tok_end, trie.tok_ids, dfa.transitions, dfa.accepting, q, bits)
+            assert np.array_equal(plain, bits) and np.array_equal(plain_bounds, bounds), (which, q)
+    assert exact_inside > 0

@@ -180,7 +180,7 @@ class CompiledGrammar:
         self._sub_walks = v.cache.setdefault("corral.sub_walks", OrderedDict())
         self._node_skip = trie.node_skip
         # per-vocabulary (~7 ms on Llama-3, once): built with the first grammar, not in a mask
-        self._slice = string_slice(v) if v.size > 4096 else None
+        self._slice = string_slice(v, by_chars=True) if v.size > 4096 else None
         self._root_walks_lock = v.cache.setdefault("corral.root_walks_lock", threading.Lock())
         # Every terminal's DFA at its own offset in one table shared by all grammars, so one numba
         # call walks all the lexing branches of a state (sub-walks below lexeme boundaries)
@@ -233,7 +233,7 @@ class CompiledGrammar:
             # only the subtrees holding other tokens (masks/slices.py)
             sl = self._slice
             if sl is None:
-                sl = self._slice = string_slice(self.vocab)
+                sl = self._slice = string_slice(self.vocab, by_chars=True)
             # (inside a string whose remaining length is bounded, the slice's tokens up to that
             # many bytes: each position of a `maxLength: 40` string is a new DFA state)
             lengths = sl.safe_lengths(dfa.transitions, dfa.accepting, q)
@@ -847,10 +847,15 @@ def warm_up_mask_kernels(vocab) -> None:
         byte_class[list(chars.encode())] = True
         slices.prepare(byte_class, packed[0], packed[2])
     # the JSON string body's residual trie: every string and key name walks it
-    string_slice(vocab).residual(vocab.trie, packed[0], packed[2])
-    inside = CompiledGrammar(lark_to_grammar('start: /"[^"\\\\]*"/\n'), vocab).matcher()
-    if inside.accept_string('"'):
-        inside.next_token_bits()  # (walk_trie_residual's first call)
+    strings = string_slice(vocab, by_chars=True)
+    strings.residual(vocab.trie, packed[0], packed[2])
+    strings.prepare_checkpoints()
+    # (walk_trie_residual's first call; a string bounded in characters asked about twice)
+    for pattern in ('start: /"[^"\\\\]*"/\n', 'start: /"[^"\\\\]{0,20}"/\n'):
+        inside = CompiledGrammar(lark_to_grammar(pattern), vocab).matcher()
+        for _ in range(3):
+            if inside.accept_string('"' if inside.num_accepted() == 0 else "a"):
+                inside.next_token_bits()
 
 
 def _write_row(bitmask: torch.Tensor, index: int, bits: np.ndarray) -> None:

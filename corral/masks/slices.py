@@ -23,7 +23,7 @@ from corral.automata.dfa import regex_to_dfa
 from corral.grammars import regex_ast as rx
 
 __all__ = ["TokenSlice", "string_slice", "ClassSlices", "class_slices", "repeatable_ascii_bytes", "slice_safe",
-           "slice_safe_reference", "slice_safe_length", "slice_safe_length_exact_reference", "slice_safe_length_reference"]
+           "slice_safe_reference", "slice_safe_length", "slice_safe_length_chars", "slice_safe_length_exact_reference", "slice_safe_length_reference"]
 
 # code points JSON writes raw inside a string
 JSON_RAW_CHARS = rx.negate(rx.chars([(0, 0x1F), (0x22, 0x22), (0x5C, 0x5C)]))
@@ -41,7 +41,7 @@ class TokenSlice:
     others: in a run like `( [a-z]{1,10}){2,12}` the two reach different lengths, and a walk takes
     each kind up to its own (``safe_lengths``, ``bits_for``, ``skip_upto``)."""
 
-    def __init__(self, vocab, char_class: rx.Regex, leading_space: bool = False):
+    def __init__(self, vocab, char_class: rx.Regex, leading_space: bool = False, by_chars: bool = False):
         trie = vocab.trie
         # (BPE vocabularies spell most words with their leading space)
         language = rx.star(char_class)
@@ -50,7 +50,13 @@ class TokenSlice:
         self.c_accepting = np.ascontiguousarray(dfa.accepting, dtype=np.bool_)
         self.leading_space = leading_space
         self.n_kinds = 2 if leading_space else 1
-        tables = _slice_tables(*trie.arrays(), _longest_below_cached(vocab), self.c_transitions, self.c_accepting,
+        # lengths in bytes, or in characters (``by_chars``): a string's maxLength counts code points,
+        # and inside one the slice's tokens of up to the remaining count are exactly the allowed ones
+        # whatever their bytes (in bytes, multi-byte characters left the bound inexact)
+        self.by_chars = by_chars
+        node_len = _char_depth_cached(vocab) if by_chars else trie.node_depth
+        longest = _longest_chars_below_cached(vocab) if by_chars else _longest_below_cached(vocab)
+        tables = _slice_tables(*trie.arrays(), longest, node_len, self.c_transitions, self.c_accepting,
                                np.int32(0x20 if leading_space else -1))
         self.skip_len, self._ids, self._kind_start, self.count_upto = tables
         self.node_full = self.skip_len != NEVER_SKIP
@@ -59,6 +65,7 @@ class TokenSlice:
         self._n_words = (vocab.size + 31) // 32
         self._checkpoints: dict[tuple[int, int], np.ndarray] = {}
         self._residual = None
+        self._byte_reps: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.bits = _bits_of(self._ids, self._kind_start, self._kind_start[1:], self._n_words)  # every token
         self.bits.flags.writeable = False
 
@@ -79,11 +86,41 @@ class TokenSlice:
         kinds = ((-1, 0x20), (0x20, -1)) if self.leading_space else ((-1, -1),)
         out = []
         for only, never in kinds:  # kind 0: not led by a space; kind 1: led by one
-            length, exact = slice_safe_length(transitions, accepting, np.int32(state), self.c_transitions,
-                                              np.int32(self.max_len), np.int32(only), np.int32(never),
-                                              want_accepting)
+            if self.by_chars:
+                length, exact = slice_safe_length_chars(transitions, accepting, np.int32(state), self.c_transitions,
+                                                        self.c_accepting, np.int32(self.max_len), np.int32(only),
+                                                        np.int32(never), self.byte_representatives(transitions),
+                                                        want_accepting)
+                if length < 0:  # (a frontier too wide to follow) strings of L bytes have at most L characters
+                    length = slice_safe_length(transitions, accepting, np.int32(state), self.c_transitions,
+                                               np.int32(4 * self.max_len), np.int32(only), np.int32(never),
+                                               want_accepting)[0] // 4
+                    exact = length >= self.max_len
+            else:
+                length, exact = slice_safe_length(transitions, accepting, np.int32(state), self.c_transitions,
+                                                  np.int32(self.max_len), np.int32(only), np.int32(never),
+                                                  want_accepting)
             out.append((int(length), bool(exact)))
         return out
+
+    def byte_representatives(self, transitions: np.ndarray) -> np.ndarray:
+        """int32[K]: one byte of each class of bytes that ``transitions`` and the slice's own DFA
+        map alike from every state, plus the space (kinds tell it apart), ascending
+        (``_byte_classes``). Worth it for a table asked about again (each position of a counted
+        string is a new state of the same DFA): the first ask gets all 256 bytes. Cached per
+        transition table (kept, so its id is not reused)."""
+        hit = self._byte_reps.get(id(transitions))
+        if hit is not None and hit[0] is transitions:
+            if hit[1] is not None:
+                return hit[1]
+            reps = _byte_classes(transitions, self.c_transitions)
+        else:
+            reps = None
+        with _LOCK:
+            self._byte_reps[id(transitions)] = (transitions, reps)
+            if len(self._byte_reps) > BYTE_REPS_CACHE_SIZE:
+                self._byte_reps.pop(next(iter(self._byte_reps)))
+        return _ALL_BYTES if reps is None else reps
 
     def bits_upto(self, length: int) -> np.ndarray:
         """Bitmask (a new uint32 array) of the slice tokens of at most ``length`` bytes."""
@@ -113,6 +150,14 @@ class TokenSlice:
             out = np.zeros(self._n_words, np.uint32)
         _or_bits_of(self._ids, starts, ends, out)
         return out
+
+    def prepare_checkpoints(self) -> None:
+        """Build every kind's checkpoint bitmasks now (~0.1 ms each on Llama-3) rather than in the
+        first masks inside bounded strings."""
+        for kind in range(self.n_kinds):
+            for length in BITS_CHECKPOINTS:
+                if length <= self.max_len:
+                    self._checkpoint_bits(kind, length)
 
     def _checkpoint_bits(self, kind: int, length: int) -> np.ndarray:
         """Read-only bitmask of the kind's tokens of at most ``length`` bytes (cached)."""
@@ -161,14 +206,16 @@ class TokenSlice:
 
 NEVER_SKIP = np.iinfo(np.int32).max
 BITS_CHECKPOINTS = (4, 8, 16, 32, 64)  # token lengths whose slice bitmask is kept per kind
+BYTE_REPS_CACHE_SIZE = 512  # transition tables whose byte classes a slice keeps
 EXACT_FRONTIER = 16  # pairs per level past which slice_safe_length gives up on exactness
 
 
 @njit(cache=True, nogil=True)
-def _slice_tables(node_byte, node_depth, node_skip, node_tok_start, node_tok_end, tok_ids, longest,
+def _slice_tables(node_byte, node_depth, node_skip, node_tok_start, node_tok_end, tok_ids, longest, node_len,
                   c_transitions, c_accepting, kind1_first_byte):  # pragma: no cover - numba
     """One pre-order pass: (skip_len per node, the slice's token ids sorted by (kind, length), each
-    kind's offset into them, count_upto[kind, L] = its tokens of at most L bytes). A token is in the
+    kind's offset into them, count_upto[kind, L] = its tokens of at most L bytes, or of length
+    ``node_len`` in general, ``longest`` being its subtree maximum). A token is in the
     slice when its bytes end in an accepting state of the slice DFA; it is of kind 1 when its first
     byte is ``kind1_first_byte`` (-1: one kind). A node's subtree is all slice tokens when it holds no
     other token (its tokens are one run of ``tok_ids``: prefix counts of the others)."""
@@ -201,7 +248,7 @@ def _slice_tables(node_byte, node_depth, node_skip, node_tok_start, node_tok_end
         if c_accepting[st]:
             for k in range(node_tok_start[i], node_tok_end[i]):
                 entry_kind[k] = kind
-                per_length[kind, d] += 1
+                per_length[kind, node_len[i]] += 1
         i += 1
     others_before = np.zeros(n_entries + 1, np.int64)
     for k in range(n_entries):
@@ -235,7 +282,7 @@ def _slice_tables(node_byte, node_depth, node_skip, node_tok_start, node_tok_end
         for k in range(node_tok_start[i], node_tok_end[i]):
             kd = entry_kind[k]
             if kd >= 0:
-                d = node_depth[i]
+                d = node_len[i]
                 ids[fill[kd, d]] = tok_ids[k]
                 fill[kd, d] += 1
     return skip_len, ids, kind_start, count_upto
@@ -244,6 +291,42 @@ def _slice_tables(node_byte, node_depth, node_skip, node_tok_start, node_tok_end
 RESIDUAL_HAS_TOKEN = 1 << 24  # flags in a residual node's byte|depth<<8 word
 RESIDUAL_HAS_CHILDREN = 1 << 25
 
+
+_ALL_BYTES = np.arange(256, dtype=np.int32)
+
+
+@njit(cache=True, nogil=True)
+def _byte_classes(transitions, c_transitions):  # pragma: no cover - numba
+    """``TokenSlice.byte_representatives``: bytes grouped by a hash of their columns in both
+    tables, each grouping then checked column against column (all 256 bytes on a collision);
+    ~20-60 us for a few hundred states, read row by row."""
+    h = np.zeros(256, np.uint64)
+    for table in (transitions, c_transitions):
+        for q in range(table.shape[0]):
+            for b in range(256):
+                h[b] = h[b] * np.uint64(1000003) + np.uint64(table[q, b] + 2)
+    order = np.argsort(h)
+    rep_of = np.empty(256, np.int32)
+    reps = np.empty(257, np.int32)
+    n = 0
+    for k in range(256):
+        b = order[k]
+        if k == 0 or h[b] != h[order[k - 1]]:
+            reps[n] = b
+            n += 1
+        rep_of[b] = reps[n - 1]
+    for table in (transitions, c_transitions):
+        for q in range(table.shape[0]):
+            for b in range(256):
+                if table[q, b] != table[q, rep_of[b]]:
+                    return np.arange(256).astype(np.int32)
+    space = False
+    for k in range(n):
+        space = space or reps[k] == 0x20
+    if not space:
+        reps[n] = 0x20
+        n += 1
+    return np.sort(reps[:n])
 
 @njit(cache=True, nogil=True)
 def _residual_trie(node_full, node_skip, info, tok):  # pragma: no cover - numba
@@ -341,6 +424,34 @@ def repeatable_ascii_bytes(transitions, state):  # pragma: no cover - numba
     return out
 
 
+def _char_depth_cached(vocab) -> np.ndarray:
+    """Per trie node, the characters its bytes spell: bytes that do not continue a UTF-8 sequence."""
+    got = vocab.cache.get("corral.char_depth")
+    if got is None:
+        got = vocab.cache["corral.char_depth"] = _char_depth(vocab.trie.node_byte, vocab.trie.node_depth)
+    return got
+
+
+def _longest_chars_below_cached(vocab) -> np.ndarray:
+    got = vocab.cache.get("corral.longest_chars_below")
+    if got is None:
+        got = vocab.cache["corral.longest_chars_below"] = _longest_below(_char_depth_cached(vocab),
+                                                                         vocab.trie.node_skip)
+    return got
+
+
+@njit(cache=True, nogil=True)
+def _char_depth(node_byte, node_depth):  # pragma: no cover - numba
+    n = node_byte.shape[0]
+    out = np.zeros(n, np.int32)
+    at = np.zeros(int(node_depth.max()) + 1, np.int32)  # characters up to the node of each depth on the path
+    for i in range(1, n):
+        d = node_depth[i]
+        at[d] = at[d - 1] + (1 if (node_byte[i] & 0xC0) != 0x80 else 0)
+        out[i] = at[d]
+    return out
+
+
 def _longest_below_cached(vocab) -> np.ndarray:
     got = vocab.cache.get("corral.longest_below")
     if got is None:
@@ -350,7 +461,8 @@ def _longest_below_cached(vocab) -> np.ndarray:
 
 @njit(cache=True, nogil=True)
 def _longest_below(node_depth, node_skip):  # pragma: no cover - numba
-    """Per trie node, the depth of the deepest node of its subtree (its longest token's length)."""
+    """Per trie node, the depth of the deepest node of its subtree (its longest token's length;
+    with character depths, its most characters)."""
     n = node_depth.shape[0]
     out = node_depth.astype(np.int32)
     for i in range(n - 1, -1, -1):
@@ -362,14 +474,16 @@ def _longest_below(node_depth, node_skip):  # pragma: no cover - numba
     return out
 
 
-def string_slice(vocab) -> TokenSlice:
-    """The JSON-string-characters slice of ``vocab`` (built once, ~7 ms on Llama-3; cached on it)."""
-    got = vocab.cache.get("corral.string_slice")
+def string_slice(vocab, by_chars: bool = False) -> TokenSlice:
+    """The JSON-string-characters slice of ``vocab`` (built once, ~7 ms on Llama-3; cached on it),
+    lengths in bytes or (``by_chars``, what masks use) in characters."""
+    key = "corral.string_slice_chars" if by_chars else "corral.string_slice"
+    got = vocab.cache.get(key)
     if got is None:
         with _LOCK:
-            got = vocab.cache.get("corral.string_slice")
+            got = vocab.cache.get(key)
             if got is None:
-                got = vocab.cache["corral.string_slice"] = TokenSlice(vocab, JSON_RAW_CHARS)
+                got = vocab.cache[key] = TokenSlice(vocab, JSON_RAW_CHARS, by_chars=by_chars)
     return got
 
 
@@ -497,6 +611,99 @@ def slice_safe_length(transitions, accepting, state, c_transitions, max_len, fir
         frontier, nxt_front = nxt_front, frontier
         n_front = n_next
     return length, True
+
+
+@njit(cache=True, nogil=True)
+def slice_safe_length_chars(transitions, accepting, state, c_transitions, c_accepting, max_len, first_only,
+                            first_never, byte_reps, want_accepting=False):  # pragma: no cover - numba
+    """``slice_safe_length`` with lengths in characters: (L, exact), L the largest count <=
+    ``max_len`` such that every slice string of 1..L characters, read from ``state``, keeps the DFA
+    alive and passes no accepting state (``want_accepting``: ends each character accepting);
+    ``exact``: no slice string of L+1 characters keeps it alive. The slice DFA's accepting states
+    are its character boundaries. Level by level over the (DFA state, slice state) pairs reached by
+    exactly k characters (a character's bytes followed through the pairs inside it, each once),
+    ending at a level equal to the one before (a loop: L = max_len). (-1, False) where a level or
+    the inside of a character holds more than ``EXACT_FRONTIER`` pairs. ``byte_reps``: one byte of
+    each class of bytes both DFAs treat alike, and the space (``TokenSlice.byte_representatives``:
+    ~15 for a string body, where each level was 256 bytes per pair)."""
+    n_c = c_transitions.shape[0]
+    front = np.empty(EXACT_FRONTIER, np.int64)
+    nxt = np.empty(EXACT_FRONTIER, np.int64)
+    inside = np.empty(4 * EXACT_FRONTIER, np.int64)  # pairs of the character being read, this level
+    front[0] = state * n_c
+    n_front = 1
+    for k in range(max_len):
+        n_next = 0
+        failed = False
+        alive = False  # some string of k+1 characters keeps the DFA alive
+        n_inside = 0
+        for f in range(n_front):
+            inside[n_inside] = front[f]
+            n_inside += 1
+        j = 0
+        while j < n_inside:
+            pair = inside[j]
+            opening = j < n_front  # the character's first byte (and the string's, at k == 0)
+            j += 1
+            q = pair // n_c
+            c = pair % n_c
+            for r in range(byte_reps.shape[0]):
+                b = byte_reps[r]
+                c2 = c_transitions[c, b]
+                if c2 < 0 or (k == 0 and opening and ((first_only >= 0 and b != first_only) or b == first_never)):
+                    continue
+                q2 = transitions[q, b]
+                if q2 < 0:
+                    failed = True
+                    continue
+                p2 = q2 * n_c + c2
+                if c_accepting[c2]:  # the character is complete
+                    alive = True
+                    if accepting[q2] != want_accepting:
+                        failed = True
+                        continue
+                    known = False
+                    for t in range(n_next):
+                        if nxt[t] == p2:
+                            known = True
+                            break
+                    if not known:
+                        if n_next == EXACT_FRONTIER:
+                            return -1, False
+                        nxt[n_next] = p2
+                        n_next += 1
+                else:
+                    if accepting[q2] and not want_accepting:
+                        failed = True
+                    known = False
+                    for t in range(n_front, n_inside):
+                        if inside[t] == p2:
+                            known = True
+                            break
+                    if not known:
+                        if n_inside == inside.shape[0]:
+                            return -1, False
+                        inside[n_inside] = p2
+                        n_inside += 1
+        if failed:
+            return k, not alive
+        # the same pairs as the level before: every longer string is safe too
+        same = n_next == n_front
+        if same:
+            for t in range(n_next):
+                known = False
+                for u in range(n_front):
+                    if front[u] == nxt[t]:
+                        known = True
+                        break
+                if not known:
+                    same = False
+                    break
+        if same or n_next == 0:
+            return max_len, True
+        front, nxt = nxt, front
+        n_front = n_next
+    return max_len, True
 
 
 def slice_safe_length_reference(transitions, accepting, state, c_transitions, max_len) -> int:
