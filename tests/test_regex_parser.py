@@ -160,6 +160,21 @@ def test_python_search_matches_re_search(pattern):
         assert ast_fullmatch(node, s) == (compiled.search(s) is not None), (pattern, s)
 
 
+@pytest.mark.parametrize("pattern", [r"[ab]{3}", r"[ab]{2,4}", r"[abc]{4,}", r"a{2}", r"[^x]{3}", r"(?:[ab]{3})"])
+def test_unanchored_counted_class_is_a_run_search(pattern):
+    """An unanchored counted class (`[a-zA-Z0-9_-]{162}`) is built as "a run of n somewhere" with
+    one run tracked, not `.*C{n}.*`: the same language as re.search, and the same minimal DFA."""
+    from corral.automata.dfa import regex_to_dfa
+
+    node = search_regex(pattern, flavor="python")
+    compiled = re.compile(pattern)
+    for s in random_strings(11, 600, alphabet=list("abcx\n"), max_len=9):
+        assert ast_fullmatch(node, s) == (compiled.search(s) is not None), (pattern, s)
+    item = parse_regex(pattern)
+    general = rx.seq(rx.star(rx.any_char()), item, rx.star(rx.any_char()))
+    assert regex_to_dfa(node).n_states == regex_to_dfa(general).n_states
+
+
 def test_fullmatch_anchors_handled_exactly():
     assert parse_regex("a^b") == rx.NOTHING
     assert parse_regex("^abc$") == rx.literal("abc")

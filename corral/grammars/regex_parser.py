@@ -1137,6 +1137,9 @@ def search_regex(pattern: str, flavor: str = "ecmascript", flags: int = 0) -> rx
     anything = rx.star(rx.any_char())
     out = []
     for (s, e), r in parts:
+        if s is None and e is None and isinstance(r, rx.Repeat) and isinstance(r.item, rx.Chars) and r.min >= 2:
+            out.append(_contains_run(r.item, r.min))
+            continue
         if s is None:
             before = anything
         else:
@@ -1148,6 +1151,15 @@ def search_regex(pattern: str, flavor: str = "ecmascript", flags: int = 0) -> rx
                            rx.char_set("\n") if _final_newline_only(e) else rx.NOTHING)
         out.append(rx.seq(before, r, after))
     return rx.alt(*out)
+
+
+def _contains_run(cls: rx.Chars, n: int) -> rx.Regex:
+    """The strings holding ``n`` consecutive characters of ``cls`` (an unanchored `[a-z0-9_-]{162}`,
+    whatever its upper bound): the first such run starts after a prefix whose runs are all
+    shorter. The same language as ``.*C{n}.*``, whose subset construction tracks every position
+    a run might have started at (~0.5 s for n = 162, inside a first mask); this one tracks one."""
+    short_runs = rx.star(rx.seq(rx.repeat(cls, 0, n - 1), rx.negate(cls)))
+    return rx.seq(short_runs, rx.repeat(cls, n, n), rx.star(rx.any_char()))
 
 
 def _group_end(pattern: str, open_at: int) -> int:
