@@ -300,7 +300,8 @@ class CompiledGrammar:
             self._first_bytes_memo[id(packed)] = got
         return got
 
-    def _pack_terminal(self, term: int) -> int:
+    def pack_terminal(self, term: int) -> int:
+        """The row offset of terminal ``term``'s DFA in the shared packed table (copied in on first use)."""
         base = self._packed_base.get(term)
         if base is None:
             base = self._packed_base[term] = self._packed.base_of(self.tables.dfa(term))
@@ -316,7 +317,7 @@ class CompiledGrammar:
             branch_key = tuple([(t, q) for t, q, _ in entries])
             packed = self._packed_branches.get(branch_key)
             if packed is None:
-                packed = np.array([self._pack_terminal(t) + q for t, q in branch_key], dtype=np.int32)
+                packed = np.array([self.pack_terminal(t) + q for t, q in branch_key], dtype=np.int32)
                 self._packed_branches[branch_key] = packed
             hit = (packed, tuple([(start, t) for t, _, start in entries]))  # tuples: GC-untracked
             self._state_branches[sid] = hit
@@ -436,7 +437,7 @@ class CompiledGrammar:
             return tid
         predicted, expected = self.tables.push_closure(positions)
         terms = sorted(expected)
-        packed = [self._pack_terminal(t) for t in terms]  # may build DFAs: outside the lock
+        packed = [self.pack_terminal(t) for t in terms]  # may build DFAs: outside the lock
         with self._template_lock:
             tid = self._template_ids.get(positions)
             if tid is not None:

@@ -819,10 +819,13 @@ class ClassSlices:
         return got
 
     def prepare(self, byte_class: np.ndarray, packed_info: np.ndarray, packed_tok: np.ndarray) -> None:
-        """Build the class's token counts, its (unspaced) slice and that slice's residual trie now
-        rather than inside some grammar's first mask (warm-up of common identifier classes)."""
+        """Build the class's token counts, its (unspaced) slice, that slice's residual trie and
+        checkpoint bitmasks now rather than inside some grammar's first masks (warm-up of common
+        identifier classes)."""
         self._class_tokens(byte_class, np.packbits(byte_class).tobytes())
-        self.get(byte_class, False).residual(self.vocab.trie, packed_info, packed_tok)
+        sl = self.get(byte_class, False)
+        sl.residual(self.vocab.trie, packed_info, packed_tok)
+        sl.prepare_checkpoints()
 
     def _automaton(self, byte_class: np.ndarray, key: bytes, leading_space: bool) -> np.ndarray:
         got = self._automata.get((key, leading_space))
