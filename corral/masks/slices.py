@@ -15,6 +15,7 @@ The idea is llguidance's "slicer", done here as a product of automata plus a ski
 from __future__ import annotations
 
 import threading
+import weakref
 
 import numpy as np
 from numba import njit
@@ -65,7 +66,7 @@ class TokenSlice:
         self._n_words = (vocab.size + 31) // 32
         self._checkpoints: dict[tuple[int, int], np.ndarray] = {}
         self._residual = None
-        self._byte_reps: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._byte_reps: dict[int, tuple[weakref.ref, np.ndarray | None]] = {}
         self.bits = _bits_of(self._ids, self._kind_start, self._kind_start[1:], self._n_words)  # every token
         self.bits.flags.writeable = False
 
@@ -108,16 +109,17 @@ class TokenSlice:
         map alike from every state, plus the space (kinds tell it apart), ascending
         (``_byte_classes``). Worth it for a table asked about again (each position of a counted
         string is a new state of the same DFA): the first ask gets all 256 bytes. Cached per
-        transition table (kept, so its id is not reused)."""
+        transition table (by a weak reference, which also tells a reused id apart: a table is
+        not kept alive by this cache)."""
         hit = self._byte_reps.get(id(transitions))
-        if hit is not None and hit[0] is transitions:
+        if hit is not None and hit[0]() is transitions:
             if hit[1] is not None:
                 return hit[1]
             reps = _byte_classes(transitions, self.c_transitions)
         else:
             reps = None
         with _LOCK:
-            self._byte_reps[id(transitions)] = (transitions, reps)
+            self._byte_reps[id(transitions)] = (weakref.ref(transitions), reps)
             if len(self._byte_reps) > BYTE_REPS_CACHE_SIZE:
                 self._byte_reps.pop(next(iter(self._byte_reps)))
         return _ALL_BYTES if reps is None else reps
