@@ -824,3 +824,31 @@ def test_character_slice_inside_bounded_strings_equals_the_full_walk(llama3_voca
                                         trie.node_tok_end, trie.tok_ids, dfa.transitions, dfa.accepting, q, bits)
             assert np.array_equal(plain, bits) and np.array_equal(plain_bounds, bounds), (which, q)
     assert exact_inside > 0
+
+
+def test_character_slice_falls_back_to_a_byte_bound_where_the_frontier_is_wide(llama3_vocab):
+    """Past EXACT_FRONTIER pairs a level the character search gives up; the slice then takes the
+    byte search's bound over four (every string of that many characters has at most 4x the bytes),
+    exact only at the longest token, and the walk still marks exactly the plain walk's tokens and
+    boundaries."""
+    from corral.masks.slices import EXACT_FRONTIER, slice_safe_length_chars
+    from corral.masks.trie_walk import walk_trie_with_dfa_slice
+
+    sl = string_slice(llama3_vocab, by_chars=True)
+    # a search for a long word inside a string: after k characters, k+1 places in the word are live
+    dfa = regex_to_dfa(st.quoted(rx.seq(rx.star(rx.any_char()), rx.literal("abcdefghijklmnopqrstuvwxyz" * 2),
+                                        rx.star(rx.any_char()))))
+    q = int(dfa.transitions[0, ord('"')])
+    got = slice_safe_length_chars(dfa.transitions, dfa.accepting, np.int32(q), sl.c_transitions, sl.c_accepting,
+                                  np.int32(sl.max_len), np.int32(-1), np.int32(-1), sl.byte_representatives(dfa.transitions),
+                                  False)
+    assert int(got[0]) == -1 and EXACT_FRONTIER < 52  # the case under test
+    (n, exact), = sl.safe_lengths(dfa.transitions, dfa.accepting, q)
+    assert 0 < n <= sl.max_len and exact == (n == sl.max_len)  # (no string of raw characters ends it)
+    trie = llama3_vocab.trie
+    plain = np.zeros_like(sl.bits)
+    plain_bounds = walk_trie_with_dfa(*trie.arrays(), dfa.transitions, dfa.accepting, q, 0, plain)
+    bits = sl.bits_for([n])
+    bounds = walk_trie_with_dfa_slice(*trie.arrays(), dfa.transitions, dfa.accepting, q, 0, bits, sl.skip_len,
+                                      sl.skip_upto([(n, exact)]))
+    assert np.array_equal(plain, bits) and np.array_equal(plain_bounds, bounds)

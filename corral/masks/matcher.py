@@ -235,7 +235,7 @@ class CompiledGrammar:
             if sl is None:
                 sl = self._slice = string_slice(self.vocab, by_chars=True)
             # (inside a string whose remaining length is bounded, the slice's tokens up to that
-            # many bytes: each position of a `maxLength: 40` string is a new DFA state)
+            # many characters: each position of a `maxLength: 40` string is a new DFA state)
             lengths = sl.safe_lengths(dfa.transitions, dfa.accepting, q)
             accepting_class = None  # the class of an identifier-like slice: boundaries left out
             if lengths[0][0] < MIN_SLICE_LENGTH and self.use_class_slices:
