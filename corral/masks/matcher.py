@@ -253,8 +253,10 @@ class CompiledGrammar:
             else:
                 bits, skip, upto = np.zeros(self._n_words, dtype=np.uint32), _NO_SKIP, _NO_SKIP_UPTO
             # every slice-only subtree skipped: walk the trie without them, not past them
+            residual = None
             if len(skip) and sl.decides_every_subtree(upto):
                 residual = sl.residual(self.vocab.trie, self._packed_trie_args[0], self._packed_trie_args[2])
+            if residual is not None:
                 _, _, tok, tok_start, tok_end, tok_ids = self._packed_trie_args
                 bounds = walk_trie_residual(*residual, tok, tok_start, tok_end, tok_ids, dfa.transitions,
                                             dfa.accepting, q, bits)

@@ -171,7 +171,7 @@ class TokenSlice:
             self._checkpoints[(kind, length)] = got
         return got
 
-    def residual(self, trie, packed_info: np.ndarray, packed_tok: np.ndarray) -> tuple:
+    def residual(self, trie, packed_info: np.ndarray, packed_tok: np.ndarray) -> "tuple | None":
         """The trie without the slice's own subtrees (nodes whose every token is a slice token),
         for ``trie_walk.walk_trie_residual``: (byte|depth words with two flags, whether the node
         holds a token and whether the trie goes on below it; skip pointers; trie node of each).
@@ -179,9 +179,12 @@ class TokenSlice:
         pre-order. Built from the trie's packed arrays (``trie_walk.packed_walk_arrays``) on first
         use, in the mask that built the slice as a rule (class slices are built for counted runs,
         each position of which is a new state): one linear pass, ~0.5-1 ms and ~2.3 MB for a class
-        that leaves most nodes (` ?[a-z]+`: 196k of Llama-3's 275k); the string slice leaves 12k."""
+        that leaves most nodes (` ?[a-z]+`: 196k of Llama-3's 275k); the string slice leaves 12k.
+        None for a vocabulary with a token of 65,536 bytes or more (walk past the subtrees instead)."""
         got = self._residual
         if got is None:
+            if int(trie.node_depth.max()) >= RESIDUAL_MAX_DEPTH:  # (the flags share the depth's word)
+                return None
             got = self._residual = _residual_trie(self.node_full, trie.node_skip, packed_info, packed_tok)
         return got
 
@@ -292,6 +295,7 @@ def _slice_tables(node_byte, node_depth, node_skip, node_tok_start, node_tok_end
 
 RESIDUAL_HAS_TOKEN = 1 << 24  # flags in a residual node's byte|depth<<8 word
 RESIDUAL_HAS_CHILDREN = 1 << 25
+RESIDUAL_MAX_DEPTH = 1 << 16  # token bytes below the flags
 
 
 _ALL_BYTES = np.arange(256, dtype=np.int32)
