@@ -12,6 +12,7 @@ How a mask is computed for a parser state (see docs/engine.md):
 """
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +26,7 @@ from corral.masks.mask_walk import (first_byte_index, run_bounds, sorted_differe
                                      unique_roots_and_subtree_size, walk_push_chains, walk_subtries_by_first_byte,
                                      walk_subtries_groups)
 from corral.masks.pages import without_huge_pages
+from corral.masks.row_pool import row_pool
 from corral.masks.slices import class_slices, string_slice
 from corral.masks.trie_walk import packed_trie_arrays, walk_trie_packed, walk_trie_residual
 from corral.masks.unique import UniqueArrays
@@ -38,6 +40,8 @@ CHAIN_MEMO_SIZE = 4096  # per compiled grammar: push-chain walks that left no ex
 BIG_SUB_WALK_NODES = 4096  # trie nodes under a sub-walk's roots from which it is memoized
 IDENTITY_KEYED_ROOTS = 1024  # a root walk's boundary array this long keys the sub-walk memo by identity
 MAX_FORCED = 256
+# bitmask rows faulted in at warm-up (~2,000 first-visit memos on Llama-3: row_pool.py); 0 turns it off
+RESERVE_MB = float(os.environ.get("CORRAL_RESERVE_MB", "32"))
 _NO_SKIP = np.zeros(0, dtype=np.int32)
 _NO_SKIP_UPTO = np.zeros(256, dtype=np.int32)
 PUSH_CHAIN_MIN_ROUND = 6  # worklist round of a mask from which push states are walked as chains
@@ -182,6 +186,8 @@ class CompiledGrammar:
         # per-vocabulary (~7 ms on Llama-3, once): built with the first grammar, not in a mask
         self._slice = string_slice(v, by_chars=True) if v.size > 4096 else None
         self._root_walks_lock = v.cache.setdefault("corral.root_walks_lock", threading.Lock())
+        # memoized bitmasks come from pre-faulted rows (masks/row_pool.py)
+        self._rows = row_pool(v)
         # Every terminal's DFA at its own offset in one table shared by all grammars, so one numba
         # call walks all the lexing branches of a state (sub-walks below lexeme boundaries)
         self._packed = PackedDfas.current()
@@ -249,9 +255,10 @@ class CompiledGrammar:
                     sl, lengths = chosen
             if max(n for n, _ in lengths) >= MIN_SLICE_LENGTH:
                 # (exact kinds: their longer tokens all die, so every all-slice subtree is decided)
-                bits, skip, upto = sl.bits_for([n for n, _ in lengths]), sl.skip_len, sl.skip_upto(lengths)
+                bits = sl.bits_for([n for n, _ in lengths], out=self._rows.zeros())
+                skip, upto = sl.skip_len, sl.skip_upto(lengths)
             else:
-                bits, skip, upto = np.zeros(self._n_words, dtype=np.uint32), _NO_SKIP, _NO_SKIP_UPTO
+                bits, skip, upto = self._rows.zeros(), _NO_SKIP, _NO_SKIP_UPTO
             # every slice-only subtree skipped: walk the trie without them, not past them
             residual = None
             if len(skip) and sl.decides_every_subtree(upto):
@@ -346,7 +353,7 @@ class CompiledGrammar:
         # being the cached one, so its identity keys the big sub-walk memo (no 92 KB hash)
         pending: dict[int, list] = {}
         union, bounds_of = self._root_walks_union(st.entries)
-        bits = union.copy()
+        bits = self._rows.copy_of(union)
         for (term, q, start), bounds in zip(st.entries, bounds_of):
             if bounds is not None:
                 nxt = states.after_terminal(start, term)
@@ -571,7 +578,7 @@ class CompiledGrammar:
         key = tuple((t, q) for t, q, _ in entries)
         hit = self._union_memo.get(key)
         if hit is None:
-            union = np.zeros(self._n_words, dtype=np.uint32)
+            union = self._rows.zeros()
             bounds_of = []
             for t, q in key:
                 ci_bits, bounds = self._root_walk(t, q)
@@ -650,7 +657,7 @@ class CompiledGrammar:
                     own, self._max_depth)
                 words = np.flatnonzero(own)
                 # (a mask word set this dense ORs whole: fancy indexing cost ~10 us a hit)
-                sparse = (words, own[words]) if 4 * len(words) < self._n_words else (None, own)
+                sparse = (words, own[words]) if 4 * len(words) < self._n_words else (None, self._rows.copy_of(own))
                 segment = None
                 if len(b_nodes):
                     nodes, below = unique_roots_and_subtree_size(b_nodes, self._node_skip)
@@ -828,10 +835,11 @@ class Matcher:
         return out
 
 
-def warm_up_mask_kernels(vocab) -> None:
+def warm_up_mask_kernels(vocab, reserve_mb: float = RESERVE_MB) -> None:
     """Load the mask path's numba functions (from numba's on-disk cache: ~10-20 ms, once per
     process) with throwaway masks, so serving and benchmarks do not pay it inside a first mask.
-    The dash grammar's first mask follows chains of pushes (Llama-3 has tokens of 16+ dashes)."""
+    The dash grammar's first mask follows chains of pushes (Llama-3 has tokens of 16+ dashes).
+    Then fault in ``reserve_mb`` MB of bitmask rows for the masks' memos (masks/row_pool.py)."""
     from corral.grammars.lark_frontend import lark_to_grammar  # noqa: PLC0415 - front-ends load on use
 
     for text in ('start: x\nx: "-" x | "a"\n', 'start: "a" /[a-z]+[0-9]{2}/\n'):
@@ -859,6 +867,8 @@ def warm_up_mask_kernels(vocab) -> None:
         for _ in range(3):
             if inside.accept_string('"' if inside.num_accepted() == 0 else "a"):
                 inside.next_token_bits()
+    pool = row_pool(vocab)
+    pool.reserve(int(reserve_mb * 2**20) // (4 * pool.n_words) - (pool.rows_reserved - pool.rows_taken))
 
 
 def _write_row(bitmask: torch.Tensor, index: int, bits: np.ndarray) -> None:

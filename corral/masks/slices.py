@@ -128,16 +128,19 @@ class TokenSlice:
         """Bitmask (a new uint32 array) of the slice tokens of at most ``length`` bytes."""
         return self.bits_for([length] * self.n_kinds)
 
-    def bits_for(self, lengths) -> np.ndarray:
-        """Bitmask (a new uint32 array) of each kind's tokens of at most ``lengths[kind]`` bytes: a
-        prefix of each kind's tokens sorted by length, set in ~20-60 us on Llama-3 (all rows
-        precomputed had taken 2 MB and ~5 ms per slice; a row per call with numpy ~2 ms)."""
+    def bits_for(self, lengths, out: np.ndarray | None = None) -> np.ndarray:
+        """Bitmask of each kind's tokens of at most ``lengths[kind]`` bytes: a prefix of each
+        kind's tokens sorted by length, set in ~20-60 us on Llama-3 (all rows precomputed had
+        taken 2 MB and ~5 ms per slice; a row per call with numpy ~2 ms). Written into ``out`` (a
+        zeroed uint32 row) when given, else into a new array."""
         if hasattr(self, "bits") and all(n >= self.max_len for n in lengths):
-            return self.bits.copy()
+            if out is None:
+                return self.bits.copy()
+            np.copyto(out, self.bits)
+            return out
         # from the kind's bitmask at the largest checkpoint length below (built on first use), then
         # the few tokens longer than it: scattering all of the string slice's ~100k tokens had cost
         # ~120 us a first-visit mask inside a length-bounded string
-        out = None
         starts = np.empty(len(lengths), dtype=np.int64)
         ends = np.empty(len(lengths), dtype=np.int64)
         for k, n in enumerate(lengths):
