@@ -123,7 +123,89 @@ FORMAT_CASES = {
              "http://[::1:é]/", "http://ex.com/\U0001fffe"]),
     "iri-reference": (["http://ƒøø.ßår/?∂éœ=πîx#πîüx", "//ƒøø.ßår/", "/âππ", "#ƒrägmênt", "", "ключ/значение"],
                       ["\\\\WINDOWS\\fileshare", "#ƒräg\\mênt", "a:b c", "x:y\x7f", "\u00a0x:y"]),
+    "uri-template": (["http://example.com/dictionary/{term:1}/{term}", "", "{+var}", "{;x,y*}", "{a.b%41:9999}",
+                      "a'b", "x\U0001F600{=op}", "{?q,page}&c=1"],
+                     ["{}", "{a,}", "{v:0}", "{v:01}", "{v:10000}", "a b", "foo}bar", "{a..b}", "{var=def}",
+                      "%4", "{x", "a\u0080b", "{-x}", "a\\b"]),
 }
+
+
+def _uri_template_reference(s: str) -> bool:
+    """RFC 6570 section 2 read character by character (an oracle independent of the regex)."""
+    hexdig = set("0123456789abcdefABCDEF")
+    alnum = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+
+    def literal_char(c):
+        o = ord(c)
+        if o < 0x80:  # the Test Suite counts the apostrophe as a literal
+            return 0x20 < o < 0x7F and c not in '"%<>\\^`{|}'
+        ranges = [(0xA0, 0xD7FF), (0xF900, 0xFDCF), (0xFDF0, 0xFFEF), (0xE1000, 0xEFFFD), (0xE000, 0xF8FF),
+                  (0xF0000, 0xFFFFD), (0x100000, 0x10FFFD)] + [(p << 16, (p << 16) + 0xFFFD) for p in range(1, 14)]
+        return any(a <= o <= b for a, b in ranges)
+
+    def varname(name):
+        if not name:
+            return False
+        for part in name.split("."):
+            k = 0
+            if not part:
+                return False
+            while k < len(part):
+                if part[k] == "%":
+                    if len(part) < k + 3 or part[k + 1] not in hexdig or part[k + 2] not in hexdig:
+                        return False
+                    k += 3
+                elif part[k] in alnum or part[k] == "_":
+                    k += 1
+                else:
+                    return False
+        return True
+
+    def varspec(spec):
+        if spec.endswith("*"):
+            return varname(spec[:-1])
+        if ":" in spec:
+            name, length = spec.split(":", 1)
+            return varname(name) and length.isascii() and length.isdigit() and length[0] != "0" and len(length) <= 4
+        return varname(spec)
+
+    i = 0
+    while i < len(s):
+        c = s[i]
+        if c == "{":
+            j = s.find("}", i)
+            if j < 0:
+                return False
+            body = s[i + 1:j]
+            if body[:1] and body[0] in "+#./;?&=,!@|":
+                body = body[1:]
+            if not all(varspec(v) for v in body.split(",")):
+                return False
+            i = j + 1
+        elif c == "%":
+            if len(s) < i + 3 or s[i + 1] not in hexdig or s[i + 2] not in hexdig:
+                return False
+            i += 3
+        elif literal_char(c):
+            i += 1
+        else:
+            return False
+    return True
+
+
+def test_uri_template_against_a_reference_reader():
+    regex = st.format_regex("uri-template")
+    for s in FORMAT_CASES["uri-template"][0]:
+        assert _uri_template_reference(s), s
+    for s in FORMAT_CASES["uri-template"][1]:
+        assert not _uri_template_reference(s), s
+    alphabet = "{}a.,:*1%4+' 0|\u00e9"
+    for n in range(5):
+        for chars in itertools.product(alphabet, repeat=n):
+            s = "".join(chars)
+            assert fullmatch(st.format_regex("uri-template"), s) == _uri_template_reference(s), s
+    for s in ["{x:9999}", "{x:1000}a", "{%4a.b_c*}", "\ue000\U0010fffd", "\ufdd0", "\U0001fffe", "{x}\x7f"]:
+        assert fullmatch(regex, s) == _uri_template_reference(s), s
 
 
 @pytest.mark.parametrize("fmt", sorted(FORMAT_CASES))
