@@ -26,6 +26,11 @@ def test_rows_are_zeroed_distinct_and_outlive_the_reserve():
     got = pool.copy_of(src)
     assert np.array_equal(got, src) and not np.shares_memory(got, src)
     assert pool.rows_taken == 3
+    mine = np.ones(100, dtype=np.uint32)
+    assert pool.adopt(mine) is mine  # past the reserve: kept as it is
+    pool.reserve(1)
+    adopted = pool.adopt(mine)
+    assert adopted is not mine and np.array_equal(adopted, mine) and pool.rows_taken == 4
     assert rows[2].base is rows[0].base and rows[3].base is None  # reserved rows share the slab
 
 

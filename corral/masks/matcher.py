@@ -657,7 +657,7 @@ class CompiledGrammar:
                     own, self._max_depth)
                 words = np.flatnonzero(own)
                 # (a mask word set this dense ORs whole: fancy indexing cost ~10 us a hit)
-                sparse = (words, own[words]) if 4 * len(words) < self._n_words else (None, self._rows.copy_of(own))
+                sparse = (words, own[words]) if 4 * len(words) < self._n_words else (None, self._rows.adopt(own))
                 segment = None
                 if len(b_nodes):
                     nodes, below = unique_roots_and_subtree_size(b_nodes, self._node_skip)

@@ -52,6 +52,15 @@ class RowPool:
         np.copyto(row, src)
         return row
 
+    def adopt(self, arr: np.ndarray) -> np.ndarray:
+        """``arr`` (uint32[n_words], owned by the caller) moved into a reserved row when one is
+        left, else ``arr`` itself: for a scratch array the caller is about to keep."""
+        row = self._reserved_row()
+        if row is None:
+            return arr
+        np.copyto(row, arr)
+        return row
+
     def _reserved_row(self) -> "np.ndarray | None":
         with self._lock:
             if not self._slabs:
