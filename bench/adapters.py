@@ -139,9 +139,9 @@ class CorralAdapter(EngineAdapter):
         # and the vocabulary index of unique-items arrays (~1 s on Llama-3, once per vocabulary)
         from corral.masks.unique import vocab_index  # noqa: PLC0415
         vocab_index(self.vocab)
-        # numba's cached machine code loads on first use: here, not inside some schema's first mask
-        from corral.masks.matcher import warm_up_mask_kernels  # noqa: PLC0415
-        warm_up_mask_kernels(self.vocab)
+        # numba's cached machine code, the common slices, the bitmask reserve and the JSON Schema
+        # compiler's first use (imports, format automata): here, not inside the first schema's TTFM
+        self.corral.warm_up(self.vocab)
 
     def compile(self, schema_text):
         return self.corral.compile_json_schema(schema_text, self.vocab)

@@ -6,7 +6,7 @@ from corral.errors import CompileBudgetError, CorralError, GrammarError, SchemaE
 from corral.grammars.ir import Grammar, GrammarBuilder
 from corral.masks.vocab import Vocabulary
 from corral.masks.matcher import CompiledGrammar, Matcher, fill_next_token_bitmask_batch
-from corral.masks.compile import compile_grammar, compile_json_schema, compile_lark, compile_regex
+from corral.masks.compile import compile_grammar, compile_json_schema, compile_lark, compile_regex, warm_up
 from corral.kernels import allocate_token_bitmask, apply_token_bitmask_inplace, masked_log_softmax
 
 _LAZY_DECODING = {"LogitsProcessor", "generate", "generate_json", "GenerationResult", "IncompleteGenerationError",
@@ -16,7 +16,7 @@ __all__ = [
     "CompileBudgetError", "CorralError", "GrammarError", "SchemaError", "UnsupportedSchemaError",
     "Grammar", "GrammarBuilder", "Vocabulary", "CompiledGrammar", "Matcher",
     "allocate_token_bitmask", "fill_next_token_bitmask_batch", "apply_token_bitmask_inplace", "masked_log_softmax",
-    "compile_grammar", "compile_json_schema", "compile_lark", "compile_regex", *sorted(_LAZY_DECODING),
+    "compile_grammar", "compile_json_schema", "compile_lark", "compile_regex", "warm_up", *sorted(_LAZY_DECODING),
 ]
 
 

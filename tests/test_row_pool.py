@@ -85,3 +85,16 @@ def test_memoized_masks_come_from_the_vocabulary_pool_and_match_plain_arrays(lla
     for ch, bits in zip(text, seen):
         assert np.array_equal(again.next_token_bits(), bits)
         again.accept_string(ch)
+
+
+def test_warm_up_tops_up_the_reserve_and_loads_the_schema_compiler(llama3_vocab):
+    import sys
+
+    corral.warm_up(llama3_vocab, reserve_mb=1)
+    pool = row_pool(llama3_vocab)
+    assert pool.rows_reserved - pool.rows_taken >= (1 << 20) // (4 * pool.n_words)
+    assert "corral.grammars.json_schema.compiler" in sys.modules
+    # the warm-up schema is a throwaway: not left in the compile cache
+    assert not [k for k in llama3_vocab.cache.get("corral.compiled", {}) if '"when"' in str(k)]
+    m = corral.compile_json_schema({"type": "object", "properties": {"n": {"type": "integer"}}}, llama3_vocab).matcher()
+    assert m.accept_string('{"n": 12}') and m.is_accepting()

@@ -108,3 +108,41 @@ def compile_json_schema(schema, vocab, **options) -> CompiledGrammar:
         return CompiledGrammar(result.grammar, vocab, report=result.report)
 
     return build() if key is None else _cached(vocab, key, build)
+
+
+# A small tool-call-like schema whose compile and first masks load what a first request would
+# otherwise load inside its own latency: the JSON Schema compiler's modules and their imports
+# (referencing, attrs), the format and number automata most schemas use, the key-set and string
+# machinery.
+_WARM_UP_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": 40},
+        "when": {"type": "string", "format": "date-time"},
+        "count": {"type": "integer", "minimum": 0, "maximum": 1000},
+        "ratio": {"type": "number"},
+        "tags": {"type": "array", "items": {"type": "string", "enum": ["a", "b"]}, "maxItems": 4},
+        "ok": {"type": "boolean"},
+    },
+    "required": ["name", "count"],
+    "additionalProperties": False,
+}
+_WARM_UP_DOCUMENT = '{"name": "x", "when": "2024-01-01T00:00:00Z", "count": 7, "ratio": 0.5, "tags": ["a"], "ok": true}'
+
+
+def warm_up(vocab, reserve_mb: float | None = None) -> None:
+    """Do once per process and vocabulary, before the first request, what the first masks and
+    the first JSON Schema compile would otherwise pay inside their latency: load the mask path's
+    numba functions, build the vocabulary's common slices, fault in ``reserve_mb`` MB of bitmask
+    rows (default ``CORRAL_RESERVE_MB`` or 32; masks/row_pool.py), and compile and step a small
+    JSON Schema: a fresh process's first request (compile + first mask of a small schema) takes
+    111-125 ms without it and 3.7 ms with it, for ~0.15 s more setup (`python -m bench.first_request`)."""
+    from corral.grammars.json_schema import json_schema_to_grammar  # noqa: PLC0415
+    from corral.masks.matcher import RESERVE_MB, reserve_rows, warm_up_mask_kernels  # noqa: PLC0415
+
+    warm_up_mask_kernels(vocab, reserve_mb=0)
+    # compiled outside the compile cache: a throwaway that leaves its per-vocabulary walks behind
+    matcher = CompiledGrammar(json_schema_to_grammar(_WARM_UP_SCHEMA).grammar, vocab).matcher()
+    matcher.next_token_bits()
+    matcher.accept_string(_WARM_UP_DOCUMENT)
+    reserve_rows(vocab, RESERVE_MB if reserve_mb is None else reserve_mb)  # whole for the first request

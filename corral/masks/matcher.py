@@ -867,6 +867,11 @@ def warm_up_mask_kernels(vocab, reserve_mb: float = RESERVE_MB) -> None:
         for _ in range(3):
             if inside.accept_string('"' if inside.num_accepted() == 0 else "a"):
                 inside.next_token_bits()
+    reserve_rows(vocab, reserve_mb)
+
+
+def reserve_rows(vocab, reserve_mb: float) -> None:
+    """Top the vocabulary's pre-faulted bitmask rows up to ``reserve_mb`` MB (masks/row_pool.py)."""
     pool = row_pool(vocab)
     pool.reserve(int(reserve_mb * 2**20) // (4 * pool.n_words) - (pool.rows_reserved - pool.rows_taken))
 
