@@ -1592,3 +1592,30 @@ def test_hostname_of_drafts_4_and_6_is_exact_and_later_drafts_report_it(llama3_t
     for later in ("http://json-schema.org/draft-07/schema#", "https://json-schema.org/draft/2020-12/schema"):
         with pytest.raises(UnsupportedSchemaError, match="hostname"):
             corral.compile_json_schema({"$schema": later, "format": "hostname"}, llama3_vocab)
+
+
+def test_oneof_of_hostname_and_ip_formats_in_draft4_is_exact():
+    """Draft 4's hostname (RFC 1034, compiled) negates like any compiled format, so a oneOf over
+    hostname / ipv4 / ipv6 is exact: "1.2.3.4" is a hostname too (RFC 1123 lets labels start with
+    a digit), so it matches two branches and is invalid (Github_medium o51161's `server`)."""
+    import ipaddress
+
+    label = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+
+    def is_hostname(s):
+        return len(s) <= 253 and re.fullmatch(rf"{label}(?:\.{label})*", s) is not None
+
+    def is_ip(s, kind):
+        try:
+            return isinstance(ipaddress.ip_address(s), kind) and (kind is not ipaddress.IPv4Address or
+                                                                   all(p == str(int(p)) for p in s.split(".")))
+        except ValueError:
+            return False
+
+    schema = {"$schema": "http://json-schema.org/draft-04/schema#", "type": "string",
+              "oneOf": [{"format": "hostname"}, {"format": "ipv4"}, {"format": "ipv6"}]}
+    oracle = LarkOracle(json_schema_to_grammar(schema).grammar.expanded())
+    for s in ["example.com", "1.2.3.4", "::1", "a..b", "256.1.1.1", "1.2.3", "x" * 254, "x" * 63, "x" * 64,
+              "-a.com", "fe80::1", "1::", "a-.b", "0.0.0.0", "::ffff:1.2.3.4", "", "a b"]:
+        want = [is_hostname(s), is_ip(s, ipaddress.IPv4Address), is_ip(s, ipaddress.IPv6Address)].count(True) == 1
+        assert oracle.accepts(json.dumps(s)) == want, s

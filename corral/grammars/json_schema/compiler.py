@@ -1586,6 +1586,12 @@ class Compiler:
             if r is not None:
                 handled.add("format")
                 out.append(Conj(types=frozenset(["string"]), str=StrC(negative=(r,)), origins=(loc,)))
+            elif f == "hostname" and d <= 6:  # not RFC 1034's labels, or longer than a hostname may be
+                handled.add("format")
+                out.append(Conj(types=frozenset(["string"]), str=StrC(negative=(st.hostname_rfc1034(),)),
+                                origins=(loc,)))
+                out.append(Conj(types=frozenset(["string"]), str=StrC(min_len=st.HOSTNAME_MAX_LENGTH + 1),
+                                origins=(loc,)))
             elif f not in st.KNOWN_UNSUPPORTED_FORMATS:
                 handled.add("format")  # an unknown format asserts nothing: its negation excludes nothing
         if "contains" in keys and d >= 6:  # fewer than minContains or more than maxContains matches
