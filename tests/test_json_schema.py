@@ -400,6 +400,12 @@ def test_budgets_raise_instead_of_running_away():
     with pytest.raises(CompileBudgetError):
         json_schema_to_grammar({"anyOf": [{"type": "integer", "minimum": i} for i in range(20)],
                                 "allOf": [{"anyOf": [{"maximum": i} for i in range(20)]}]}, max_dnf=100)
+    # the wall-clock budget: a combinator product that would take a while stops at the deadline,
+    # naming where it was
+    product = {"anyOf": [{"type": "integer", "minimum": i} for i in range(40)],
+               "allOf": [{"anyOf": [{"maximum": i, "multipleOf": i + 1} for i in range(40)]}]}
+    with pytest.raises(CompileBudgetError, match="took more than 0.001 s"):
+        json_schema_to_grammar(product, max_seconds=0.001)
 
 
 @pytest.mark.parametrize("schema", [
@@ -1619,3 +1625,57 @@ def test_oneof_of_hostname_and_ip_formats_in_draft4_is_exact():
               "-a.com", "fe80::1", "1::", "a-.b", "0.0.0.0", "::ffff:1.2.3.4", "", "a b"]:
         want = [is_hostname(s), is_ip(s, ipaddress.IPv4Address), is_ip(s, ipaddress.IPv6Address)].count(True) == 1
         assert oracle.accepts(json.dumps(s)) == want, s
+
+
+def _tagged(kinds, **props):
+    tag = {"const": kinds} if isinstance(kinds, str) else {"type": "string", "enum": kinds}
+    return {"type": "object", "required": ["kind"], "properties": {"kind": tag, **props}}
+
+
+# a union told apart by a required tag whose values no two branches share: its negation is
+# "not an object, or no tag, or a tag no branch has, or branch i's tag and not branch i"
+TAGGED_BRANCHES = [
+    _tagged("a", x={"type": "integer"}),
+    _tagged(["b", "bb"], y={"type": "string", "maxLength": 2}, additionalProperties=False),
+    {**_tagged("c", z={"type": "boolean"}), "required": ["kind", "z"]},
+    _tagged(["d"], w={"type": "array", "items": {"type": "integer"}}),
+]
+
+
+def _tagged_instances():
+    values = {"kind": ["a", "b", "bb", "c", "d", "e", 1], "x": [1, "s"], "y": ["ab", "abc", 3], "z": [True, None],
+              "w": [[1, 2], [1, "s"]]}
+    rnd = __import__("random").Random(5)
+    out = [1, "a", None, [], {}, {"x": 1}, {"kind": "a"}, {"kind": "c"}, {"kind": "c", "z": True}, {"kind": "e"}]
+    for _ in range(150):
+        keys = rnd.sample(sorted(values), rnd.randint(1, 3))
+        out.append({k: rnd.choice(values[k]) for k in keys})
+    return out
+
+
+@pytest.mark.parametrize("combinator", ["oneOf", "anyOf"])
+def test_negated_tagged_union_is_exact(combinator):
+    instances = _tagged_instances()
+    check({"not": {combinator: TAGGED_BRANCHES}}, instances)
+    # the array form: some element is none of the branches (items under a negation)
+    check({"type": "array", "not": {"items": {combinator: TAGGED_BRANCHES}}},
+          [[x] for x in instances[:60]] + [instances[i:i + 2] for i in range(0, 60, 3)])
+
+
+def test_one_of_of_references_sharing_a_base_definition_is_exact():
+    # oneOf over bare $refs whose targets are allOf [base, own]: the base is lifted out through the
+    # references, and each own part's "type" pattern picks one of the base's enum values (the
+    # JSON Schema Store state machine schema, past the combinator budget before)
+    defs = {"base": {"type": "object", "required": ["id", "type"],
+                     "properties": {"id": {"type": "string"}, "type": {"enum": ["atomic", "compound", "final"]}}}}
+    for kind, extra in (("atomic", {"on": {"type": "object"}}), ("compound", {"states": {"type": "object"}}),
+                        ("final", {"data": {"type": "integer"}})):
+        defs[kind] = {"allOf": [{"$ref": "#/definitions/base"},
+                                {"type": "object", "properties": {"type": {"type": "string", "pattern": kind}, **extra},
+                                 "required": [next(iter(extra))] if kind != "final" else []}]}
+    schema = {"$schema": "http://json-schema.org/draft-07/schema#", "definitions": defs,
+              "oneOf": [{"$ref": f"#/definitions/{k}"} for k in ("atomic", "compound", "final")]}
+    instances = [{"id": "s", "type": t, **extra} for t in ("atomic", "compound", "final", "other")
+                 for extra in ({}, {"on": {}}, {"states": {}}, {"data": 1}, {"data": "x"}, {"on": {}, "states": {}})]
+    instances += [{"type": "final"}, {"id": 1, "type": "final"}, [], "final"]
+    check(schema, instances)

@@ -31,7 +31,7 @@ def json_schema_to_grammar(schema: Any, **options) -> JsonSchemaGrammar:
     whitespace run between tokens in flexible mode, default 64), ``lenient`` (report instead of
     raising UnsupportedSchemaError), ``strict_properties`` (missing additionalProperties means false),
     ``property_order`` ("any" | "schema"), ``format_assert`` (default True), budgets
-    (``max_tracked_keys``, ``max_dnf``, ``max_rules``, ``max_array_states``), ``retrieve`` (uri -> schema
+    (``max_tracked_keys``, ``max_dnf``, ``max_rules``, ``max_array_states``, ``max_seconds``), ``retrieve`` (uri -> schema
     for remote $refs), ``default_dialect`` (when ``$schema`` is absent; default 2020-12).
     """
     if isinstance(schema, (str, bytes)):

@@ -19,6 +19,7 @@ import decimal
 import itertools
 import json
 import math
+import time
 from functools import lru_cache
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -323,6 +324,9 @@ class Options:
     max_tracked_required: int = 16
     max_dnf: int = 4096  # alternatives after distributing anyOf/oneOf/allOf
     max_rules: int = 200000
+    # wall-clock seconds for turning the schema into a grammar (None: no limit): a schema whose
+    # combinators keep multiplying fails with a CompileBudgetError instead of running on
+    max_seconds: float | None = 20.0
     # alternatives an object's any-order key-set machine may list up front; larger ones become a
     # KeySetFamily (built as parsed). None: whatever is left of half of max_rules
     eager_key_set_alternatives: int | None = None
@@ -337,6 +341,8 @@ MAX_WITNESSES = 6  # "some member" constraints per object: 2**n masks of member 
 MAX_WITNESS_SPLITS = 4  # presence splits of one object (2**splits objects) to get under MAX_WITNESSES
 MAX_KEY_REGIONS = 256
 LAZY_KEY_SETS_FROM = 4  # tracked keys from which an object's key sets may be built lazily (KeySetFamily)
+MAX_SHARED_ENUM_CHECKS = 64  # values two enums share that a disjointness proof validates
+MIN_TAGGED_UNION = 3  # branches from which a union's negation looks for a tag key first
 MAX_DISJOINT_DEPTH = 12  # nested values a disjointness proof may look into
 MAX_TERMINAL_POSITIONS = 40000
 # spelling automaton states (before minimization) of one key-region terminal; the byte DFA stays
@@ -358,6 +364,7 @@ STRING_CHUNK = 64
 class Compiler:
     def __init__(self, schema, options: Options):
         self.opt = options
+        self._deadline = None
         self.issues: list[tuple[str, str, str]] = []
         self._seen_issues: set = set()
         self.b = ir.GrammarBuilder()
@@ -457,6 +464,8 @@ class Compiler:
 
     # ---------------------------------------------------------------- public
     def compile(self) -> ir.Grammar:
+        if self.opt.max_seconds is not None:
+            self._deadline = time.perf_counter() + self.opt.max_seconds
         start = self.value_nt([self.root_loc])
         self.b.rule("start", [(start,)])
         self._check_budget()
@@ -465,6 +474,11 @@ class Compiler:
     def _check_budget(self):
         if self.b.n_alternatives > self.opt.max_rules:
             raise CompileBudgetError(f"grammar exceeds {self.opt.max_rules} rule alternatives")
+        self._check_time()
+
+    def _check_time(self):
+        if self._deadline is not None and time.perf_counter() > self._deadline:
+            raise CompileBudgetError(f"compiling the schema took more than {self.opt.max_seconds:g} s")
 
     # ---------------------------------------------------------------- helpers on locs
     def child(self, loc: Loc, schema, *path) -> Loc:
@@ -544,7 +558,11 @@ class Compiler:
 
     def _through_pure_refs(self, r):
         """A location that is only ``{"$ref": ...}`` (annotations aside) stands for its target: the
-        same definition reached through two references is then recognized as one."""
+        same definition reached through two references is then recognized as one (negated too:
+        "size is not fieldSize" from each of ten branches' own ``{"$ref": fieldSize}``)."""
+        if isinstance(r, NegLoc):
+            inner = self._through_pure_refs(r.loc)
+            return r if inner is r.loc else NegLoc(inner, r.only)
         for _ in range(16):
             if not isinstance(r, Loc) or not isinstance(r.schema, dict) or "$ref" not in r.schema:
                 return r
@@ -569,6 +587,7 @@ class Compiler:
                     out.append(m)
         if len(out) > self.opt.max_dnf:
             raise CompileBudgetError(f"schema combinators expand to more than {self.opt.max_dnf} alternatives")
+        self._check_time()
         return out
 
     def intersect(self, x: Conj, y: Conj) -> Conj | None:
@@ -828,6 +847,11 @@ class Compiler:
         if len(subs) < 2 or not all(isinstance(b, dict) for b in subs):
             return None
         d = self.draft_of(loc)
+        homes = self._pure_ref_targets(loc, subs)
+        if homes is not None:
+            subs = [h.schema for h in homes]
+            if not all(isinstance(b, dict) for b in subs):
+                return None
         parts_of = []
         for b in subs:
             if any(k in b for k in ("$id", "id", "$anchor", "$dynamicAnchor", "$recursiveAnchor")):
@@ -847,17 +871,19 @@ class Compiler:
         shared = set(parts_of[0]).intersection(*parts_of[1:])
         if not shared:
             return None
-        key = (id(subs), tuple(sorted(shared)))
+        key = (tuple(id(b) for b in subs), tuple(sorted(shared)))
         if key not in self._lifted:
             first = subs[0]
+            # the shared part as it is written in the first branch (its $ref's target, if it is one)
+            home, path = (homes[0], ()) if homes is not None else (loc, ("oneOf", 0))
             common = []
             for c in sorted(shared, key=lambda c: str(parts_of[0][c])):
                 where, i = parts_of[0][c]
                 if where == "allOf":
-                    common.append(self.child(loc, first["allOf"][i], "oneOf", 0, "allOf", i))
+                    common.append(self.child(home, first["allOf"][i], *path, "allOf", i))
                 else:
                     rest = {k: v for k, v in first.items() if k != "allOf" and k not in ANNOTATIONS}
-                    common.append(self.child(loc, rest, "oneOf", 0))
+                    common.append(self.child(home, rest, *path))
             reduced = []
             for b, parts in zip(subs, parts_of):
                 items = b.get("allOf") if isinstance(b.get("allOf"), list) else []
@@ -867,9 +893,34 @@ class Compiler:
                 if kept:
                     nb["allOf"] = kept
                 reduced.append(nb)
-            self._lifted[key] = (common, reduced, subs)  # (subs: keeps id(subs) from being reused)
+            self._lifted[key] = (common, reduced, subs)  # (subs: keeps their ids from being reused)
         common, reduced, _ = self._lifted[key]
         return list(common), reduced
+
+    def _pure_ref_targets(self, loc: Loc, subs) -> list[Loc] | None:
+        """The targets of branches that are all bare ``{"$ref": ...}`` into ``loc``'s own resource
+        and dialect (``oneOf: [{$ref: A}, {$ref: B}]`` with A and B each ``allOf: [base, ...]``),
+        so that a shared conjunct is found through them; None when any branch is not such a
+        reference (the reduced branches are compiled with ``loc``'s resolver, which must also
+        resolve what their targets refer to)."""
+        if not all("$ref" in b and all(k == "$ref" or k in ANNOTATIONS for k in b) for b in subs):
+            return None
+        targets = []
+        for i, b in enumerate(subs):
+            r = self.child(loc, b, "oneOf", i)
+            for _ in range(16):  # a chain of bare references
+                if not (isinstance(r.schema, dict) and "$ref" in r.schema
+                        and all(k == "$ref" or k in ANNOTATIONS for k in r.schema)):
+                    break
+                try:
+                    r = self.resolve_ref(r, r.schema["$ref"], "$ref")
+                except SchemaError:
+                    return None
+            if (str(r.resolver._base_uri) != str(loc.resolver._base_uri) or r.spec is not loc.spec
+                    or not isinstance(r.schema, dict) or "$ref" in r.schema):
+                return None
+            targets.append(r)
+        return targets
 
     def overlap_types(self, a: Conj, c: Conj) -> frozenset:
         """The JSON types on which ``a`` and ``c`` may both hold (conservative: a superset)."""
@@ -939,7 +990,13 @@ class Compiler:
         if not common:
             return True
         if a.enum is not None and c.enum is not None:
-            return not {json_key(v) for v in a.enum} & {json_key(w) for w in c.enum}
+            keys_c = {json_key(w) for w in c.enum}
+            shared = [v for v in a.enum if json_key(v) in keys_c]
+            if len(shared) > MAX_SHARED_ENUM_CHECKS:
+                return False
+            # an enum narrowed by a sibling ("type" in a base definition's enum, each branch's
+            # pattern picking one): the shared values must also hold both sides' other keywords
+            return not any(self.value_allowed(v, a) and self.value_allowed(v, c) for v in shared)
         for e, other in ((a.enum, c), (c.enum, a)):
             if e is not None:
                 if all(_value_excluded(v, other) for v in e if json_type(v) != "string") and \
@@ -1554,6 +1611,61 @@ class Compiler:
         return [replace(c, origins=tuple(neg if o is loc else o for o in c.origins)) if c.nt is None else c
                 for c in out]
 
+    def _negate_tagged_union(self, loc: Loc, kids: list) -> list[Conj] | None:
+        """The negation of a union of object schemas told apart by one required key ("type": one
+        enum per branch), or None when the branches are not such a union. Negating each branch and
+        intersecting the negations multiplies their alternatives (15 branches of a trigger list:
+        past the 4,096 budget); with a tag key k whose allowed values no two branches share:
+
+            not (S_1 or ... or S_n) == not an object, or k absent, or k's value in no V_i,
+                                       or OR_i (k's value in V_i and not S_i)
+
+        exact, because a value of k in V_i rules out every other branch. Being disjoint, the
+        branches also never hold two at a time, so this negates their oneOf as well."""
+        if len(kids) < MIN_TAGGED_UNION:
+            return None
+        branches = [self.normalize(k) for k in kids]
+        obj_only = frozenset(["object"])
+        if not all(b and all(x.nt is None and x.enum is None and x.types == obj_only for x in b) for b in branches):
+            return None
+        tags = frozenset.intersection(*(x.obj.required for b in branches for x in b))
+        for tag in sorted(tags):
+            values = [[[r for g in x.obj.groups for r in g.props.get(tag, ())] for x in b] for b in branches]
+            if any(len(v) != 1 or not isinstance(v[0], Loc) for vb in values for v in vb):
+                continue
+            if all(self._values_disjoint(va, vc) for i in range(len(kids)) for j in range(i + 1, len(kids))
+                   for va in values[i] for vc in values[j]):
+                break
+        else:
+            return None
+
+        def tagged(refs) -> Conj:
+            return Conj(types=obj_only, obj=ObjC(required=frozenset([tag]), groups=(ObjGroup({tag: refs}, (), None),)),
+                        origins=(loc,))
+
+        out = [Conj(types=frozenset(TYPES) - obj_only, origins=(loc,)),
+               Conj(types=obj_only, obj=ObjC(forbidden=frozenset([tag])), origins=(loc,)),
+               tagged(self._outside_all([v[0] for vb in values for v in vb], loc))]
+        for kid, vb in zip(kids, values):
+            out.extend(self.product([tagged((v[0],)) for v in vb], self.normalize(NegLoc(kid))))
+        return out
+
+    def _outside_all(self, refs: list, loc: Loc) -> tuple:
+        """Value refs for "none of ``refs`` holds". Tags are finite (an enum or const each): then
+        one synthetic ``enum`` of their values, negated once; negating each and intersecting the
+        negations costs a product per disjointness test (0.3-0.5 s for 15 tags)."""
+        values = []
+        for r in refs:
+            for c in self.normalize(r):
+                if c.nt is not None or c.enum is None:
+                    return tuple(NegLoc(r) for r in refs)
+                values.extend(v for v in c.enum if self.value_allowed(v, c))
+        schema = {"enum": json_unique(values)}
+        key = ("outside-all",) + tuple(r.key() for r in refs)
+        if key not in self._lifted:
+            self._lifted[key] = NegLoc(Loc(schema, loc.resolver, loc.pointer, loc.base, loc.spec))
+        return (self._lifted[key],)
+
     def _negate(self, loc: Loc, only: frozenset | None = None) -> list[Conj]:
         s = loc.schema
         if s is True:
@@ -1693,10 +1805,15 @@ class Compiler:
             out.append(Conj(types=frozenset(["object"]), obj=ObjC(witnesses=(tuple(member_alts),)), origins=(loc,)))
         if "anyOf" in keys:
             handled.add("anyOf")
-            dnf = [Conj()]
-            for i, sub in enumerate(_list(s["anyOf"], loc, "anyOf")):
-                dnf = self.product(dnf, self.normalize(NegLoc(self.child(loc, sub, "anyOf", i), only)))
-            out.extend(dnf)
+            kids = [self.child(loc, sub, "anyOf", i) for i, sub in enumerate(_list(s["anyOf"], loc, "anyOf"))]
+            tagged = self._negate_tagged_union(loc, kids)
+            if tagged is not None:
+                out.extend(tagged)
+            else:
+                dnf = [Conj()]
+                for k in kids:
+                    dnf = self.product(dnf, self.normalize(NegLoc(k, only)))
+                out.extend(dnf)
         if "allOf" in keys:
             handled.add("allOf")
             for i, sub in enumerate(_list(s["allOf"], loc, "allOf")):
@@ -1704,13 +1821,17 @@ class Compiler:
         if "oneOf" in keys:  # not exactly one: none holds, or some two hold
             handled.add("oneOf")
             kids = [self.child(loc, sub, "oneOf", i) for i, sub in enumerate(_list(s["oneOf"], loc, "oneOf"))]
-            dnf = [Conj()]
-            for k in kids:
-                dnf = self.product(dnf, self.normalize(NegLoc(k, only)))
-            out.extend(dnf)
-            for i in range(len(kids)):
-                for j in range(i + 1, len(kids)):
-                    out.extend(self.product(self.normalize(kids[i]), self.normalize(kids[j])))
+            tagged = self._negate_tagged_union(loc, kids)
+            if tagged is not None:  # (the branches exclude each other: "two hold" is empty)
+                out.extend(tagged)
+            else:
+                dnf = [Conj()]
+                for k in kids:
+                    dnf = self.product(dnf, self.normalize(NegLoc(k, only)))
+                out.extend(dnf)
+                for i in range(len(kids)):
+                    for j in range(i + 1, len(kids)):
+                        out.extend(self.product(self.normalize(kids[i]), self.normalize(kids[j])))
         items = s.get("items")
         if "items" in keys and isinstance(items, (dict, bool)) and not ("prefixItems" in s and d >= 2020):
             # some element violates the (single) items schema: contains(not items)
