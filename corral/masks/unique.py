@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -670,8 +671,18 @@ class _VocabIndex:
 _SCALAR_BYTES = frozenset(range(256)) - _DELIMITERS - _OPENERS - _CLOSERS - {_QUOTE}
 
 
+def _byte_class(byte_set) -> bytes:
+    return b"[" + b"".join(re.escape(bytes([b])) for b in sorted(byte_set)) + b"]"
+
+
+# a scalar byte right before a delimiter; any delimiter (searched in C: the per-vocabulary index
+# below looks at every token, and byte-by-byte generator loops made it ~1 s on Llama-3)
+_SCALAR_END_RE = re.compile(_byte_class(_SCALAR_BYTES) + _byte_class(_DELIMITERS))
+_DELIMITER_RE = re.compile(_byte_class(_DELIMITERS))
+
+
 def _scalar_end(data: bytes, start: int = 0) -> bool:
-    return any(data[i] in _SCALAR_BYTES and data[i + 1] in _DELIMITERS for i in range(start, len(data) - 1))
+    return _SCALAR_END_RE.search(data, start) is not None
 
 
 _NO_IDS = np.zeros(0, dtype=np.int64)
@@ -699,7 +710,7 @@ def vocab_index(vocab) -> _VocabIndex:
             closer_at = max(data.rfind(b"}"), data.rfind(b"]"))
             if closer_at >= 0:
                 closers.append(tok)
-            if any(c in _DELIMITERS for c in data):
+            if _DELIMITER_RE.search(data) is not None:
                 delimited.append(tok)
             comma = data.find(b",")
             if comma >= 0 and data[comma + 1:].strip(b" \t\n\r"):
