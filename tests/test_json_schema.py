@@ -1657,6 +1657,11 @@ def _tagged_instances():
 def test_negated_tagged_union_is_exact(combinator):
     instances = _tagged_instances()
     check({"not": {combinator: TAGGED_BRANCHES}}, instances)
+    # tags that are not finite (patterns told apart by their first letter): "a tag in no branch"
+    # is then the conjunction of the negated tag schemas
+    by_pattern = [{**b, "properties": {**b["properties"], "kind": {"type": "string", "pattern": f"^{c}"}}}
+                  for b, c in zip(TAGGED_BRANCHES, "abcd")]
+    check({"not": {combinator: by_pattern}}, instances + [{"kind": "ax", "x": 1}, {"kind": "bx"}, {"kind": "cz", "z": 1}])
     # the array form: some element is none of the branches (items under a negation)
     check({"type": "array", "not": {"items": {combinator: TAGGED_BRANCHES}}},
           [[x] for x in instances[:60]] + [instances[i:i + 2] for i in range(0, 60, 3)])
