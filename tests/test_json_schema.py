@@ -1684,3 +1684,27 @@ def test_one_of_of_references_sharing_a_base_definition_is_exact():
                  for extra in ({}, {"on": {}}, {"states": {}}, {"data": 1}, {"data": "x"}, {"on": {}, "states": {}})]
     instances += [{"type": "final"}, {"id": 1, "type": "final"}, [], "final"]
     check(schema, instances)
+
+
+@pytest.mark.parametrize("dialect", ["draft7", "2020-12"])
+def test_dependencies_that_restrict_one_key_split_by_its_value(dialect):
+    # each key present needs "type" in its set (a JsonSchemaStore search-index definition has 17
+    # of these: 2**17 alternatives key by key, past the budget); t's own dependency included
+    sets = {"analyzer": ["auto", "string"], "maxGrams": ["auto"], "dynamic": ["doc", "embedded"],
+            "store": ["string"], "multi": ["string"], "type": ["auto", "doc", "string", "embedded"]}
+    deps = {k: {"properties": {"type": {"enum": v}}} for k, v in sets.items()}
+    deps["dynamic"] = {"properties": {"type": {"type": "string", "enum": ["doc", "embedded", 3]}}}
+    schema = {"type": "object", "properties": {k: {} for k in sets}}
+    if dialect == "draft7":
+        schema.update({"$schema": "http://json-schema.org/draft-07/schema#", "dependencies": deps})
+    else:
+        schema["dependentSchemas"] = deps
+    rnd = __import__("random").Random(3)
+    values = ["auto", "string", "doc", "embedded", "other", 3]
+    instances = [{}, [], "x", {"type": "other"}, {"type": 3}, {"dynamic": True}, {"type": 3, "dynamic": 1}]
+    for _ in range(150):
+        inst = {k: 1 for k in rnd.sample(sorted(set(sets) - {"type"}), rnd.randint(0, 3))}
+        if rnd.random() < 0.8:
+            inst["type"] = rnd.choice(values)
+        instances.append(inst)
+    check(schema, instances)

@@ -343,6 +343,7 @@ MAX_KEY_REGIONS = 256
 LAZY_KEY_SETS_FROM = 4  # tracked keys from which an object's key sets may be built lazily (KeySetFamily)
 MAX_SHARED_ENUM_CHECKS = 64  # values two enums share that a disjointness proof validates
 MIN_TAGGED_UNION = 3  # branches from which a union's negation looks for a tag key first
+MIN_VALUE_KEYED_DEPENDENCIES = 3  # dependent schemas from which a split by one key's value is tried
 MAX_DISJOINT_DEPTH = 12  # nested values a disjointness proof may look into
 MAX_TERMINAL_POSITIONS = 40000
 # spelling automaton states (before minimization) of one key-region terminal; the byte DFA stays
@@ -753,6 +754,9 @@ class Compiler:
     def _dependent_schemas(self, loc, dnf, deps, kw):
         if not isinstance(deps, dict):
             raise SchemaError(f"{kw} must be an object", loc.pointer)
+        keyed = self._dependencies_on_one_value(loc, deps, kw)
+        if keyed is not None:
+            return self.product(dnf, keyed)
         for k, sub in deps.items():
             absent = Conj(obj=ObjC(forbidden=frozenset([k])))
             present = self.product([Conj(obj=ObjC(required=frozenset([k])))], self.normalize(self.child(loc, sub, kw, k)))
@@ -760,6 +764,58 @@ class Compiler:
             non_obj = Conj(types=frozenset(TYPES) - {"object"})
             dnf = self.product(dnf, [non_obj, absent] + present)
         return dnf
+
+    def _dependencies_on_one_value(self, loc, deps, kw) -> list[Conj] | None:
+        """Dependent schemas that each only restrict one key ``t`` to a finite set ("analyzer
+        needs type autocomplete or string", "maxGrams needs type autocomplete", ...: 17 of them in
+        a JsonSchemaStore index definition), split by ``t``'s value instead of key by key (2**17
+        alternatives before pruning): t absent (every dependency holds), or t's value in a cell
+        of values that the same dependency sets hold, with the keys whose set misses the cell
+        forbidden, or t's value in no set, with every dependency key forbidden. None when the
+        dependencies are not of that form."""
+        if len(deps) < MIN_VALUE_KEYED_DEPENDENCIES:
+            return None
+        tag, sets, everything = None, {}, {}
+        for k, sub in deps.items():
+            if not (isinstance(sub, dict) and {x for x in sub if x not in ANNOTATIONS} == {"properties"}
+                    and isinstance(sub["properties"], dict) and len(sub["properties"]) == 1):
+                return None
+            (t, value_schema), = sub["properties"].items()
+            if tag is None:
+                tag = t
+            elif t != tag:
+                return None
+            allowed = {}
+            for c in self.normalize(self.child(loc, value_schema, kw, k, "properties", t)):
+                if c.nt is not None or c.enum is None:
+                    return None
+                allowed.update((json_key(v), v) for v in c.enum if self.value_allowed(v, c))
+            sets[k] = allowed
+            everything.update(allowed)
+        cells: dict = {}  # the dependency keys whose sets hold a value -> those values
+        for key, v in everything.items():
+            cells.setdefault(frozenset(k for k, allowed in sets.items() if key in allowed), []).append(v)
+        obj = frozenset(["object"])
+
+        def with_tag(refs, forbidden) -> Conj:
+            return Conj(types=obj, obj=ObjC(required=frozenset([tag]), forbidden=frozenset(forbidden),
+                                            groups=(ObjGroup({tag: refs}, (), None),)))
+
+        out = [Conj(types=frozenset(TYPES) - obj), Conj(types=obj, obj=ObjC(forbidden=frozenset([tag])))]
+        for holders, values in cells.items():
+            out.append(with_tag((self._synthetic_enum(values, loc),), set(sets) - holders))
+        if everything:
+            out.append(with_tag((NegLoc(self._synthetic_enum(list(everything.values()), loc)),), sets))
+        else:
+            out.append(with_tag((), sets))
+        return out
+
+    def _synthetic_enum(self, values: list, loc: Loc) -> Loc:
+        """A location of ``{"enum": values}`` (kept alive, so its identity keys the memos)."""
+        key = ("synthetic-enum", loc.key(), tuple(sorted(json_key(v) for v in values)))
+        if key not in self._lifted:
+            self._lifted[key] = Loc({"enum": json_unique(values)}, loc.resolver, loc.pointer, loc.base, loc.spec)
+        return self._lifted[key]
 
     def one_of(self, loc: Loc, subs, context: list | None = None) -> list[Conj]:
         """Exactly one branch. Disjoint branches: their union. Otherwise the exact rewrite
@@ -1660,11 +1716,7 @@ class Compiler:
                 if c.nt is not None or c.enum is None:
                     return tuple(NegLoc(r) for r in refs)
                 values.extend(v for v in c.enum if self.value_allowed(v, c))
-        schema = {"enum": json_unique(values)}
-        key = ("outside-all",) + tuple(r.key() for r in refs)
-        if key not in self._lifted:
-            self._lifted[key] = NegLoc(Loc(schema, loc.resolver, loc.pointer, loc.base, loc.spec))
-        return (self._lifted[key],)
+        return (NegLoc(self._synthetic_enum(values, loc)),)
 
     def _negate(self, loc: Loc, only: frozenset | None = None) -> list[Conj]:
         s = loc.schema
