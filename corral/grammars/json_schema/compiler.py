@@ -812,7 +812,7 @@ class Compiler:
 
     def _synthetic_enum(self, values: list, loc: Loc) -> Loc:
         """A location of ``{"enum": values}`` (kept alive, so its identity keys the memos)."""
-        key = ("synthetic-enum", loc.key(), tuple(sorted(json_key(v) for v in values)))
+        key = ("synthetic-enum", loc.key(), tuple(sorted(repr(json_key(v)) for v in values)))  # (repr: any mix sorts)
         if key not in self._lifted:
             self._lifted[key] = Loc({"enum": json_unique(values)}, loc.resolver, loc.pointer, loc.base, loc.spec)
         return self._lifted[key]
@@ -1680,7 +1680,10 @@ class Compiler:
         branches also never hold two at a time, so this negates their oneOf as well."""
         if len(kids) < MIN_TAGGED_UNION:
             return None
-        branches = [self.normalize(k) for k in kids]
+        try:  # (the general negation below may still fit where the branches themselves do not)
+            branches = [self.normalize(k) for k in kids]
+        except CompileBudgetError:
+            return None
         obj_only = frozenset(["object"])
         if not all(b and all(x.nt is None and x.enum is None and x.types == obj_only for x in b) for b in branches):
             return None
