@@ -325,8 +325,11 @@ class Options:
     max_dnf: int = 4096  # alternatives after distributing anyOf/oneOf/allOf
     max_rules: int = 200000
     # wall-clock seconds for turning the schema into a grammar (None: no limit): a schema whose
-    # combinators keep multiplying fails with a CompileBudgetError instead of running on
-    max_seconds: float | None = 20.0
+    # combinators keep multiplying fails with a CompileBudgetError instead of running on. Well
+    # past MaskBench's 30 s per schema (compile and first mask), so that a slower machine loses no
+    # schema to it that the harness's own timeout would have let through (Github_hard o1184 spends
+    # ~13 s here on the 2-core box and passes)
+    max_seconds: float | None = 60.0
     # alternatives an object's any-order key-set machine may list up front; larger ones become a
     # KeySetFamily (built as parsed). None: whatever is left of half of max_rules
     eager_key_set_alternatives: int | None = None
