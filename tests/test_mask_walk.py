@@ -280,6 +280,19 @@ def test_node_set_helpers_equal_numpy_set_operations():
         assert union.tolist() == np.union1d(a, b).tolist()
 
 
+def test_shift_rows_into_equals_its_reference():
+    """The packed table's copy kernel: targets moved by the shift, dead entries kept -1."""
+    from corral.masks.mask_walk import shift_rows_into, shifted_rows_reference
+
+    rng = np.random.default_rng(3)
+    for n, shift in [(0, 5), (1, 0), (7, 1_000_000), (300, 12_345)]:
+        src = np.where(rng.random((n, 256)) < 0.6, -1, rng.integers(0, max(n, 1), (n, 256))).astype(np.int32)
+        dst = np.full((n + 2, 256), 99, dtype=np.int32)
+        shift_rows_into(src, shift, dst[1:n + 1])
+        assert np.array_equal(dst[1:n + 1], shifted_rows_reference(src, shift))
+        assert (dst[0] == 99).all() and (dst[n + 1] == 99).all()  # rows outside untouched
+
+
 @pytest.mark.parametrize("pattern", [r"[.,]", r"( FROM |, |\.)[a-z]*", r"[a-z0-9_]+", r"[ \n]*[\]},]", r"[a-z ]+|\."])
 def test_walk_by_first_byte_equals_the_sub_walk(llama3_vocab, pattern):
     """Entering roots' children through the (byte, parent) index visits the same tokens and finds

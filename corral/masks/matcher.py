@@ -22,9 +22,9 @@ import torch
 
 from corral.automata.earley import DEAD, END_OF_RULE, ParserStates, ParserTables
 from corral.grammars.ir import Grammar
-from corral.masks.mask_walk import (first_byte_index, run_bounds, sorted_difference_and_union, subtree_node_count,
-                                     unique_roots_and_subtree_size, walk_push_chains, walk_subtries_by_first_byte,
-                                     walk_subtries_groups)
+from corral.masks.mask_walk import (first_byte_index, run_bounds, shift_rows_into, sorted_difference_and_union,
+                                     subtree_node_count, unique_roots_and_subtree_size, walk_push_chains,
+                                     walk_subtries_by_first_byte, walk_subtries_groups)
 from corral.masks.pages import without_huge_pages
 from corral.masks.row_pool import row_pool
 from corral.masks.slices import class_slices, string_slice
@@ -111,8 +111,7 @@ class PackedDfas:
                 new_a[:base] = buf_a[:base]
                 buf_t, buf_a = new_t, new_a
                 self._buffers = (buf_t, buf_a)
-            np.add(dfa.transitions, base, out=buf_t[base:base + n])
-            buf_t[base:base + n][dfa.transitions < 0] = -1
+            shift_rows_into(dfa.transitions, base, buf_t[base:base + n])
             buf_a[base:base + n] = dfa.accepting
             self.accepting = buf_a[:base + n]
             self.transitions = buf_t[:base + n]
