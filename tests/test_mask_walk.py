@@ -129,6 +129,35 @@ def test_packed_dfas_hold_each_dfa_shifted_and_outgrow_their_reservation():
         PackedDfas.FRESH_TABLE_BYTES = saved
 
 
+def test_a_dead_tables_buffers_serve_the_next_table():
+    """The reserved buffers of a table nobody holds any more (already faulted in) are reused by
+    the next default-size table, which reads back its own DFAs, not the old rows."""
+    import gc
+
+    from corral.masks.matcher import PackedDfas
+
+    saved = list(PackedDfas._spare)
+    PackedDfas._spare.clear()
+    try:
+        first = PackedDfas()
+        buffer = first._buffers[0]
+        old = regex_to_dfa(parse_regex(r"[a-f]{2,9}x"))
+        first.base_of(old)
+        del first
+        gc.collect()
+        assert PackedDfas._spare and PackedDfas._spare[0][0] is buffer
+        second = PackedDfas()
+        assert second._buffers[0] is buffer and second.transitions.shape[0] == 0
+        new = regex_to_dfa(parse_regex(r"(ab|cd)*e"))
+        base = second.base_of(new)
+        assert base == 0
+        assert np.array_equal(second.transitions[:new.n_states], np.where(new.transitions >= 0, new.transitions, -1))
+        assert np.array_equal(second.accepting, new.accepting)
+        assert not PackedDfas(rows=8)._buffers[0] is buffer  # odd sizes never take a spare
+    finally:
+        PackedDfas._spare[:] = saved
+
+
 def test_dfa_table_is_advised_small_pages_and_stays_usable():
     """The shared DFA table is filled a DFA at a time: on Linux it is advised 4 KB pages (first
     writes into fresh huge pages stalled ~4.7 ms inside masks), and rows written read back."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
@@ -48,6 +49,7 @@ PUSH_CHAIN_MIN_ROUND = 6  # worklist round of a mask from which push states are 
 PUSH_CHAIN_DEEP_ROUND = 2  # ... from which, once a mask of the grammar has reached the round above
 _LOWER, _UPPER, _DIGITS = "abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "0123456789"
 IDENTIFIER_CLASSES = (_LOWER + "_", _LOWER + _DIGITS + "_", _LOWER + _UPPER + "_", _LOWER + _UPPER + _DIGITS + "_")
+_STRING_SLICE_PROBE = np.frombuffer(b"a0 ", dtype=np.uint8).astype(np.intp)  # strings of the string slice
 MIN_SLICE_LENGTH = 2  # slice strings of at least this many bytes stay inside the terminal: use the slice
 
 
@@ -66,6 +68,12 @@ class PackedDfas:
     FRESH_TABLE_BYTES = 48 << 20
     _current: "PackedDfas | None" = None
     _current_lock = threading.Lock()
+    # the reserved buffers of a table that died (its grammars, and the sub-walk memos keyed by it,
+    # are gone), already faulted in up to where it was filled: the next table reuses them instead
+    # of faulting in fresh pages inside its masks (~0.5 ms a MB on the 2-core boxes; a MaskBench
+    # run packs ~2 KiB of rows per DFA state it builds, copies for each new table included)
+    _spare: list = []
+    MAX_SPARE = 1
 
     def __init__(self, rows: int | None = None):
         # 64 MiB are reserved up front: pages are mapped only when first written, so the
@@ -76,13 +84,31 @@ class PackedDfas:
         # dev split). First writes fault pages in (0.2-3 ms/MB on the 2-core boxes, by whether
         # huge pages are at hand; 4 KB pages now: masks/pages.py): 1 KiB per DFA state is what a big enum
         # costs. Rows are read only once written, so np.empty.
-        rows = rows or self.RESERVED_BYTES // (256 * 4)
-        self._buffers = (np.empty((rows, 256), dtype=np.int32), np.zeros(rows, dtype=np.bool_))
-        without_huge_pages(self._buffers[0])  # filled a DFA at a time: 4 KB pages (masks/pages.py)
+        default = self.RESERVED_BYTES // (256 * 4)
+        rows = rows or default
+        spare = None
+        if rows == default:
+            try:  # list.pop and append are atomic: no lock (a finalizer may run inside any lock)
+                spare = PackedDfas._spare.pop()
+            except IndexError:
+                pass
+        if spare is None:
+            spare = (np.empty((rows, 256), dtype=np.int32), np.zeros(rows, dtype=np.bool_))
+            without_huge_pages(spare[0])  # filled a DFA at a time: 4 KB pages (masks/pages.py)
+        self._buffers = spare
         self.transitions = self._buffers[0][:0]
         self.accepting = self._buffers[1][:0]
         self._base: dict[int, tuple] = {}  # id(dfa) -> (dfa kept alive so its id stays unique, base)
         self._lock = threading.Lock()
+        # rows are read only below the published length, which a new owner starts at 0
+        self._owned = [self._buffers if rows == default else None]
+        weakref.finalize(self, PackedDfas._recycle, self._owned)
+
+    @staticmethod
+    def _recycle(owned: list) -> None:
+        buffers = owned[0]
+        if buffers is not None and len(PackedDfas._spare) < PackedDfas.MAX_SPARE:
+            PackedDfas._spare.append(buffers)
 
     @classmethod
     def current(cls) -> "PackedDfas":
@@ -111,6 +137,7 @@ class PackedDfas:
                 new_a[:base] = buf_a[:base]
                 buf_t, buf_a = new_t, new_a
                 self._buffers = (buf_t, buf_a)
+                self._owned[0] = None  # grown past the reservation: not worth keeping
             shift_rows_into(dfa.transitions, base, buf_t[base:base + n])
             buf_a[base:base + n] = dfa.accepting
             self.accepting = buf_a[:base + n]
@@ -241,7 +268,12 @@ class CompiledGrammar:
                 sl = self._slice = string_slice(self.vocab, by_chars=True)
             # (inside a string whose remaining length is bounded, the slice's tokens up to that
             # many characters: each position of a `maxLength: 40` string is a new DFA state)
-            lengths = sl.safe_lengths(dfa.transitions, dfa.accepting, q)
+            if (dfa.transitions[q, _STRING_SLICE_PROBE] < 0).any():
+                # one of the slice's own one-character strings kills the DFA: no safe length, and
+                # no product search (~50 us a first visit of a number's or a keyword's state)
+                lengths = [(0, False)]
+            else:
+                lengths = sl.safe_lengths(dfa.transitions, dfa.accepting, q)
             accepting_class = None  # the class of an identifier-like slice: boundaries left out
             if lengths[0][0] < MIN_SLICE_LENGTH and self.use_class_slices:
                 # else the slice of the class the state repeats (`[a-z]{1,10}`, `^[a-z0-9-]+$`)
@@ -645,7 +677,7 @@ class CompiledGrammar:
         for i, state in enumerate(packed.tolist()):
             key = (id(table), state, roots_key)
             hit = self._sub_walks.get(key)
-            if hit is None or hit[0] is not table or hit[4] is not same_roots:
+            if hit is None or hit[0]() is not table or hit[4] is not same_roots:
                 own = np.zeros(self._n_words, dtype=np.uint32)
                 index = self.vocab.cache.get("corral.first_byte_index")
                 if index is None:  # ~7 ms on Llama-3, once per vocabulary
@@ -661,7 +693,8 @@ class CompiledGrammar:
                 if len(b_nodes):
                     nodes, below = unique_roots_and_subtree_size(b_nodes, self._node_skip)
                     segment = (nodes, int(below))
-                hit = (table, sparse[0], sparse[1], segment, same_roots)
+                # weakly: a memo entry must not keep a dead table's 48 MB alive (nor from reuse)
+                hit = (weakref.ref(table), sparse[0], sparse[1], segment, same_roots)
                 with self._root_walks_lock:
                     self._sub_walks[key] = hit
                     if len(self._sub_walks) > SUB_WALK_CACHE_SIZE:

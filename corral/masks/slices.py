@@ -804,13 +804,25 @@ class ClassSlices:
         self._counts: dict[bytes, tuple[int, int]] = {}  # per class: tokens in `C+`, in ` C+`
         self._automata: dict[tuple[bytes, bool], np.ndarray] = {}  # per class and leading space
         self._lock = threading.Lock()
+        self._bounds = _leading_byte_token_counts(vocab.trie)
 
     def _class_tokens(self, byte_class: np.ndarray, key: bytes) -> tuple[int, int]:
+        """(tokens in `C+`, tokens in ` C+`), or upper bounds of them where those are already
+        below MIN_CLASS_SLICE_TOKENS: what every caller compares them with. The bounds (tokens by
+        their first byte, and by the byte after a leading space) spare the pruned pass, ~0.3 ms on
+        Llama-3 a class, for classes such as digits, hex digits or `[+-]`."""
         got = self._counts.get(key)
         if got is None:
-            trie = self.vocab.trie
-            got = self._counts[key] = _class_token_counts(trie.node_byte, trie.node_depth, trie.node_skip,
-                                                          trie.node_tok_start, trie.node_tok_end, byte_class)
+            first, after_space = self._bounds
+            plain = int(first[byte_class].sum())
+            spaced = 0 if byte_class[0x20] else int(after_space[byte_class].sum())
+            if plain + spaced < MIN_CLASS_SLICE_TOKENS:
+                got = (plain, spaced)
+            else:
+                trie = self.vocab.trie
+                got = _class_token_counts(trie.node_byte, trie.node_depth, trie.node_skip, trie.node_tok_start,
+                                          trie.node_tok_end, byte_class)
+            self._counts[key] = got
         return got
 
     def get(self, byte_class: np.ndarray, leading_space: bool, build: bool = True) -> "TokenSlice | None":
@@ -907,6 +919,23 @@ class ClassSlices:
         if lengths[0][0] < min_length:
             return None
         return sl, lengths, byte_class
+
+
+def _leading_byte_token_counts(trie) -> tuple[np.ndarray, np.ndarray]:
+    """int64[256] twice: tokens by their first byte, and tokens led by a space by their second
+    byte (a subtree's tokens are one slice of ``tok_ids``: its size comes from the token starts)."""
+    n = trie.num_nodes
+    starts = np.append(trie.node_tok_start.astype(np.int64), len(trie.tok_ids))
+    first, after_space = np.zeros(256, dtype=np.int64), np.zeros(256, dtype=np.int64)
+    top = np.flatnonzero(trie.node_depth == 1)
+    first[trie.node_byte[top]] = starts[trie.node_skip[top]] - starts[top]
+    space = top[trie.node_byte[top] == 0x20]
+    if len(space):
+        s = int(space[0])
+        below = np.arange(s + 1, int(trie.node_skip[s]))
+        below = below[trie.node_depth[below] == 2]
+        after_space[trie.node_byte[below]] = starts[trie.node_skip[below]] - starts[below]
+    return first, after_space
 
 
 def _class_automaton(byte_class: np.ndarray, leading_space: bool) -> np.ndarray:
