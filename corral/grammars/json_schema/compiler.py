@@ -330,9 +330,12 @@ class Options:
     # schema to it that the harness's own timeout would have let through (Github_hard o1184 spends
     # ~13 s here on the 2-core box and passes)
     max_seconds: float | None = 60.0
-    # alternatives an object's any-order key-set machine may list up front; larger ones become a
-    # KeySetFamily (built as parsed). None: whatever is left of half of max_rules
-    eager_key_set_alternatives: int | None = None
+    # alternatives an object's any-order key-set machine (LAZY_KEY_SETS_FROM tracked keys or more)
+    # may list up front; larger ones become a KeySetFamily, built as parsed: a document visits a
+    # chain of its 2^n key sets. 0 (default): every such machine is a family; listing them up to
+    # half of max_rules (None) made an 8-key object 4,600 alternatives, ~9 ms of compile, and
+    # in-process over 396 MaskBench schemas compile p50 6.78 -> 6.08 ms, masks unchanged
+    eager_key_set_alternatives: int | None = 0
     max_array_states: int = 20000
     retrieve: Callable[[str], Any] | None = None  # uri -> schema document, for remote $refs
     default_dialect: str = "https://json-schema.org/draft/2020-12/schema"

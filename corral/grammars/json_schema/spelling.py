@@ -25,6 +25,7 @@ import bisect
 import threading
 from collections import OrderedDict
 from functools import lru_cache
+from itertools import chain
 
 import numpy as np
 
@@ -639,7 +640,7 @@ def _tabulate(edges, accepting, minimal: bool = True) -> rx.Automaton:
     pool_lengths = np.fromiter(map(len, pool), dtype=np.int64, count=len(pool))
     if not pool_lengths.sum():
         return _tabulate_reference(edges, accepting, minimal)
-    pool_ranges = np.array([bound for ranges in pool for rng in ranges for bound in rng], dtype=np.int64).reshape(-1, 2)
+    pool_ranges = np.fromiter(chain.from_iterable(chain.from_iterable(pool)), dtype=np.int64).reshape(-1, 2)
     which_a = np.array(which, dtype=np.int64)
     per_edge = pool_lengths[which_a]
     count = int(per_edge.sum())
@@ -668,11 +669,21 @@ def _classes_of_columns(table: np.ndarray, cuts: list, accepting, minimal: bool)
     classes: list[list] = []
     for i, column in zip(used, np.ascontiguousarray(table.T[used])):
         c = column_ids.setdefault(column.tobytes(), len(firsts))
+        lo, hi = cuts[i], cuts[i + 1] - 1
         if c == len(firsts):
             firsts.append(i)
-            classes.append([])
-        classes[c].append((cuts[i], cuts[i + 1] - 1))
-    return rx.Automaton.from_rows(table[:, firsts], [rx.normalize_ranges(c) for c in classes], accepting, minimal)
+            classes.append([(lo, hi)])
+            continue
+        ranges = classes[c]
+        if ranges[-1][1] + 1 == lo:  # intervals come in order: adjacent ones merge here
+            ranges[-1] = (ranges[-1][0], hi)
+        else:
+            ranges.append((lo, hi))
+    # (sorted and merged already; normalize_ranges only where a class reaches the surrogates)
+    s_lo, s_hi = rx.SURROGATES
+    classes = [rx.normalize_ranges(c) if any(lo <= s_hi and hi >= s_lo for lo, hi in c) else tuple(c)
+               for c in classes]
+    return rx.Automaton.from_rows(table[:, firsts], classes, accepting, minimal)
 
 
 def _tabulate_reference(edges, accepting, minimal: bool = True) -> rx.Automaton:
