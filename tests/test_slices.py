@@ -852,3 +852,37 @@ def test_character_slice_falls_back_to_a_byte_bound_where_the_frontier_is_wide(l
     bounds = walk_trie_with_dfa_slice(*trie.arrays(), dfa.transitions, dfa.accepting, q, 0, bits, sl.skip_len,
                                       sl.skip_upto([(n, exact)]))
     assert np.array_equal(plain, bits) and np.array_equal(plain_bounds, bounds)
+
+
+@pytest.mark.parametrize("vocab_name", ["llama3_vocab", "mistral_vocab"])
+def test_class_token_bounds_decide_only_below_the_threshold(request, vocab_name):
+    """Tokens by first byte (and by the byte after a leading space) equal a count over the tokens'
+    own bytes; a class's (plain, spaced) counts are the pruned pass's, or upper bounds of them
+    that are already below MIN_CLASS_SLICE_TOKENS (the only comparison they feed)."""
+    from corral.masks.slices import MIN_CLASS_SLICE_TOKENS, ClassSlices, _class_token_counts, _leading_byte_token_counts
+
+    vocab = request.getfixturevalue(vocab_name)
+    first, after_space = _leading_byte_token_counts(vocab.trie)
+    want_first, want_after = np.zeros(256, np.int64), np.zeros(256, np.int64)
+    for t in range(vocab.size):
+        data = vocab.token_bytes(t)
+        if vocab.trie.token_node[t] < 0 or not data:
+            continue
+        want_first[data[0]] += 1
+        if data[0] == 0x20 and len(data) > 1:
+            want_after[data[1]] += 1
+    assert first.tolist() == want_first.tolist() and after_space.tolist() == want_after.tolist()
+    trie = vocab.trie
+    slices = ClassSlices(vocab)
+    rnd = random.Random(4)
+    classes = [b"0123456789", b"0123456789abcdef", b"+-", b"abcdefghijklmnopqrstuvwxyz", b" abcdefghijklmnopqrstuvwxyz"]
+    classes += [bytes(rnd.sample(range(0x21, 0x7F), rnd.randint(1, 60))) for _ in range(40)]
+    for chars in classes:
+        byte_class = np.zeros(256, dtype=np.bool_)
+        byte_class[list(chars)] = True
+        got = slices._class_tokens(byte_class, np.packbits(byte_class).tobytes())
+        exact = _class_token_counts(trie.node_byte, trie.node_depth, trie.node_skip, trie.node_tok_start,
+                                    trie.node_tok_end, byte_class)
+        if tuple(got) != tuple(exact):
+            assert got[0] >= exact[0] and got[1] >= exact[1], chars
+            assert got[0] + got[1] < MIN_CLASS_SLICE_TOKENS, chars
