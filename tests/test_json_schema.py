@@ -1708,3 +1708,35 @@ def test_dependencies_that_restrict_one_key_split_by_its_value(dialect):
             inst["type"] = rnd.choice(values)
         instances.append(inst)
     check(schema, instances)
+
+
+def test_default_key_sets_of_four_or_more_keys_are_built_as_parsed(llama3_vocab):
+    """By default an any-order object of 4+ tracked keys is a KeySetFamily (a document visits a
+    chain of its 2^n key sets), and the compiled matcher accepts exactly what jsonschema does:
+    permutations, repeats, missing required keys, dependencies, extra keys, three serializations."""
+    import corral
+
+    schema = {"type": "object", "properties": {k: {"type": "integer"} for k in ("a", "b", "c", "d", "e", "f")},
+              "required": ["b", "e"], "dependentRequired": {"c": ["f"]}, "additionalProperties": {"type": "string"}}
+    grammar = json_schema_to_grammar(schema).grammar
+    assert any(type(f).__name__ == "KeySetFamily" for f in grammar.families.values())
+    eager = json_schema_to_grammar(schema, eager_key_set_alternatives=None).grammar
+    assert not eager.families
+    compiled = corral.compile_json_schema(schema, llama3_vocab)
+    validator = jsonschema.Draft202012Validator(schema)
+    rnd = __import__("random").Random(7)
+    instances = [{}, {"b": 1, "e": 2}, {"e": 2, "b": 1, "c": 3}, {"e": 2, "b": 1, "c": 3, "f": 4}, {"b": 1, "e": "x"},
+                 {"b": 1, "e": 2, "zz": "s"}, {"b": 1, "e": 2, "zz": 5}]
+    for _ in range(60):
+        keys = rnd.sample(["a", "c", "d", "f", "zz"], rnd.randint(0, 5)) + [k for k in "be" if rnd.random() < 0.85]
+        rnd.shuffle(keys)
+        instances.append({k: rnd.choice([1, 1, 1, "s"] if k != "zz" else ["s", "s", 1]) for k in keys})
+    assert sum(validator.is_valid(i) for i in instances) >= 10
+    for inst in instances:
+        want = validator.is_valid(inst)
+        for text in (json.dumps(inst), json.dumps(inst, separators=(",", ":")), json.dumps(inst, indent=2)):
+            matcher = compiled.matcher()
+            assert (matcher.accept_string(text) and matcher.is_accepting()) == want, (text, want)
+        if "b" in inst:  # a tracked key never repeats
+            matcher = compiled.matcher()
+            assert not (matcher.accept_string(json.dumps(inst)[:-1] + ', "b": 1}') and matcher.is_accepting())
