@@ -541,8 +541,8 @@ def _keys_except_automaton(texts: tuple[str, ...]) -> rx.Automaton:
             b.edges[me].append((((0x22, 0x22),), end))
         b.edges[me].append((((0x5C, 0x5C),), escape(targets)))
     auto = _tabulate(b.edges, b.accepting)
-    # the shortest key outside ``texts``: the empty one, else one raw character (there are
-    # ~1.1M; fewer than that many one-character texts always leave one out)
+    # the shortest key outside ``texts``: the empty one, else one raw character (~1.1M of them
+    # exist, so fewer than 65,536 one-character texts always leave one out)
     if "" not in texts:
         return _with_min_length(auto, 2)
     return _with_min_length(auto, 3) if sum(len(t) == 1 for t in texts) < 0x10000 else auto
