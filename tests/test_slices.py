@@ -192,6 +192,21 @@ def test_literal_automaton_equals_the_quoted_literal_regex(text):
     assert not direct.matches(json.dumps(text + "x").encode())
 
 
+def test_literal_automaton_equals_its_edge_list_route():
+    """The dict-grouped literal automaton is the ``_tabulate`` route's, class for class and state for
+    state, with the same shortest length, on random texts of escapes, hex-letter look-alikes,
+    control characters, astral characters and lone surrogates."""
+    rnd = random.Random(1)
+    alphabet = list("abcdefuABCDEFU0189/\\\"\b\f\n\r\t\x00\x1f ~\u00e9\u20ac\U0001F600\U0010FFFF") + [
+        "\ud800", "\udfff", "\uffff", "\u0080"]
+    texts = ["", "u", "bfnrt", "x-amazon-apigateway-integration"]
+    texts += ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 12))) for _ in range(400)]
+    for text in texts:
+        direct, by_edges = spelling.literal_automaton.__wrapped__(text), spelling._literal_automaton_edges(text)
+        assert direct == by_edges, repr(text)
+        assert rx.min_length(direct) == rx._min_length(by_edges), repr(text)
+
+
 def test_automaton_node_lengths_and_composition():
     """An Automaton inside a composition stands for its regex; its length bounds are its own."""
     from corral.automata.dfa import _max_length
