@@ -296,8 +296,11 @@ def test_keys_except_automaton_is_minimal_and_equals_the_general_route(case):
     direct = _build(auto, 200_000, 60)
     hopcroft = _build(rx.Automaton(auto.table, auto.classes, auto.accepting, False), 200_000, 60)
     general = _build(spelling.quoted_automaton(cpdfa.combine([], [rx.literal(t) for t in texts])), 200_000, 60)
+    reference = spelling._keys_except_automaton_reference(texts)
     assert _isomorphic(direct, hopcroft)
     assert _isomorphic(direct, general)
+    assert _isomorphic(direct, _build(rx.Automaton(reference.table, reference.classes, reference.accepting), 200_000, 60))
+    assert len(auto.accepting) <= len(reference.accepting) and auto._min_length == reference._min_length
     import json
     for t in texts:
         for data in (json.dumps(t).encode(), json.dumps(t, ensure_ascii=False).encode()):
@@ -306,6 +309,25 @@ def test_keys_except_automaton_is_minimal_and_equals_the_general_route(case):
             assert direct.matches(json.dumps(other).encode()) == (other not in texts)
     assert direct.matches(b'"\\ud83d\\ude00"') == ("\U0001F600" not in texts)
     assert not direct.matches(b'"\\udc00"') and not direct.matches(b'"\\ud800x"')
+
+
+@pytest.mark.parametrize("texts", [
+    ("a", "ab", "xab"),  # the nodes after "a" and "xa" differ only in finality: one escape branch
+    ("aq", "ar", "bq", "bs", "b"),  # equal hex leaves under different escape branches
+    ("", "a", "\u00e9", "\U0001F600", "\U0001F600a", "\ue000z", "\ud7ff"),
+    ("a", "\U0001F600a"),  # 'a' spelled under the root (astral route) and under the emoji alike
+])
+def test_keys_except_templates_share_equal_states_across_nodes(texts):
+    """The escape branches stamped from templates merge states equal across DAWG nodes, whichever
+    route built them: the automaton is minimal (the state-by-state builder's was not beside an
+    astral child: 37 code-point states where 34 do) and accepts what the reference accepts."""
+    auto = spelling._keys_except_automaton(texts)
+    reference = spelling._keys_except_automaton_reference(texts)
+    hopcroft = _build(rx.Automaton(auto.table, auto.classes, auto.accepting, False), 200_000, 60)
+    reference_minimized = _build(rx.Automaton(reference.table, reference.classes, reference.accepting), 200_000, 60)
+    assert len(auto.accepting) <= len(reference.accepting)
+    assert _isomorphic(_build(auto, 200_000, 60), hopcroft)
+    assert _isomorphic(hopcroft, reference_minimized)
 
 
 def test_keys_except_automaton_refuses_lone_surrogates():

@@ -505,94 +505,92 @@ def keys_except_automaton(texts: tuple[str, ...]) -> rx.Automaton:
     return _cached_build(("keys except", texts), lambda: _keys_except_automaton(texts))
 
 
-def _keys_except_automaton(texts: tuple[str, ...]) -> rx.Automaton:
-    """``"`` + every JSON spelling of any string *not* in ``texts`` + ``"``: the key region of an
-    object whose undeclared keys are free ("any key but these"), the most common region by far.
+class _ExceptSpeller(_StateLeaves):
+    """The states of "any key but these" (``_keys_except_automaton``): start, end and the sink for
+    "left the declared keys behind", then escape and hex-digit states hash-consed by what they
+    lead to, every value no child takes leading to the sink."""
 
-    The general route (``cpdfa.combine`` of the negated literals, then ``quoted_automaton``) cost
-    ~5 ms per region, half of a median schema's compile. The complement of a finite language has
-    the DAWG's states plus one accepting sink for "left the declared keys behind", with finality
-    flipped; each DAWG node's other code points (raw or escaped) lead to the sink. Escape and hex
-    states are hash-consed by what they lead to, as in ``_Builder``, so the result is minimal.
-    Texts holding a lone surrogate (no JSON spelling decodes to one) are the general route's."""
-    if any(_HIGH[0] <= ord(ch) <= _LOW[1] for text in texts for ch in text):
-        raise ValueError("keys_except_automaton: a text holds a lone surrogate")
-    dawg, root = _dawg(texts)
-    b = _StateLeaves()
-    start = b.new()
-    end = b.new(True)
-    sink = b.new()
-    body = [b.new() for _ in dawg]
-    pairs: dict = {}
+    def __init__(self):
+        super().__init__()
+        self.pairs: dict = {}
+        self.start = self.new()
+        self.end = self.new(True)
+        self.sink = self.new()
 
-    def pair(lows: tuple) -> int:
+    def close_sink(self) -> None:
+        """The sink's own transitions: any raw character, any escape, ``"`` to the end."""
+        self.edges[self.sink].extend(
+            [(_RAW_ALLOWED, self.sink), (((0x22, 0x22),), self.end), (((0x5C, 0x5C),), self.escape(()))])
+
+    def pair(self, lows: tuple) -> int:
         """After a high surrogate escape: ``\\u`` + a low one; ``lows`` = ((low value, state), ...)
         for astral children of this window, every other low value to the sink."""
-        got = pairs.get(lows)
+        got = self.pairs.get(lows)
         if got is None:
-            got = pairs[lows] = b.new()
-            u = b.new()
-            b.edges[got].append((((0x5C, 0x5C),), u))
-            runs = _runs_over(0, 0x3FF, lows, sink)
+            got = self.pairs[lows] = self.new()
+            u = self.new()
+            self.edges[got].append((((0x5C, 0x5C),), u))
+            runs = _runs_over(0, 0x3FF, lows, self.sink)
             values = tuple((lo + _LOW[0], hi + _LOW[0], t) for lo, hi, t in _merge(runs))
-            b.edges[u].append((((0x75, 0x75),), b.hex_state(4, values)))
+            self.edges[u].append((((0x75, 0x75),), self.hex_state(4, values)))
         return got
 
-    def uniform(k: int) -> int:
+    def uniform_to_sink(self, k: int) -> int:
         """Reads ``k`` more digits, any value to the sink (the states ``_Builder.hex_state`` makes)."""
-        return sink if k == 0 else b.hex_state(k, ((0, 16 ** k - 1, sink),))
+        return self.sink if k == 0 else self.hex_state(k, ((0, 16 ** k - 1, self.sink),))
 
-    def points_hex(k: int, points: tuple) -> int:
+    def points_hex(self, k: int, points: tuple) -> int:
         """Reads ``k`` more digits: the values ``points`` = ((value, state), ...) to their states,
         every other value to the sink (no surrogates in the range)."""
         key = ("pts", k, points)
-        got = b.memo.get(key)
+        got = self.memo.get(key)
         if got is not None:
             return got
-        me = b.memo[key] = b.new()
+        me = self.memo[key] = self.new()
         shift = 4 * (k - 1)
         by_digit: dict = {}
         for value, target in points:
             by_digit.setdefault(value >> shift, []).append((value & ((1 << shift) - 1), target))
         for digit, group in by_digit.items():
-            to = group[0][1] if k == 1 else points_hex(k - 1, tuple(group))
-            b.edges[me].append((_DIGIT_RANGES[digit], to))
+            to = group[0][1] if k == 1 else self.points_hex(k - 1, tuple(group))
+            self.edges[me].append((_DIGIT_RANGES[digit], to))
         if len(by_digit) < 16:
-            b.edges[me].append((_other_digits(frozenset(by_digit)), uniform(k - 1)))
+            self.edges[me].append((_other_digits(frozenset(by_digit)), self.uniform_to_sink(k - 1)))
         return me
 
-    def plain_hex(kids: tuple) -> int:
+    def plain_hex(self, kids: tuple) -> int:
         """``\\u`` + 4 digits when no child needs the surrogate digits (D000-DFFF): the first digit
         ``d`` leads to the one subtree every such node shares."""
         key = ("plain", kids)
-        got = b.memo.get(key)
+        got = self.memo.get(key)
         if got is not None:
             return got
-        me = b.memo[key] = b.new()
+        me = self.memo[key] = self.new()
         by_digit: dict = {}
         for cp, target in kids:
             by_digit.setdefault(cp >> 12, []).append((cp & 0xFFF, target))
         for digit, group in by_digit.items():
-            b.edges[me].append((_DIGIT_RANGES[digit], points_hex(3, tuple(group))))
-        b.edges[me].append((_DIGIT_RANGES[0xD], surrogate_digit()))
-        b.edges[me].append((_other_digits(frozenset(by_digit) | {0xD}), uniform(3)))
+            self.edges[me].append((_DIGIT_RANGES[digit], self.points_hex(3, tuple(group))))
+        self.edges[me].append((_DIGIT_RANGES[0xD], self.surrogate_digit()))
+        self.edges[me].append((_other_digits(frozenset(by_digit) | {0xD}), self.uniform_to_sink(3)))
         return me
 
-    def surrogate_digit() -> int:
+    def surrogate_digit(self) -> int:
         """After ``\\ud``: D000-D7FF to the sink, high surrogates on to a pair, low ones nowhere."""
-        return b.hex_state(3, ((0, 0x7FF, sink), (0x800, 0xBFF, pair(()))))
+        return self.hex_state(3, ((0, 0x7FF, self.sink), (0x800, 0xBFF, self.pair(()))))
 
-    def escape(kids: tuple) -> int:
+    def escape(self, kids: tuple) -> int:
+        """After a backslash, with the children ((cp, target), ...) to spell; the rest to the sink."""
         key = ("esc", kids)
-        got = b.memo.get(key)
+        got = self.memo.get(key)
         if got is not None:
             return got
-        me = b.memo[key] = b.new()
+        me = self.memo[key] = self.new()
         to = dict(kids)
         for cp, letter in SHORT_ESCAPES.items():
-            b.edges[me].append((((ord(letter), ord(letter)),), to.get(cp, sink)))
+            self.edges[me].append((((ord(letter), ord(letter)),), to.get(cp, self.sink)))
         if all(cp < 0xD000 or _LOW[1] < cp < _ASTRAL for cp, _ in kids):
-            b.edges[me].append((((0x75, 0x75),), plain_hex(kids)))
+            self.edges[me].append((((0x75, 0x75),), self.plain_hex(kids)))
             return me
         astral: dict = {}
         for cp, target in kids:
@@ -600,15 +598,37 @@ def _keys_except_automaton(texts: tuple[str, ...]) -> rx.Automaton:
                 astral.setdefault((cp - _ASTRAL) >> 10, []).append(((cp - _ASTRAL) & 0x3FF, target))
         # escape values: BMP code points below and above the surrogates (a lone surrogate has no
         # spelling, so such children are left out), and high surrogates leading to a pair state
-        runs = _runs_over(0, _HIGH[0] - 1, kids, sink)
-        runs += _runs_over(0, 0x3FF, [(w, pair(tuple(lows))) for w, lows in sorted(astral.items())], pair(()),
-                           shift=_HIGH[0])
-        runs += _runs_over(_LOW[1] + 1, 0xFFFF, kids, sink)
-        b.edges[me].append((((0x75, 0x75),), b.hex_state(4, tuple(_merge(runs)))))
+        runs = _runs_over(0, _HIGH[0] - 1, kids, self.sink)
+        runs += _runs_over(0, 0x3FF, [(w, self.pair(tuple(lows))) for w, lows in sorted(astral.items())],
+                           self.pair(()), shift=_HIGH[0])
+        runs += _runs_over(_LOW[1] + 1, 0xFFFF, kids, self.sink)
+        self.edges[me].append((((0x75, 0x75),), self.hex_state(4, tuple(_merge(runs)))))
         return me
 
-    b.edges[start].append((((0x22, 0x22),), body[root]))
-    b.edges[sink].extend([(_RAW_ALLOWED, sink), (((0x22, 0x22),), end), (((0x5C, 0x5C),), escape(()))])
+
+def _check_key_texts(texts) -> None:
+    if any(_HIGH[0] <= ord(ch) <= _LOW[1] for text in texts for ch in text):
+        raise ValueError("keys_except_automaton: a text holds a lone surrogate")
+
+
+def _keys_except_min_length(auto: rx.Automaton, texts) -> rx.Automaton:
+    # the shortest key outside ``texts``: the empty one, else one raw character (~1.1M of them
+    # exist, so fewer than 65,536 one-character texts always leave one out)
+    if "" not in texts:
+        return _with_min_length(auto, 2)
+    return _with_min_length(auto, 3) if sum(len(t) == 1 for t in texts) < 0x10000 else auto
+
+
+def _keys_except_automaton_reference(texts: tuple[str, ...]) -> rx.Automaton:
+    """``_keys_except_automaton`` state by state through ``_ExceptSpeller`` (the tested spec; its
+    automaton is minimal except beside an astral child, where a BMP digit tree may be built once
+    per route, both accepting the same)."""
+    _check_key_texts(texts)
+    dawg, root = _dawg(texts)
+    b = _ExceptSpeller()
+    body = [b.new() for _ in dawg]
+    b.edges[b.start].append((((0x22, 0x22),), body[root]))
+    b.close_sink()
     for d, (final, kids) in enumerate(dawg):
         me = body[d]
         targets = tuple((cp, body[child]) for cp, child in kids)
@@ -616,16 +636,250 @@ def _keys_except_automaton(texts: tuple[str, ...]) -> rx.Automaton:
         b.edges[me].extend((((cp, cp),), body[child]) for cp, child in kids if cp in raw)
         others = _points_minus(_RAW_ALLOWED, raw)
         if others:
-            b.edges[me].append((tuple(others), sink))
+            b.edges[me].append((tuple(others), b.sink))
         if not final:
-            b.edges[me].append((((0x22, 0x22),), end))
-        b.edges[me].append((((0x5C, 0x5C),), escape(targets)))
-    auto = _tabulate(b.edges, b.accepting)
-    # the shortest key outside ``texts``: the empty one, else one raw character (~1.1M of them
-    # exist, so fewer than 65,536 one-character texts always leave one out)
-    if "" not in texts:
-        return _with_min_length(auto, 2)
-    return _with_min_length(auto, 3) if sum(len(t) == 1 for t in texts) < 0x10000 else auto
+            b.edges[me].append((((0x22, 0x22),), b.end))
+        b.edges[me].append((((0x5C, 0x5C),), b.escape(targets)))
+    return _keys_except_min_length(_tabulate(b.edges, b.accepting), texts)
+
+
+# -- "any key but these" from cached escape templates -------------------------------------------
+#
+# A DAWG node's escape branch (short escapes, ``\uXXXX`` digit trees, surrogate pairs) depends on
+# its children's code points and on which body states they lead to. Its shape depends on the code
+# points alone, so it is built once per code-point tuple with placeholder targets (a template) and
+# stamped per node as flat arrays; only the hash-consing across nodes stays per state, by the
+# template state's shape and the targets it reaches. Building each node's branch through
+# ``_ExceptSpeller`` was ~60% of a key region's ~1 ms (the region is a third of a median compile).
+
+_PLACEHOLDER = 1 << 40  # template targets >= this are "the j-th child's body state"
+_SHAPE_IDS: dict = {}  # structural signature of a template state -> small int, process-wide
+_SHAPE_LOCK = threading.Lock()
+
+
+class _EscapeTemplate:
+    """The escape branch of a node whose children have code points ``cps``, states numbered
+    locally. ``entry``: (kind, value) of the escape state; kinds are 0 a prelude (global) state,
+    1 a local state, 2 the value-th child. Per local state: its shape id and the children it
+    reaches (a slice when contiguous, else a tuple of indices). Cells (one per code point range):
+    ``src`` local state, ``cp`` (a code point: escape letters and hex digits), target
+    ``kind``/``value``."""
+
+    __slots__ = ("n", "entry", "shapes", "reach", "src", "cp", "kind", "value")
+
+
+_PRELUDE: list = []
+_START, _END, _SINK = 0, 1, 2  # as ``_ExceptSpeller`` numbers them
+_RAW_STARTS = [lo for lo, _ in _RAW_ALLOWED]
+
+
+def _is_raw(cp: int) -> bool:
+    i = bisect.bisect_right(_RAW_STARTS, cp) - 1
+    return i >= 0 and cp <= _RAW_ALLOWED[i][1]
+
+
+def _prelude() -> tuple:
+    """(state count, cells (src, code point, target) of the states every key region shares: start,
+    end, the sink and its escape branch; the sink's raw characters are ``_point_cells_table``'s)."""
+    if not _PRELUDE:
+        b = _ExceptSpeller()
+        assert (b.start, b.end, b.sink) == (_START, _END, _SINK)
+        b.close_sink()
+        cells = []
+        for s, row in enumerate(b.edges):
+            for ranges, t in row:
+                if s == _SINK and ranges is _RAW_ALLOWED:
+                    continue
+                for lo, hi in ranges:
+                    assert lo == hi and (lo in _ESCAPE_POINTS or lo == 0x22), "a prelude cell off the escape points"
+                    cells.append((s, lo, t))
+        arrays = tuple(np.array(col, dtype=np.int64) for col in zip(*cells))
+        _PRELUDE.append((len(b.edges), arrays))
+    return _PRELUDE[0]
+
+
+_RAW_CUTS = np.array(sorted({0, rx.MAX_CODE_POINT + 1} | {c for lo, hi in _RAW_ALLOWED for c in (lo, hi + 1)}),
+                     dtype=np.int64)
+# (the raw ranges start above 0 and leave gaps between them: they are the odd intervals of the cuts)
+assert len(_RAW_CUTS) == 2 * len(_RAW_ALLOWED) + 1 and _RAW_CUTS[1::2].tolist() == [lo for lo, _ in _RAW_ALLOWED]
+# the code points escape branches read: escape letters, ``u`` and the hex digits
+_ESCAPE_POINTS = frozenset({0x5C, 0x75} | {ord(c) for c in SHORT_ESCAPES.values()}
+                           | {cp for ranges in _DIGIT_RANGES for cp, _ in ranges})
+_FIXED_CUTS = frozenset(_RAW_CUTS.tolist()) | {c for cp in _ESCAPE_POINTS | {0x22} for c in (cp, cp + 1)}
+
+
+def _point_cells_table(n: int, raw_rows: np.ndarray, raw_target: int, src: np.ndarray, cps: np.ndarray,
+                       targets: np.ndarray, other_points) -> tuple[np.ndarray, list]:
+    """``_cells_table`` for cells of one code point each, after ``raw_rows`` send every raw
+    character (``_RAW_ALLOWED``) to ``raw_target``: the intervals are the raw ranges cut at the
+    cells' code points (``_ESCAPE_POINTS``, ``"`` and ``other_points``), so each cell is one column
+    and the raw rows one broadcast."""
+    cuts = np.array(sorted(_FIXED_CUTS.union(other_points, [cp + 1 for cp in other_points])), dtype=np.int64)
+    lows = cuts[:-1]
+    i = np.searchsorted(_RAW_CUTS, lows, side="right") - 1  # raw ranges are [cut 1, 2), [3, 4)...
+    raw_cols = np.flatnonzero((i % 2 == 1) & (i < len(_RAW_CUTS) - 1))
+    table = np.full((n, len(lows)), -1, dtype=np.int32)
+    table[raw_rows[:, None], raw_cols[None, :]] = raw_target
+    table[src, np.searchsorted(cuts, cps, side="right") - 1] = targets
+    return table, cuts.tolist()
+
+
+def _shape_id(signature: tuple) -> int:
+    with _SHAPE_LOCK:
+        return _SHAPE_IDS.setdefault(signature, len(_SHAPE_IDS))
+
+
+@lru_cache(maxsize=1 << 14)
+def _escape_template(cps: tuple) -> _EscapeTemplate:
+    b = _ExceptSpeller()
+    b.close_sink()
+    g = len(b.edges)
+    entry = b.escape(tuple((cp, _PLACEHOLDER + j) for j, cp in enumerate(cps)))
+    n = len(b.edges) - g
+
+    def ref(t: int) -> tuple:
+        return (0, t) if t < g else (1, t - g) if t < _PLACEHOLDER else (2, t - _PLACEHOLDER)
+
+    reach: list = [None] * n  # sorted child indices each local state reaches
+    shapes: list = [None] * n
+
+    def visit(i: int) -> None:  # children first (the branch is acyclic below the escape state)
+        if shapes[i] is not None:
+            return
+        kids: set = set()
+        for _, t in b.edges[g + i]:
+            kind, v = ref(t)
+            if kind == 1:
+                visit(v)
+                kids.update(reach[v])
+            elif kind == 2:
+                kids.add(v)
+        mine = tuple(sorted(kids))
+        rank = {k: r for r, k in enumerate(mine)}
+        # per code point, in order: equal states get equal shapes whichever route built them (the
+        # astral route groups digits by target, ``points_hex`` digit by digit)
+        cells = []
+        for ranges, t in b.edges[g + i]:
+            kind, v = ref(t)
+            if kind == 1:
+                to = (1, shapes[v], tuple(rank[k] for k in reach[v]))
+            else:
+                to = (kind, rank[v] if kind == 2 else v)
+            cells.extend((cp, hi, to) for cp, hi in ranges)
+        reach[i] = mine
+        shapes[i] = _shape_id(tuple(sorted(cells)))
+
+    for i in range(n):
+        visit(i)
+    tpl = _EscapeTemplate()
+    tpl.n, tpl.entry, tpl.shapes = n, ref(entry), shapes
+    tpl.reach = [slice(r[0], r[-1] + 1) if r and r[-1] - r[0] + 1 == len(r) else (slice(0, 0) if not r else r)
+                 for r in reach]
+    # (escape letters and hex digits: every range is one code point)
+    cells = [(i, cp) + ref(t) for i in range(n) for ranges, t in b.edges[g + i] for cp, hi in ranges if cp == hi]
+    if len(cells) != sum(len(ranges) for i in range(n) for ranges, _ in b.edges[g + i]) or not all(
+            c[1] in _ESCAPE_POINTS for c in cells):
+        raise AssertionError("an escape template cell is not one of the escape code points")
+    cols = list(zip(*cells)) if cells else [()] * 4
+    tpl.src, tpl.cp, tpl.kind, tpl.value = (np.array(c, dtype=np.int64) for c in cols)
+    return tpl
+
+
+def _keys_except_automaton(texts: tuple[str, ...]) -> rx.Automaton:
+    """``"`` + every JSON spelling of any string *not* in ``texts`` + ``"``: the key region of an
+    object whose undeclared keys are free ("any key but the declared ones"), the most common
+    region by far.
+
+    The general route (``cpdfa.combine`` of the negated literals, then ``quoted_automaton``) cost
+    ~5 ms per region, half of a median schema's compile. The complement of a finite language has
+    the DAWG's states plus one accepting sink for "left the declared keys behind", with finality
+    flipped; each DAWG node's other code points (raw or escaped) lead to the sink. Escape and hex
+    states are hash-consed by what they lead to, so the result is minimal; each node's escape
+    branch is stamped from a template (above), merged with equal states of other nodes' branches
+    by shape and targets (which also merges the BMP digit trees that the state-by-state builder
+    built twice beside an astral child, one per route). Texts holding a lone surrogate
+    (no JSON spelling decodes to one) are the general route's."""
+    _check_key_texts(texts)
+    dawg, root = _dawg(texts)
+    g, prelude = _prelude()
+    body0 = g
+    n_fixed = g + len(dawg)  # prelude and body states; escape branches follow
+    canon: list[int] = []  # per provisional local state: the provisional id of its equal, or itself
+    seen: dict = {}
+    tpls, bases, kid_bodies, kid_offsets = [], [], [], []
+    entries = np.empty(len(dawg), dtype=np.int64)  # provisional id of each node's escape state
+    fixed_next = n_fixed
+    for d, (_, kids) in enumerate(dawg):
+        tpl = _escape_template(tuple(cp for cp, _ in kids))
+        targets = tuple(body0 + child for _, child in kids)
+        base = fixed_next
+        fixed_next += tpl.n
+        for i, (shape, r) in enumerate(zip(tpl.shapes, tpl.reach)):
+            reached = targets[r] if type(r) is slice else tuple(targets[j] for j in r)
+            canon.append(seen.setdefault((shape, reached), base + i))
+        kind, v = tpl.entry
+        entries[d] = v if kind == 0 else base + v
+        tpls.append(tpl)
+        bases.append(base)
+        kid_offsets.append(len(kid_bodies))
+        kid_bodies.extend(targets)
+    # final numbering: prelude and bodies as they are, then the local states that are their own
+    # canonical state, in order
+    canon_a = np.array(canon, dtype=np.int64)
+    local_ids = np.arange(n_fixed, fixed_next, dtype=np.int64)
+    kept = canon_a == local_ids
+    final_of = np.empty(fixed_next, dtype=np.int64)
+    final_of[:n_fixed] = np.arange(n_fixed)
+    rank = n_fixed + np.cumsum(kept) - 1
+    final_of[n_fixed:] = rank[canon_a - n_fixed]
+    n_states = n_fixed + int(kept.sum())
+    if n_states > MAX_SPELLING_STATES:
+        raise CompileBudgetError(f"JSON spelling automaton exceeds {MAX_SPELLING_STATES} states")
+    src_parts, cp_parts, target_parts = [prelude[0]], [prelude[1]], [prelude[2]]
+    if tpls:
+        counts = np.fromiter((len(t.src) for t in tpls), dtype=np.int64, count=len(tpls))
+        base_rep = np.repeat(np.array(bases, dtype=np.int64), counts)
+        kid_rep = np.repeat(np.array(kid_offsets, dtype=np.int64), counts)
+        src = base_rep + np.concatenate([t.src for t in tpls])
+        kind = np.concatenate([t.kind for t in tpls])
+        value = np.concatenate([t.value for t in tpls])
+        target = np.where(kind == 0, value, 0)
+        local = kind == 1
+        target[local] = final_of[base_rep[local] + value[local]]
+        child = kind == 2
+        target[child] = np.array(kid_bodies, dtype=np.int64)[kid_rep[child] + value[child]]
+        keep = kept[src - n_fixed]
+        src_parts.append(final_of[src[keep]])
+        cp_parts.append(np.concatenate([t.cp for t in tpls])[keep])
+        target_parts.append(target[keep])
+    # body states: every raw character to the sink (below), except the children's raw characters
+    # to their bodies; ``"`` to the end where no declared key ends here, ``\\`` to the node's
+    # escape state
+    fg_src, fg_cp, fg_t = [_START], [0x22], [body0 + root]
+    raw_kids = set()
+    for d, (final, kids) in enumerate(dawg):
+        for cp, child in kids:
+            if _is_raw(cp):
+                raw_kids.add(cp)
+                fg_src.append(body0 + d)
+                fg_cp.append(cp)
+                fg_t.append(body0 + child)
+        if not final:
+            fg_src.append(body0 + d)
+            fg_cp.append(0x22)
+            fg_t.append(_END)
+    fg_src.extend(range(body0, body0 + len(dawg)))
+    fg_cp.extend([0x5C] * len(dawg))
+    fg_t.extend(final_of[entries].tolist())
+    src_parts.append(np.array(fg_src, dtype=np.int64))
+    cp_parts.append(np.array(fg_cp, dtype=np.int64))
+    target_parts.append(np.array(fg_t, dtype=np.int64))
+    raw_rows = np.concatenate([np.array([_SINK], dtype=np.int64), np.arange(body0, body0 + len(dawg), dtype=np.int64)])
+    table, cuts = _point_cells_table(n_states, raw_rows, _SINK, np.concatenate(src_parts),
+                                     np.concatenate(cp_parts), np.concatenate(target_parts), raw_kids)
+    accepting = [False] * n_states
+    accepting[_END] = True
+    return _keys_except_min_length(_classes_of_columns(table, cuts, accepting, True), texts)
 
 
 @lru_cache(maxsize=4096)
@@ -750,15 +1004,23 @@ def _tabulate(edges, accepting, minimal: bool = True) -> rx.Automaton:
     lo_a, hi_a = pool_ranges[pick, 0], pool_ranges[pick, 1]
     ss = np.repeat(np.array(sources, dtype=np.int64), per_edge)
     ts = np.repeat(np.array(targets, dtype=np.int64), per_edge)
-    cuts = np.unique(np.concatenate([np.array([0, rx.MAX_CODE_POINT + 1], dtype=np.int64), lo_a, hi_a + 1]))
-    m = len(cuts) - 1
-    i0 = np.searchsorted(cuts, lo_a)
-    lengths = np.searchsorted(cuts, hi_a + 1) - i0
-    total = int(lengths.sum())
-    offsets = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    table = np.full((n, m), -1, dtype=np.int32)
-    table[np.repeat(ss, lengths), np.repeat(i0, lengths) + offsets] = np.repeat(ts, lengths)
-    return _classes_of_columns(table, cuts.tolist(), accepting, minimal)
+    table, cuts = _cells_table(n, [(ss, lo_a, hi_a, ts)])
+    return _classes_of_columns(table, cuts, accepting, minimal)
+
+
+def _cells_table(n: int, passes) -> tuple[np.ndarray, list]:
+    """(int32[n, intervals] transition table, interval cuts) from cells: per pass, arrays (state,
+    lo, hi, target) of code point ranges; a later pass overwrites an earlier one's cells."""
+    cuts = np.unique(np.concatenate([np.array([0, rx.MAX_CODE_POINT + 1], dtype=np.int64)]
+                                    + [c for _, lo, hi, _ in passes for c in (lo, hi + 1)]))
+    table = np.full((n, len(cuts) - 1), -1, dtype=np.int32)
+    for ss, lo_a, hi_a, ts in passes:
+        i0 = np.searchsorted(cuts, lo_a)
+        lengths = np.searchsorted(cuts, hi_a + 1) - i0
+        total = int(lengths.sum())
+        offsets = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        table[np.repeat(ss, lengths), np.repeat(i0, lengths) + offsets] = np.repeat(ts, lengths)
+    return table, cuts.tolist()
 
 
 def _classes_of_columns(table: np.ndarray, cuts: list, accepting, minimal: bool) -> rx.Automaton:
