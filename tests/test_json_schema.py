@@ -972,6 +972,20 @@ def test_a_regex_part_is_built_once_per_atoms_and_answers_for_the_callers_atoms(
     check(schema, [7, 14, 21, 28, 91, 98, 105, 0, -7, 3])
 
 
+def test_literal_nodes_are_shared_and_exact():
+    """rx.literal is memoized (a schema negates each declared key once per key region): the shared
+    node is the literal's structure, round-trips through literal_text, and matches only the text."""
+    text = "x-\u00e9\U0001F600\"k"
+    node = rx.literal(text)
+    assert rx.literal(text) is node
+    assert node == rx.seq(*(rx.Chars(((ord(c), ord(c)),)) for c in text))
+    assert rx.literal_text(node) == text and rx.literal_text(rx.literal("")) == ""
+    from corral.automata.dfa import regex_to_dfa
+
+    d = regex_to_dfa(node)
+    assert d.matches(text.encode("utf-8")) and not d.matches((text + "x").encode("utf-8"))
+
+
 def test_one_of_over_finite_branches_keeps_the_values_exactly_one_holds():
     schema = {"type": "array", "oneOf": [{"enum": [[1], [2, 4], [5]]}, {"enum": [[1], [1, 2]]},
                                          {"enum": [[1], [2, 4], [4, 6], [5], "s"]}, {"const": [7], "maxItems": 0}],
