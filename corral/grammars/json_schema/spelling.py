@@ -523,6 +523,15 @@ class _ExceptSpeller(_StateLeaves):
         self.end = self.new(True)
         self.sink = self.new()
 
+    def copy(self) -> "_ExceptSpeller":
+        """A speller with this one's states and memos, to grow apart from it."""
+        other = _ExceptSpeller.__new__(_ExceptSpeller)
+        other.edges = [list(row) for row in self.edges]
+        other.accepting = list(self.accepting)
+        other.memo, other.uniform, other.pairs = dict(self.memo), dict(self.uniform), dict(self.pairs)
+        other.start, other.end, other.sink = self.start, self.end, self.sink
+        return other
+
     def close_sink(self) -> None:
         """The sink's own transitions: any raw character, any escape, ``"`` to the end."""
         self.edges[self.sink].extend(
@@ -730,15 +739,37 @@ def _point_cells_table(n: int, raw_rows: np.ndarray, raw_target: int, src: np.nd
     return table, cuts.tolist()
 
 
+_SPELLER: list = []
+
+
+def _prelude_speller() -> "_ExceptSpeller":
+    """An ``_ExceptSpeller`` holding the prelude states (built once; templates build on copies)."""
+    if not _SPELLER:
+        b = _ExceptSpeller()
+        b.close_sink()
+        _SPELLER.append(b)
+    return _SPELLER[0]
+
+
 def _shape_id(signature: tuple) -> int:
     with _SHAPE_LOCK:
         return _SHAPE_IDS.setdefault(signature, len(_SHAPE_IDS))
 
 
+def _merged_ranges(ranges: list) -> tuple:
+    ranges.sort()
+    out = [ranges[0]]
+    for lo, hi in ranges[1:]:
+        if lo <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(hi, out[-1][1]))
+        else:
+            out.append((lo, hi))
+    return tuple(out)
+
+
 @lru_cache(maxsize=1 << 14)
 def _escape_template(cps: tuple) -> _EscapeTemplate:
-    b = _ExceptSpeller()
-    b.close_sink()
+    b = _prelude_speller().copy()
     g = len(b.edges)
     entry = b.escape(tuple((cp, _PLACEHOLDER + j) for j, cp in enumerate(cps)))
     n = len(b.edges) - g
@@ -762,18 +793,19 @@ def _escape_template(cps: tuple) -> _EscapeTemplate:
                 kids.add(v)
         mine = tuple(sorted(kids))
         rank = {k: r for r, k in enumerate(mine)}
-        # per code point, in order: equal states get equal shapes whichever route built them (the
-        # astral route groups digits by target, ``points_hex`` digit by digit)
-        cells = []
+        # each target with all the code points leading to it, merged and sorted: equal states get
+        # equal shapes whichever route built them (the astral route groups digits by target,
+        # ``points_hex`` digit by digit)
+        by_target: dict = {}
         for ranges, t in b.edges[g + i]:
             kind, v = ref(t)
             if kind == 1:
                 to = (1, shapes[v], tuple(rank[k] for k in reach[v]))
             else:
                 to = (kind, rank[v] if kind == 2 else v)
-            cells.extend((cp, hi, to) for cp, hi in ranges)
+            by_target.setdefault(to, []).extend(ranges)
         reach[i] = mine
-        shapes[i] = _shape_id(tuple(sorted(cells)))
+        shapes[i] = _shape_id(tuple(sorted((_merged_ranges(rs), to) for to, rs in by_target.items())))
 
     for i in range(n):
         visit(i)
