@@ -756,8 +756,10 @@ def _shape_id(signature: tuple) -> int:
         return _SHAPE_IDS.setdefault(signature, len(_SHAPE_IDS))
 
 
-def _merged_ranges(ranges: list) -> tuple:
-    ranges.sort()
+@lru_cache(maxsize=1 << 12)
+def _canonical_ranges(ranges: tuple) -> tuple:
+    """``ranges`` sorted and merged (the digit ranges of a template state: few distinct tuples)."""
+    ranges = sorted(ranges)
     out = [ranges[0]]
     for lo, hi in ranges[1:]:
         if lo <= out[-1][1] + 1:
@@ -777,6 +779,7 @@ def _escape_template(cps: tuple) -> _EscapeTemplate:
     def ref(t: int) -> tuple:
         return (0, t) if t < g else (1, t - g) if t < _PLACEHOLDER else (2, t - _PLACEHOLDER)
 
+    rows = [[(ranges,) + ref(t) for ranges, t in b.edges[g + i]] for i in range(n)]
     reach: list = [None] * n  # sorted child indices each local state reaches
     shapes: list = [None] * n
 
@@ -784,8 +787,7 @@ def _escape_template(cps: tuple) -> _EscapeTemplate:
         if shapes[i] is not None:
             return
         kids: set = set()
-        for _, t in b.edges[g + i]:
-            kind, v = ref(t)
+        for _, kind, v in rows[i]:
             if kind == 1:
                 visit(v)
                 kids.update(reach[v])
@@ -797,15 +799,15 @@ def _escape_template(cps: tuple) -> _EscapeTemplate:
         # equal shapes whichever route built them (the astral route groups digits by target,
         # ``points_hex`` digit by digit)
         by_target: dict = {}
-        for ranges, t in b.edges[g + i]:
-            kind, v = ref(t)
+        for ranges, kind, v in rows[i]:
             if kind == 1:
                 to = (1, shapes[v], tuple(rank[k] for k in reach[v]))
             else:
                 to = (kind, rank[v] if kind == 2 else v)
-            by_target.setdefault(to, []).extend(ranges)
+            got = by_target.get(to)
+            by_target[to] = ranges if got is None else got + ranges
         reach[i] = mine
-        shapes[i] = _shape_id(tuple(sorted((_merged_ranges(rs), to) for to, rs in by_target.items())))
+        shapes[i] = _shape_id(tuple(sorted((_canonical_ranges(rs), to) for to, rs in by_target.items())))
 
     for i in range(n):
         visit(i)
@@ -814,12 +816,17 @@ def _escape_template(cps: tuple) -> _EscapeTemplate:
     tpl.reach = [slice(r[0], r[-1] + 1) if r and r[-1] - r[0] + 1 == len(r) else (slice(0, 0) if not r else r)
                  for r in reach]
     # (escape letters and hex digits: every range is one code point)
-    cells = [(i, cp) + ref(t) for i in range(n) for ranges, t in b.edges[g + i] for cp, hi in ranges if cp == hi]
-    if len(cells) != sum(len(ranges) for i in range(n) for ranges, _ in b.edges[g + i]) or not all(
-            c[1] in _ESCAPE_POINTS for c in cells):
-        raise AssertionError("an escape template cell is not one of the escape code points")
-    cols = list(zip(*cells)) if cells else [()] * 4
-    tpl.src, tpl.cp, tpl.kind, tpl.value = (np.array(c, dtype=np.int64) for c in cols)
+    src, cp_col, kind_col, value_col = [], [], [], []
+    for i, row in enumerate(rows):
+        for ranges, kind, v in row:
+            for cp, hi in ranges:
+                if cp != hi or cp not in _ESCAPE_POINTS:
+                    raise AssertionError("an escape template cell is not one of the escape code points")
+                src.append(i)
+                cp_col.append(cp)
+                kind_col.append(kind)
+                value_col.append(v)
+    tpl.src, tpl.cp, tpl.kind, tpl.value = (np.array(c, dtype=np.int64) for c in (src, cp_col, kind_col, value_col))
     return tpl
 
 
