@@ -658,15 +658,21 @@ def combine(positive: list, negative: list = ()) -> Dfa:
     hit = _COMBINED.get(key)
     if hit is None:
         hit = _combine(positive, negative)
-        size = _cells(hit)
-        if size <= COMBINED_CACHE_CELLS // 4:
-            with _COMBINED_LOCK:  # compiles may run in threads
-                while _COMBINED and _combined_cells[0] + size > COMBINED_CACHE_CELLS:
-                    _combined_cells[0] -= _cells(_COMBINED.pop(next(iter(_COMBINED))))
-                if key not in _COMBINED:
-                    _COMBINED[key] = hit
-                    _combined_cells[0] += size
+        _remember(_COMBINED, _combined_cells, COMBINED_CACHE_CELLS, key, hit)
     return hit
+
+
+def _remember(memo: dict, cells: list, limit: int, key, dfa: Dfa) -> None:
+    """Keep ``dfa`` in ``memo`` under ``key``, oldest entries out past ``limit`` transition cells
+    in all (``cells[0]``); a DFA over a quarter of the limit is not kept."""
+    size = _cells(dfa)
+    if size <= limit // 4:
+        with _COMBINED_LOCK:  # compiles may run in threads
+            while memo and cells[0] + size > limit:
+                cells[0] -= _cells(memo.pop(next(iter(memo))))
+            if key not in memo:
+                memo[key] = dfa
+                cells[0] += size
 
 
 _ANY_STRING = rx.star(rx.any_char())
@@ -787,14 +793,7 @@ def _dfa_over(p, atoms: Atoms) -> Dfa:
     hit = _OVER.get(key)
     if hit is None:
         hit = Dfa.from_regex(p, atoms)
-        size = _cells(hit)
-        if size <= OVER_CACHE_CELLS // 4:
-            with _COMBINED_LOCK:
-                while _OVER and _over_cells[0] + size > OVER_CACHE_CELLS:
-                    _over_cells[0] -= _cells(_OVER.pop(next(iter(_OVER))))
-                if key not in _OVER:
-                    _OVER[key] = hit
-                    _over_cells[0] += size
+        _remember(_OVER, _over_cells, OVER_CACHE_CELLS, key, hit)
         return hit
     # (equal atoms, maybe another Atoms object: the caller's, sharing the never-changed rows)
     return hit if hit.atoms is atoms else Dfa(atoms, hit.trans, hit.accept, hit.minimal)
