@@ -291,6 +291,48 @@ def _with_min_length(auto: rx.Automaton, length: int) -> rx.Automaton:
     return auto
 
 
+@lru_cache(maxsize=1 << 12)
+def _char_cells(cp: int) -> tuple:
+    """(states one character of a literal adds, its cells ((code point, from, to), ...)): the
+    states numbered from 0, the body state after the character; ``from`` -1 is the body state
+    before it. The raw path, the short escape, ``\\u`` + four hex digits (either case) or a
+    surrogate pair, as ``_literal_automaton_edges`` spells them (~37 % of a key's build was
+    recomputing these per character)."""
+    n = [1]
+    cells: list = []
+
+    def new() -> int:
+        n[0] += 1
+        return n[0] - 1
+
+    def hex_chain(start: int, value: int, end: int) -> None:
+        cur = start
+        for k in range(4):
+            nxt = end if k == 3 else new()
+            cells.extend((c, cur, nxt) for c in _DIGIT_POINTS[(value >> (12 - 4 * k)) & 0xF])
+            cur = nxt
+
+    if any(a <= cp <= b for a, b in _RAW_ALLOWED):
+        cells.append((cp, -1, 0))
+    escape = new()
+    cells.append((0x5C, -1, escape))
+    if cp in SHORT_ESCAPES:
+        cells.append((ord(SHORT_ESCAPES[cp]), escape, 0))
+    after_u = new()
+    cells.append((0x75, escape, after_u))
+    if cp < _ASTRAL:
+        hex_chain(after_u, cp, 0)
+    else:
+        v = cp - _ASTRAL
+        low_backslash, low_u = new(), new()
+        hex_chain(after_u, _HIGH[0] + (v >> 10), low_backslash)
+        cells.append((0x5C, low_backslash, low_u))
+        low_start = new()
+        cells.append((0x75, low_u, low_start))
+        hex_chain(low_start, _LOW[0] + (v & 0x3FF), 0)
+    return n[0], tuple(cells)
+
+
 @lru_cache(maxsize=16384)
 def literal_automaton(text: str) -> rx.Automaton:
     """``"`` + every JSON spelling of ``text`` + ``"``, straight from the characters: a chain of body
@@ -302,51 +344,24 @@ def literal_automaton(text: str) -> rx.Automaton:
     code points by their column of (state, target) pairs, in a dict, rather than from the general
     table of ``_tabulate`` (~280 of ~360 us a key before); ``_literal_automaton_edges`` is that
     route, the specification the tests compare with."""
-    columns: dict[int, list] = {}  # code point -> [(state, target), ...]
-    n_states = [1]
-
-    def new() -> int:
-        n_states[0] += 1
-        return n_states[0] - 1
-
-    def edge(state: int, cps, target: int) -> None:
-        for cp in cps:
-            columns.setdefault(cp, []).append((state, target))
-
-    def hex_chain(start: int, value: int, end: int) -> None:
-        cur = start
-        for k, digit in enumerate("%04x" % value):
-            nxt = end if k == 3 else new()
-            edge(cur, _DIGIT_POINTS[int(digit, 16)], nxt)
-            cur = nxt
-
-    cur = new()
-    edge(0, (0x22,), cur)
+    # code point -> [(state, target), ...]: start, then each character's cells (cached per
+    # character, ``_char_cells``) moved to its block of states, then the closing quote
+    columns: dict[int, list] = {0x22: [(0, 1)]}
+    cur, n = 1, 2
     for ch in text:
-        cp = ord(ch)
-        nxt = new()
-        if any(a <= cp <= b for a, b in _RAW_ALLOWED):
-            edge(cur, (cp,), nxt)
-        escape = new()
-        edge(cur, (0x5C,), escape)
-        if cp in SHORT_ESCAPES:
-            edge(escape, (ord(SHORT_ESCAPES[cp]),), nxt)
-        after_u = new()
-        edge(escape, (0x75,), after_u)
-        if cp < _ASTRAL:
-            hex_chain(after_u, cp, nxt)
-        else:
-            v = cp - _ASTRAL
-            low_backslash, low_u = new(), new()
-            hex_chain(after_u, _HIGH[0] + (v >> 10), low_backslash)
-            edge(low_backslash, (0x5C,), low_u)
-            low_start = new()
-            edge(low_u, (0x75,), low_start)
-            hex_chain(low_start, _LOW[0] + (v & 0x3FF), nxt)
-        cur = nxt
-    end = new()
-    edge(cur, (0x22,), end)
-    n = n_states[0]
+        count, cells = _char_cells(ord(ch))
+        for cp, s, t in cells:
+            pair = (cur if s < 0 else n + s, n + t)
+            got = columns.get(cp)
+            if got is None:
+                columns[cp] = [pair]
+            else:
+                got.append(pair)
+        cur = n
+        n += count
+    end = n
+    columns[0x22].append((cur, end))
+    n += 1
     # classes in the order of their smallest code point (as ``_classes_of_columns`` orders them),
     # consecutive code points of one class merged into ranges
     class_of: dict[tuple, int] = {}
