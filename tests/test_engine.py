@@ -161,7 +161,8 @@ def oracle_allowed(vocab, prefix: bytes, is_prefix, is_member, dfa=None) -> set[
             ok = any(is_prefix(head + ch) for head, ch in _fold_char_completions(data))
         if ok:
             out.add(t)
-    if is_member(utf8_complete(prefix) or "\x00invalid"):
+    whole = utf8_complete(prefix)  # ('' is a text: the language may hold the empty string)
+    if whole is not None and is_member(whole):
         out.update(vocab.eos_token_ids)
     return out
 
@@ -660,6 +661,27 @@ def test_bad_lark_raises_grammar_error(llama3_vocab):
         corral.compile_lark("start: A\n%declare A\n", llama3_vocab)
     with pytest.raises(corral.GrammarError):
         corral.compile_lark("start: a\na: a \"x\"\n", llama3_vocab)  # empty language
+
+
+@pytest.mark.parametrize("text,pattern", [
+    ('start: "\\"" /[^"]*/ "\\"" ("," /[a-z]*/)*\n', r'"[^"]*"(,[a-z]*)*'),
+    ('start: A B A\nA: /x?/\nB: "-"*\n', r'x?-*x?'),
+    ('start: item+\nitem: /[0-9]*/ ";"\n%ignore / */\n', r'( *[0-9]* *;)+ *'),
+])
+def test_lark_terminals_matching_the_empty_string_are_taken(llama3_vocab, text, pattern):
+    """Lark's parsers refuse zero-width terminals; corral loads the grammar with lark's loader only
+    and takes them as nullable terminals. Masks equal a brute-force mask from Python's ``re`` on
+    the equivalent regex (the grammars are regular)."""
+    vocab = small_vocab(llama3_vocab, 'x-",;0123456789 abcz')
+    g = corral.compile_lark(text, vocab)
+    oracle = RegexPrefixOracle(pattern)
+    dfa = regex_to_dfa(parse_regex(pattern))
+    rnd = random.Random(3)
+    for _ in range(4):
+        m = g.matcher()
+        for prefix in random_walk(m, rnd, 8):
+            expected = oracle_allowed(vocab, prefix, oracle.is_prefix, oracle.is_member, dfa)
+            assert engine_allowed(m) == expected, (text, prefix)
 
 
 @pytest.mark.parametrize("text,where", [
