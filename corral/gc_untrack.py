@@ -7,6 +7,12 @@ tuples (and dicts) of untracked values by itself, but never a named tuple or a d
 however plain its fields. ``untrack`` does it for objects that cannot be part of a reference cycle:
 immutable records whose fields are atomic values or objects built before them (parser states,
 regex AST nodes). Elsewhere than CPython it does nothing.
+
+What else a long compile-heavy process keeps is made GC-free where it is made: the code-point DFAs
+in ``cpdfa``'s memos keep tuple rows, and regex nodes' child tuples and hash-holding instance dicts
+are untracked with them. After 400 MaskBench compiles (no masks) a full collection visited 183k
+objects in ~117 ms; now 41k in ~34 ms, and the GC's share of those compiles fell from 2.6-2.9 s
+to 1.2-1.6 s (mean compile 39-41 -> 35-36 ms; `/work/runs/s24/cwm.py 400 5 0`, a scratch loop).
 """
 from __future__ import annotations
 

@@ -22,10 +22,15 @@ class _Node:
     __slots__ = ()
 
     def __hash__(self) -> int:
-        h = self.__dict__.get("_hash")
+        fields = self.__dict__
+        h = fields.get("_hash")
         if h is None:
             h = hash((type(self).__name__,) + tuple(getattr(self, f) for f in self.__dataclass_fields__))
             object.__setattr__(self, "_hash", h)
+            # the instance dict this materializes holds the node's fields and the hash: acyclic,
+            # like the node (untracked at __post_init__), but the GC kept tracking it (26k of the
+            # 104k objects a full collection visited after 400 MaskBench compiles)
+            untrack(fields)
         return h
 
     def __reduce__(self):  # never pickle the cached hash: str hashes differ between processes
@@ -33,8 +38,14 @@ class _Node:
 
     def __post_init__(self) -> None:
         # immutable trees of nodes built before them: never in a cycle, so out of the cyclic GC's
-        # bookkeeping (~95k nodes alive after 150 JsonSchemaStore schemas; corral/gc_untrack.py)
+        # bookkeeping (~95k nodes alive after 150 JsonSchemaStore schemas; corral/gc_untrack.py).
+        # Their tuples of child nodes too: CPython untracks a tuple only when its items are atoms or
+        # untracked tuples, never when they are other (even untracked) objects (~30k such tuples
+        # after 400 MaskBench compiles)
         untrack(self)
+        items = getattr(self, "items", None)
+        if type(items) is tuple:
+            untrack(items)
 
 
 @dataclass(frozen=True)

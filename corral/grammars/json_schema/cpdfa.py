@@ -17,6 +17,7 @@ import numpy as np
 
 from corral.errors import CompileBudgetError
 from corral.grammars import regex_ast as rx
+from corral.gc_untrack import untrack
 
 MAX_NFA_STATES = 20000
 # subsets cost ~0.1 ms each: 20,000 bound a construction to ~2 s. The common URL pattern
@@ -63,9 +64,10 @@ class Atoms:
                 cuts.add(lo)
                 cuts.add(hi + 1)
         cuts = sorted(cuts)
-        self.intervals = [(a, b - 1) for a, b in zip(cuts, cuts[1:])
-                          if rx.normalize_ranges([(a, b - 1)])]
-        self.starts = [a for a, _ in self.intervals]
+        # tuples: the cyclic GC stops visiting tuples of ints, never lists (atoms live in memos)
+        self.intervals = tuple([(a, b - 1) for a, b in zip(cuts, cuts[1:])
+                                if rx.normalize_ranges([(a, b - 1)])])
+        self.starts = tuple([a for a, _ in self.intervals])
         self._memo: dict = {}
 
     def of_class(self, ranges) -> frozenset:
@@ -78,6 +80,7 @@ class Atoms:
                     ids.add(i)
                     i += 1
             got = self._memo[ranges] = frozenset(ids)
+            untrack(got)  # ints only (a frozenset stays tracked otherwise)
         return got
 
     def to_class(self, ids) -> rx.Regex:
@@ -667,6 +670,12 @@ def _remember(memo: dict, cells: list, limit: int, key, dfa: Dfa) -> None:
     in all (``cells[0]``); a DFA over a quarter of the limit is not kept."""
     size = _cells(dfa)
     if size <= limit // 4:
+        # kept rows become tuples: tuples of ints leave the cyclic GC, lists never do, and the two
+        # memos' up to 8M list slots were what made a full collection slow (~120 ms with 70k rows
+        # alive after 400 MaskBench compiles, inside whichever compile or mask it landed in)
+        if type(dfa.trans) is not tuple:
+            dfa.trans = tuple(map(tuple, dfa.trans))
+            dfa.accept = tuple(dfa.accept)
         with _COMBINED_LOCK:  # compiles may run in threads
             while memo and cells[0] + size > limit:
                 cells[0] -= _cells(memo.pop(next(iter(memo))))
