@@ -13,6 +13,10 @@ in ``cpdfa``'s memos keep tuple rows, and regex nodes' child tuples and hash-hol
 are untracked with them. After 400 MaskBench compiles (no masks) a full collection visited 183k
 objects in ~117 ms; now 41k in ~34 ms, and the GC's share of those compiles fell from 2.6-2.9 s
 to 1.2-1.6 s (mean compile 39-41 -> 35-36 ms; `/work/runs/s24/cwm.py 400 5 0`, a scratch loop).
+Masks keep more: the parser tables' prediction and push-closure entries (frozensets of ints, and
+the pairs holding them), the byte DFAs and the per-vocabulary walk memos' entries (DFAs, arrays,
+weak references). With masks, after 100 MaskBench schemas: 44k tracked objects -> 19k, a full
+collection 27 -> 13 ms.
 """
 from __future__ import annotations
 

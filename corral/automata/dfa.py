@@ -30,6 +30,7 @@ import numpy as np
 from corral.automata.hopcroft_nb import hopcroft_refine
 from corral.automata.subset_nb import STATE_BUDGET, WORK_BUDGET, coreachable, subset_construction
 from corral.errors import CompileBudgetError
+from corral.gc_untrack import untrack
 from corral.grammars import regex_ast as rx
 
 __all__ = ["ByteDFA", "regex_to_dfa", "utf8_sequences", "DEFAULT_MAX_STATES", "DEFAULT_TIME_BUDGET_S"]
@@ -45,6 +46,11 @@ class ByteDFA:
 
     transitions: np.ndarray  # int32 [n_states, 256]
     accepting: np.ndarray  # bool [n_states]
+
+    def __post_init__(self) -> None:
+        # two arrays (and cached arrays later): never in a cycle, and thousands live in the
+        # per-vocabulary walk memos, whose entries the cyclic GC then stops visiting too
+        untrack(self)
 
     @property
     def n_states(self) -> int:

@@ -23,6 +23,7 @@ import torch
 
 from corral.automata.earley import DEAD, END_OF_RULE, ParserStates, ParserTables
 from corral.grammars.ir import Grammar
+from corral.gc_untrack import untrack
 from corral.masks.mask_walk import (first_byte_index, run_bounds, shift_rows_into, sorted_difference_and_union,
                                      subtree_node_count, unique_roots_and_subtree_size, walk_push_chains,
                                      walk_subtries_by_first_byte, walk_subtries_groups)
@@ -142,7 +143,8 @@ class PackedDfas:
             buf_a[base:base + n] = dfa.accepting
             self.accepting = buf_a[:base + n]
             self.transitions = buf_t[:base + n]
-            self._base[id(dfa)] = (dfa, base)
+            entry = self._base[id(dfa)] = (dfa, base)
+            untrack(entry)  # (an untracked DFA and an int: the GC need not visit thousands)
             return base
 
 
@@ -307,6 +309,7 @@ class CompiledGrammar:
             if len(bounds) or accepting_class is not None:
                 roots = (bounds, int(subtree_node_count(self._node_skip, bounds)), accepting_class)
             hit = (dfa, bits, roots)  # the DFA is kept so its id() cannot be reused while cached
+            untrack(hit)  # (a DFA and arrays: 8192 entries the cyclic GC need not visit)
             with self._root_walks_lock:
                 self._root_walks[key] = hit
                 if len(self._root_walks) > ROOT_WALK_CACHE_SIZE:
@@ -324,6 +327,7 @@ class CompiledGrammar:
                                       np.zeros(self._n_words, dtype=np.uint32), _NO_SKIP, _NO_SKIP_UPTO)
             roots = (bounds, int(subtree_node_count(self._node_skip, bounds))) if len(bounds) else None
             hit = (dfa, None, roots)
+            untrack(hit)
             with self._root_walks_lock:
                 self._root_walks[key] = hit
                 if len(self._root_walks) > ROOT_WALK_CACHE_SIZE:
@@ -695,6 +699,7 @@ class CompiledGrammar:
                     segment = (nodes, int(below))
                 # weakly: a memo entry must not keep a dead table's 48 MB alive (nor from reuse)
                 hit = (weakref.ref(table), sparse[0], sparse[1], segment, same_roots)
+                untrack(hit)  # (a weak reference and arrays: no cycle through the entry)
                 with self._root_walks_lock:
                     self._sub_walks[key] = hit
                     if len(self._sub_walks) > SUB_WALK_CACHE_SIZE:
