@@ -64,6 +64,44 @@ def test_fast_closure_builds_the_reference_states(name, grammar):
     assert len(fast.states) == len(ref.states)
 
 
+@pytest.mark.parametrize("name,grammar", list(_grammars()), ids=lambda v: v if isinstance(v, str) else "")
+def test_step_bytes_reaches_the_states_of_byte_by_byte_steps(name, grammar):
+    """``step_bytes`` carries the scans through bytes where nothing completes instead of interning
+    a state per byte: the state after each chunk is the one ``step`` reaches byte by byte (the same
+    id in one hash-consing table: the same items, scans and acceptance), and a chunk that dies
+    midway is DEAD both ways. Chunks come from a second table's allowed bytes (a byte-level walk)."""
+    rnd = random.Random(11)
+    tables = ParserTables(grammar)
+    walker, states = ParserStates(tables), ParserStates(tables)
+    compared = carried = 0
+    for _ in range(40):
+        w, sid = walker.initial, states.initial
+        for _ in range(20):
+            chunk = []
+            for _ in range(rnd.randint(1, 7)):  # mostly viable, sometimes a byte that kills it
+                allowed = np.flatnonzero(walker.allowed_bytes(w))
+                byte = int(rnd.choice(allowed)) if len(allowed) and rnd.random() < 0.95 else rnd.randrange(256)
+                chunk.append(byte)
+                w = walker.step(w, byte)
+                if w == DEAD:
+                    break
+            before = len(states.states)
+            fast = states.step_bytes(sid, bytes(chunk))  # first: no step of the chunk memoized yet
+            made = len(states.states) - before
+            slow = sid
+            for byte in chunk:
+                slow = states.step(slow, byte)
+                if slow == DEAD:
+                    break
+            assert fast == slow, (name, chunk)
+            carried += len(chunk) - made
+            compared += 1
+            if fast == DEAD:
+                break
+            sid = fast
+    assert compared > 100 and carried > 0
+
+
 @pytest.mark.parametrize("name,grammar", [g for g in _grammars() if g[0] in ("lark-json", "lark-arith")],
                          ids=lambda v: v if isinstance(v, str) else "")
 def test_waiting_items_by_scan_equal_the_index(name, grammar, monkeypatch):
