@@ -1,4 +1,5 @@
-"""Taking acyclic long-lived objects out of the cyclic GC's bookkeeping.
+"""Taking acyclic long-lived objects out of the cyclic GC's bookkeeping, and no automatic
+collections inside a compile (``gc_paused``).
 
 A full collection visits every tracked object, so its pauses grow with what a long process keeps:
 a MaskBench worker over JsonSchemaStore's 385 schemas spent 34 s of 175 s in 118 full passes (the
@@ -21,6 +22,9 @@ collection 27 -> 13 ms.
 from __future__ import annotations
 
 import ctypes
+import gc
+import threading
+from contextlib import contextmanager
 
 try:
     _untrack = ctypes.pythonapi.PyObject_GC_UnTrack
@@ -35,3 +39,34 @@ def untrack(obj) -> None:
     objects that can never be part of a reference cycle: an untracked cycle is never freed."""
     if _untrack is not None:
         _untrack(obj)
+
+
+_pause_lock = threading.Lock()
+_pause_depth = 0
+_paused_by_us = False
+
+
+@contextmanager
+def gc_paused():
+    """No automatic cyclic collection while a grammar compiles (nested and concurrent compiles
+    share one pause; a GC the caller had disabled stays disabled). A compile allocates ~10^5
+    short-lived objects, and the young-generation passes they triggered, each re-visiting what the
+    compile had built so far, were 12-14 % of the mean MaskBench compile: in one process over 400
+    schemas with their masks, mean compile 35.7 -> 30.9 ms and 21.6 -> 18.9 ms (two samples),
+    the GC's total 3.1 -> 1.6 s and 1.9 -> 1.1 s, masks unchanged (`/work/runs/s25/gcd.py`). What
+    the compile leaves is collected by the first automatic pass after it, as before."""
+    global _pause_depth, _paused_by_us
+    with _pause_lock:
+        if _pause_depth == 0:
+            _paused_by_us = gc.isenabled()
+            if _paused_by_us:
+                gc.disable()
+        _pause_depth += 1
+    try:
+        yield
+    finally:
+        with _pause_lock:
+            _pause_depth -= 1
+            if _pause_depth == 0 and _paused_by_us:
+                _paused_by_us = False
+                gc.enable()

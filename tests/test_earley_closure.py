@@ -218,3 +218,69 @@ def test_memoized_code_point_automata_keep_tuples_the_gc_skips():
         assert not any(gc.is_tracked(r) for r in first.trans) and not gc.is_tracked(first.accept)
         atoms = first.atoms
         assert not gc.is_tracked(atoms.intervals) and not gc.is_tracked(atoms.of_class(((97, 98),)))
+
+
+def test_compiles_pause_automatic_collection_and_restore_it():
+    """No automatic GC pass inside a compile (one pause shared by nested and concurrent compiles),
+    the collector enabled again after it, even when the compile fails, and left disabled when the
+    caller had disabled it; what a compile leaves behind is still collectable."""
+    import gc
+    import threading
+    import weakref
+
+    import corral
+    from corral.gc_untrack import gc_paused
+
+    vocab = corral.Vocabulary([b"{", b"}", b'"', b"a", b":", b",", b" ", b"1"])
+    passes = []
+    callback = lambda phase, info: passes.append(phase) if phase == "start" else None  # noqa: E731
+    was_enabled = gc.isenabled()
+    gc.enable()
+    gc.callbacks.append(callback)
+    try:
+        with gc_paused():
+            assert not gc.isenabled()
+            with gc_paused():
+                assert not gc.isenabled()
+            assert not gc.isenabled()  # the inner pause ended, the outer one holds
+            junk = [[[] for _ in range(50)] for _ in range(2000)]  # far past the young threshold
+            del junk
+            assert passes == []
+
+            class Cyclic:
+                pass
+
+            cycle = Cyclic()
+            cycle.me = cycle
+            ref = weakref.ref(cycle)
+            del cycle
+        assert gc.isenabled() and ref() is not None
+        gc.collect()
+        assert ref() is None
+        corral.compile_json_schema({"type": "object", "properties": {"a": {"type": "integer"}}}, vocab)
+        assert gc.isenabled()
+        try:
+            corral.compile_json_schema({"type": "object", "minProperties": "x"}, vocab)
+        except corral.CorralError:
+            pass
+        assert gc.isenabled()
+        # concurrent compiles: the collector comes back once the last one ends
+        barrier = threading.Barrier(4)
+
+        def work(k):
+            with gc_paused():
+                barrier.wait()
+                corral.compile_json_schema({"type": "array", "maxItems": k + 1}, vocab)
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert gc.isenabled()
+        gc.disable()
+        corral.compile_json_schema({"type": "string", "maxLength": 3}, vocab)
+        assert not gc.isenabled()  # the caller's choice stands
+    finally:
+        gc.callbacks.remove(callback)
+        (gc.enable if was_enabled else gc.disable)()

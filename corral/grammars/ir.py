@@ -182,8 +182,10 @@ class GrammarBuilder:
 
     def terminal(self, regex: rx.Regex, name: str | None = None) -> str:
         """The name of a terminal for ``regex`` (reused when the same regex was added before)."""
-        if name is None and regex in self._by_regex:
-            return self._by_regex[regex]
+        if name is None:
+            known = self._by_regex.get(regex)
+            if known is not None:
+                return known
         name = name or self.fresh("T")
         self.terminals[name] = regex
         self._by_regex.setdefault(regex, name)

@@ -9,6 +9,7 @@ import json
 import threading
 
 from corral.errors import GrammarError
+from corral.gc_untrack import gc_paused
 from corral.grammars.ir import Grammar
 from corral.masks.matcher import CompiledGrammar
 
@@ -29,7 +30,8 @@ def _cached(vocab, key, build):
             if cache.pop(key, None) is not None:
                 cache[key] = hit
         return hit
-    compiled = build()
+    with gc_paused():
+        compiled = build()
     with _lock:
         while len(cache) >= _COMPILE_CACHE_SIZE:
             cache.pop(next(iter(cache)))
@@ -107,7 +109,10 @@ def compile_json_schema(schema, vocab, **options) -> CompiledGrammar:
         result = json_schema_to_grammar(schema, **options)
         return CompiledGrammar(result.grammar, vocab, report=result.report)
 
-    return build() if key is None else _cached(vocab, key, build)
+    if key is None:
+        with gc_paused():
+            return build()
+    return _cached(vocab, key, build)
 
 
 # A small tool-call-like schema whose compile and first masks load what a first request would

@@ -272,6 +272,9 @@ def _subsets_reference(nfa: _Nfa, s0: int, end: int) -> tuple[list[list[int]], l
     sets = [start]
     trans: list[list[int]] = []
     accept: list[bool] = []
+    # the same target sets recur across atoms and subsets: one closure each (1.76 M closures were
+    # 3.7 of 79 s in MaskBench's 129 compiles of 0.25-1 s)
+    closures: dict[frozenset, frozenset] = {}
     i = 0
     while i < len(sets):
         cur = sets[i]
@@ -284,7 +287,10 @@ def _subsets_reference(nfa: _Nfa, s0: int, end: int) -> tuple[list[list[int]], l
                     targets[a].add(t)
         row = []
         for a in range(n_atoms):
-            nxt = nfa.closure(targets[a])
+            key = frozenset(targets[a])
+            nxt = closures.get(key)
+            if nxt is None:
+                nxt = closures[key] = nfa.closure(key)
             if nxt not in index:
                 if len(sets) >= MAX_DFA_STATES:
                     raise CompileBudgetError("code-point automaton exceeds its state budget")
