@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 from array import array
+from itertools import repeat
 from typing import NamedTuple
 
 import numpy as np
@@ -60,15 +61,25 @@ def least_fixpoint(rules, initial: list[bool], terminal_ok) -> list[bool]:
     queue = [i for i, h in enumerate(holds) if h]
     missing: list[int] = []
     users: list[list[int]] = [[] for _ in holds]
+    verdict: dict[int, bool] = {}  # terminal symbol -> terminal_ok, asked once per terminal
     for r, (lhs, rhs) in enumerate(rules):
-        if any(s < 0 and not terminal_ok(-1 - s) for s in rhs):
-            missing.append(-1)  # never: a terminal of its body fails
-            continue
-        body = [s for s in rhs if s >= 0]
-        missing.append(len(body))
-        for s in body:
-            users[s].append(r)
-        if not body and not holds[lhs]:
+        count = 0
+        for s in rhs:
+            if s >= 0:
+                count += 1
+                continue
+            ok = verdict.get(s)
+            if ok is None:
+                ok = verdict[s] = bool(terminal_ok(-1 - s))
+            if not ok:
+                count = -1  # never: a terminal of its body fails
+                break
+        missing.append(count)
+        if count > 0:
+            for s in rhs:
+                if s >= 0:
+                    users[s].append(r)
+        elif count == 0 and not holds[lhs]:
             holds[lhs] = True
             queue.append(lhs)
     while queue:
@@ -138,9 +149,21 @@ class ParserTables:
         start_rhs = (grammar.start, TAIL_TERMINAL) if ignore_re is not None else (grammar.start,)
         raw_rules: list[tuple[int, tuple[int, ...]]] = []
         raw_rules.append((0, tuple(self._encode(s) for s in start_rhs)))
+        # symbol ids from one dict (terminals over nonterminals, as ``_encode``); an alternative
+        # naming a family member not met yet goes through ``_encode``, which numbers members in
+        # the order they are first named, as before
+        sym_id = dict(self._nt_index)
+        sym_id.update((name, -1 - t) for name, t in self.terminal_index.items())
+        known = sym_id.__getitem__
         for name in sorted(grammar.rules):
+            lhs = self._nt_index[name]
             for alt in grammar.rules[name]:
-                raw_rules.append((self._nt_index[name], tuple(self._encode(s) for s in alt)))
+                try:
+                    rhs = tuple(map(known, alt))
+                except KeyError:
+                    rhs = tuple(self._encode(s) for s in alt)
+                    sym_id.update(zip(alt, rhs))
+                raw_rules.append((lhs, rhs))
         # a member's productivity is its family's: a pseudo-rule over the family's required symbols
         pseudo: list[tuple[int, tuple[int, ...]]] = []
         done_members: set[int] = set()
@@ -153,7 +176,12 @@ class ParserTables:
 
         self._productive = self._productive_nts(raw_rules + pseudo, n_nt, term_empty, set())
         self._family_productive = {nt_names[i].partition(ir_sep)[0]: self._productive[i] for i, _ in pseudo}
-        rules = [(lhs, rhs) for lhs, rhs in raw_rules if self._rule_ok(lhs, rhs)]
+        # ``_rule_ok`` for every rule at once: no symbol of the body is an empty terminal or an
+        # unproductive nonterminal
+        unusable = {-1 - t for t, empty in enumerate(term_empty) if empty}
+        unusable.update(i for i, ok in enumerate(self._productive) if not ok)
+        productive = self._productive
+        rules = [(lhs, rhs) for lhs, rhs in raw_rules if productive[lhs] and unusable.isdisjoint(rhs)]
         # An empty language is legal (JSON Schema `false`): its only state has no items, allows
         # nothing and never accepts. Front-ends where it must be a mistake check `empty_language`.
         self.empty_language = not any(lhs == 0 for lhs, _ in rules)
@@ -168,8 +196,14 @@ class ParserTables:
         self.pos_lhs = array("q")
         self.rule_first_pos = array("q")
         self.rules_of: list[list[int] | None] = [None if i in self._lazy_alts else [] for i in range(n_nt)]
-        for lhs, rhs in rules:
-            self.rules_of[lhs].append(self._add_positions(lhs, rhs))
+        next_sym, pos_lhs, rule_first_pos, rules_of = self.next_sym, self.pos_lhs, self.rule_first_pos, self.rules_of
+        for lhs, rhs in rules:  # ``_add_positions``, inlined (~650k rules over 129 large schemas)
+            first = len(next_sym)
+            rule_first_pos.append(first)
+            next_sym.extend(rhs)
+            next_sym.append(END_OF_RULE)
+            pos_lhs.extend(repeat(lhs, len(rhs) + 1))
+            rules_of[lhs].append(first)
         # tuples: untracked by the cyclic GC once built (one list per nonterminal added up to ~30k)
         self.rules_of = [None if r is None else tuple(r) for r in self.rules_of]
         self.accept_pos = -2 if self.empty_language else self.rule_first_pos[0] + len(rules[0][1])
