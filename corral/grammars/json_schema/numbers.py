@@ -196,7 +196,17 @@ def _zero_ok(lo: str | None, lo_strict: bool, hi: str | None, hi_strict: bool) -
 
 
 def number_range(lo: Decimal | None, lo_strict: bool, hi: Decimal | None, hi_strict: bool) -> rx.Regex:
-    """All accepted spellings of JSON numbers v with lo (<|<=) v (<|<=) hi."""
+    """All accepted spellings of JSON numbers v with lo (<|<=) v (<|<=) hi. Memoized: schemas
+    repeat their bounds (7.5k calls, 1.3 s, in MaskBench's 129 compiles of 0.25-1 s), and the
+    bounds key by their text, so ``1`` and ``1.0`` each get the regex built from them."""
+    return _number_range(None if lo is None else str(Decimal(lo)), bool(lo_strict),
+                         None if hi is None else str(Decimal(hi)), bool(hi_strict))
+
+
+@lru_cache(maxsize=4096)
+def _number_range(lo_text: str | None, lo_strict: bool, hi_text: str | None, hi_strict: bool) -> rx.Regex:
+    lo = None if lo_text is None else Decimal(lo_text)
+    hi = None if hi_text is None else Decimal(hi_text)
     if (lo is None or lo == 0) and (hi is None or hi == 0):
         return _sign_only_number(lo, lo_strict, hi, hi_strict)
     positive = nonneg_decimal_range(lo, lo_strict, hi, hi_strict)
@@ -228,6 +238,7 @@ def _sign_only_number(lo, lo_strict, hi, hi_strict) -> rx.Regex:
     return rx.alt(*parts) if parts else rx.NOTHING
 
 
+@lru_cache(maxsize=4096)
 def integer_range(lo: int | None, hi: int | None, zero_fraction: bool = True) -> rx.Regex:
     """Spellings of integral values in [lo, hi]: ``-?uint`` with an optional zero fraction ``.0+``.
 
