@@ -439,7 +439,7 @@ def test_hopcroft_equals_moore_on_random_dfas(n, k, seed):
     coarse = np.where(accepting, moore % 2, 2 + moore % 3)
     from_coarse = _hopcroft(trans, coarse)
     # the numba refinement (used by _minimize) against the Python reference, from both partitions
-    from corral.automata.hopcroft_nb import hopcroft_refine
+    from corral.grammars.hopcroft_nb import hopcroft_refine
     nb_hop = hopcroft_refine(trans, initial)
     nb_coarse = hopcroft_refine(trans, coarse.astype(np.int64))
     for other in (hop, from_coarse, nb_hop, nb_coarse, _minimize(trans, accepting)):

@@ -830,14 +830,15 @@ def test_many_pattern_properties_split_only_into_regions_that_exist():
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_vectorized_minimization_equals_the_reference(seed):
-    """cpdfa's numpy Moore refinement vs the plain-Python one, state for state, on products and
-    complements of random regexes (the same automata combine() builds)."""
+def test_minimization_equals_the_moore_reference(seed):
+    """cpdfa's minimization (Hopcroft in numba) vs plain-Python Moore rounds, state for state, on
+    products and complements of random regexes (the same automata combine() builds), bounded
+    repeats among them (deep chains: one Moore round per level)."""
     from corral.grammars.json_schema import cpdfa
     from corral.grammars.regex_parser import parse_regex
 
     rnd = __import__("random").Random(seed)
-    pieces = ["a", "b", "ab", "[a-c]", "[^b]", "x*", "(ab|ba)", "[0-9]{2}", ".", "c?"]
+    pieces = ["a", "b", "ab", "[a-c]", "[^b]", "x*", "(ab|ba)", "[0-9]{2}", ".", "c?", "[ab]{0,9}", "(a|bc){2,7}"]
     for _ in range(25):
         regexes = [parse_regex("".join(rnd.choice(pieces) for _ in range(rnd.randint(1, 4))) + rnd.choice(["", ".*"]))
                    for _ in range(3)]

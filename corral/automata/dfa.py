@@ -18,7 +18,6 @@ Construction (details and the minimality argument in docs/automata.md):
 """
 from __future__ import annotations
 
-import gc
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -27,11 +26,11 @@ from threading import Lock
 
 import numpy as np
 
-from corral.automata.hopcroft_nb import hopcroft_refine
 from corral.automata.subset_nb import STATE_BUDGET, WORK_BUDGET, coreachable, subset_construction
 from corral.errors import CompileBudgetError
-from corral.gc_untrack import untrack
+from corral.gc_untrack import gc_paused, untrack
 from corral.grammars import regex_ast as rx
+from corral.grammars.hopcroft_nb import hopcroft_refine
 
 __all__ = ["ByteDFA", "regex_to_dfa", "utf8_sequences", "DEFAULT_MAX_STATES", "DEFAULT_TIME_BUDGET_S"]
 
@@ -973,13 +972,8 @@ def regex_to_dfa(node: rx.Regex, max_states: int = DEFAULT_MAX_STATES,
 def _build(node: rx.Regex, max_states: int, time_budget_s: float) -> ByteDFA:
     # construction allocates many small containers and frees none of them in cycles: pausing the
     # cyclic GC avoids repeated full-heap scans (several x faster on large DFAs)
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():
         return _build_unpaused(node, max_states, time_budget_s)
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _build_unpaused(node: rx.Regex, max_states: int, time_budget_s: float) -> ByteDFA:

@@ -1,4 +1,6 @@
-"""Hopcroft's partition refinement in numba: the minimization step of every terminal DFA.
+"""Hopcroft's partition refinement in numba: the minimization step of every terminal DFA
+(``corral.automata.dfa``) and of the JSON Schema front-end's code-point DFAs (``cpdfa``), which is
+why it lives in the lowest layer.
 
 ``dfa._hopcroft`` is the plain-Python reference (tests compare the two). Python Hopcroft cost
 ~10 ms per 500-state DFA and was the largest single item of first-visit mask latency on JSON
