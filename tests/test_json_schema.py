@@ -915,6 +915,43 @@ def test_vectorized_product_equals_the_reference(seed):
                 assert len(fast.trans) == len(ref.trans) and sum(fast.accept) == sum(ref.accept)
 
 
+def test_product_search_numbers_states_level_by_level_and_keeps_its_budget(monkeypatch):
+    """The numba product numbers pairs breadth-first, level by level, new pairs of a level in
+    ascending pair code (a plain-Python search written that way gives the same table), and a
+    product past MAX_PRODUCT_STATES raises CompileBudgetError."""
+    import numpy as np
+
+    from corral.errors import CompileBudgetError
+    from corral.grammars.json_schema import cpdfa
+    from corral.grammars.regex_parser import parse_regex
+
+    def level_reference(t1, t2):
+        n2 = len(t2)
+        index, order, rows, frontier = {0: 0}, [0], [], [0]
+        while frontier:
+            level = [[t1[c // n2][a] * n2 + t2[c % n2][a] for a in range(len(t1[0]))] for c in frontier]
+            fresh = sorted({c for row in level for c in row} - set(index))
+            for c in fresh:
+                index[c] = len(order)
+                order.append(c)
+            rows.extend([[index[c] for c in row] for row in level])
+            frontier = fresh
+        return rows, order
+
+    regexes = [parse_regex("(ab|b)*a{0,6}"), parse_regex("[a-c]{2,9}b?"), parse_regex(".*ba.*")]
+    atoms = cpdfa.Atoms(regexes + [rx.any_char()])
+    dfas = [cpdfa.Dfa.from_regex(r, atoms) for r in regexes]
+    for a in dfas:
+        for b in dfas + [d.complement() for d in dfas]:
+            table, codes, m = cpdfa.product_levels(np.asarray(a.trans, dtype=np.int64),
+                                                   np.asarray(b.trans, dtype=np.int64), 1000)
+            rows, order = level_reference(a.trans, b.trans)
+            assert m == len(order) and table.tolist() == rows and codes.tolist() == order
+    monkeypatch.setattr(cpdfa, "MAX_PRODUCT_STATES", 5)
+    with pytest.raises(CompileBudgetError):
+        dfas[0].product(dfas[1], both=True)
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_combine_and_its_emptiness_search_equal_python_re(seed):
     """combine(positives, negatives) and combination_is_empty (the pruned product search, and the

@@ -142,10 +142,11 @@ def warm_up(vocab, reserve_mb: float | None = None) -> None:
     rows (default ``CORRAL_RESERVE_MB`` or 32; masks/row_pool.py), and compile and step a small
     JSON Schema: a fresh process's first request (compile + first mask of a small schema) takes
     111-125 ms without it and 3.7 ms with it, for ~0.15 s more setup (`python -m bench.first_request`)."""
-    from corral.grammars.json_schema import json_schema_to_grammar  # noqa: PLC0415
+    from corral.grammars.json_schema import cpdfa, json_schema_to_grammar  # noqa: PLC0415
     from corral.masks.matcher import RESERVE_MB, reserve_rows, warm_up_mask_kernels  # noqa: PLC0415
 
     warm_up_mask_kernels(vocab, reserve_mb=0)
+    cpdfa.warm_up()
     # compiled outside the compile cache: a throwaway that leaves its per-vocabulary walks behind
     matcher = CompiledGrammar(json_schema_to_grammar(_WARM_UP_SCHEMA).grammar, vocab).matcher()
     matcher.next_token_bits()
