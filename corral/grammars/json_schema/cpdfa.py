@@ -19,6 +19,7 @@ from corral.errors import CompileBudgetError
 from corral.grammars import regex_ast as rx
 from corral.grammars.hopcroft_nb import hopcroft_refine
 from corral.grammars.json_schema.product_nb import product_levels
+from corral.grammars.json_schema.subsets_nb import subset_construction
 from corral.gc_untrack import untrack
 
 MAX_NFA_STATES = 20000
@@ -198,91 +199,42 @@ def _row_ids(rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return ids
 
 
-GROUPED_SUBSETS_FROM_ATOMS = 64  # below, the per-atom loop beats numpy's per-call overhead
-
-
-def _subsets(nfa: _Nfa, s0: int, end: int) -> tuple[list[list[int]], list[bool]]:
-    """Subset construction, breadth first (state 0 is the start): per atom over few atoms,
-    grouped over many (a ``\\w``: 1,474 atoms; 131 subsets in 0.03 s grouped, 0.48 s per atom)."""
-    if len(nfa.atoms.intervals) < GROUPED_SUBSETS_FROM_ATOMS:
-        return _subsets_reference(nfa, s0, end)
-    return _subsets_grouped(nfa, s0, end)
-
-
-def _subsets_grouped(nfa: _Nfa, s0: int, end: int) -> tuple[list[list[int]], list[bool]]:
-    """Subset construction where, per subset, the atoms are grouped by which of the subset's
-    edge classes contain them (one numpy step), so the work is per group of atoms, not per atom.
-    Matches ``_subsets_reference`` subset for subset."""
-    n_atoms = len(nfa.atoms.intervals)
-    class_column: dict = {}
-    member_rows: list = []
-    out: list[list[tuple[int, int]]] = []
-    for edges in nfa.edges:
-        row = []
+def _subsets(nfa: _Nfa, s0: int, end: int) -> tuple[np.ndarray, np.ndarray]:
+    """Subset construction in numba (``subsets_nb``): (transitions [subsets, atoms], acceptance),
+    numbered as ``_subsets_reference`` numbers them. The Python constructions it replaced (per atom
+    below 64 atoms, atoms grouped by class in numpy above) were 6.8 of 64 s of MaskBench's 40
+    slowest compiles."""
+    n = len(nfa.eps)
+    eps_start = np.zeros(n + 1, dtype=np.int64)
+    eps_start[1:] = np.cumsum([len(e) for e in nfa.eps])
+    eps_to = np.fromiter((t for e in nfa.eps for t in e), dtype=np.int64, count=int(eps_start[-1]))
+    class_of: dict[int, int] = {}  # id(atom frozenset) -> class number (``of_class`` shares them)
+    classes: list = []
+    edge_start = np.zeros(n + 1, dtype=np.int64)
+    edge_class: list[int] = []
+    edge_to: list[int] = []
+    for s, edges in enumerate(nfa.edges):
         for ids, t in edges:
-            c = class_column.get(ids)
+            c = class_of.get(id(ids))
             if c is None:
-                c = class_column[ids] = len(member_rows)
-                m = np.zeros(n_atoms, dtype=bool)
-                m[list(ids)] = True
-                member_rows.append(m)
-            row.append((c, t))
-        out.append(row)
-    member = np.array(member_rows, dtype=bool).reshape(len(member_rows), n_atoms)
-    closures: dict[int, frozenset] = {}
-
-    def closure_of(targets) -> frozenset:
-        parts = []
-        for t in targets:
-            got = closures.get(t)
-            if got is None:
-                got = closures[t] = nfa.closure([t])
-            parts.append(got)
-        return frozenset().union(*parts)
-
-    start = closure_of([s0])
-    index = {start: 0}
-    sets = [start]
-    trans: list[list[int]] = []
-    accept: list[bool] = []
-    i = 0
-    while i < len(sets):
-        cur = sets[i]
-        i += 1
-        accept.append(end in cur)
-        by_class: dict[int, list[int]] = {}
-        for s in cur:
-            for c, t in out[s]:
-                by_class.setdefault(c, []).append(t)
-        cols = list(by_class)
-        if not cols:
-            groups, first, inverse = [0], np.zeros(1, dtype=np.int64), np.zeros(n_atoms, dtype=np.int64)
-            masks = [[]]
-        else:
-            rows = member[cols].T  # (atoms, classes): which classes contain each atom
-            if len(cols) <= 62:
-                keys = rows.astype(np.int64) @ (np.int64(1) << np.arange(len(cols), dtype=np.int64))
-                _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-            else:
-                _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
-            inverse = inverse.reshape(-1)
-            masks = [np.flatnonzero(rows[a]).tolist() for a in first]
-        group_state = np.empty(len(first), dtype=np.int64)
-        for g in np.argsort(first, kind="stable").tolist():  # new subsets numbered by first atom, as per atom
-            nxt = closure_of([t for k in masks[g] for t in by_class[cols[k]]])
-            got = index.get(nxt)
-            if got is None:
-                if len(sets) >= MAX_DFA_STATES:
-                    raise CompileBudgetError("code-point automaton exceeds its state budget")
-                got = index[nxt] = len(sets)
-                sets.append(nxt)
-            group_state[g] = got
-        trans.append(group_state[inverse].tolist())
+                c = class_of[id(ids)] = len(classes)
+                classes.append(ids)
+            edge_class.append(c)
+            edge_to.append(t)
+        edge_start[s + 1] = len(edge_to)
+    cls_start = np.zeros(len(classes) + 1, dtype=np.int64)
+    cls_start[1:] = np.cumsum([len(ids) for ids in classes])
+    cls_atoms = np.fromiter((a for ids in classes for a in sorted(ids)), dtype=np.int64, count=int(cls_start[-1]))
+    trans, accept, m = subset_construction(
+        eps_start, eps_to, edge_start, np.asarray(edge_class, dtype=np.int64), np.asarray(edge_to, dtype=np.int64),
+        cls_start, cls_atoms, len(nfa.atoms.intervals), s0, end, MAX_DFA_STATES)
+    if m < 0:
+        raise CompileBudgetError("code-point automaton exceeds its state budget")
     return trans, accept
 
 
 def _subsets_reference(nfa: _Nfa, s0: int, end: int) -> tuple[list[list[int]], list[bool]]:
-    """Per-atom subset construction (the reference ``_subsets_grouped`` is tested against)."""
+    """Per-atom subset construction in Python (the reference ``_subsets`` is tested against)."""
     n_atoms = len(nfa.atoms.intervals)
     start = nfa.closure([s0])
     index = {start: 0}
@@ -333,7 +285,9 @@ class Dfa:
         s0 = nfa.new()
         end = nfa.build(node, s0)
         trans, accept = _subsets(nfa, s0, end)
-        return Dfa(atoms, trans, accept).minimize()
+        if len(trans) <= 1:
+            return Dfa(atoms, trans.tolist(), accept.tolist(), True)
+        return Dfa._minimal(atoms, trans, accept)
 
     def product(self, other: "Dfa", both: bool, minimize: bool = True) -> "Dfa":
         """Intersection (both=True) or union (both=False) of two DFAs over the same atoms: a
