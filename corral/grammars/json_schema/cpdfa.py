@@ -5,7 +5,10 @@ The Grammar IR has no intersection or complement, but JSON Schema does: ``patter
 not p2, and is not a declared key"), ``propertyNames``. These are computed here on decoded code
 points, over a partition of the code points into "atoms" (maximal intervals no class splits), then
 turned back into a regex (state elimination, size-budgeted) or into right-linear grammar rules.
-All constructions are budgeted and raise ``CompileBudgetError`` instead of running away.
+All constructions are budgeted and raise ``CompileBudgetError`` instead of running away. The hot
+ones run in numba (subset construction: ``subsets_nb``; products: ``product_nb``; minimization:
+``corral.grammars.hopcroft_nb``), each with a plain-Python reference here that the tests compare
+it with.
 """
 from __future__ import annotations
 
@@ -180,23 +183,6 @@ class _Nfa:
                     seen.add(t)
                     stack.append(t)
         return frozenset(seen)
-
-
-def _row_ids(rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Dense ids with equal ids exactly for equal rows: a 64-bit hash per row (wrapping
-    arithmetic), then a check that rows sharing a hash are equal; on a collision, rows are
-    folded column by column instead (exact, slower)."""
-    with np.errstate(over="ignore"):
-        hashes = (rows * weights).sum(axis=1)
-    _, first, ids = np.unique(hashes, return_index=True, return_inverse=True)
-    ids = ids.reshape(-1)
-    if np.array_equal(rows, rows[first[ids]]):
-        return ids
-    ids = np.zeros(len(rows), dtype=np.int64)
-    for column in rows.T:
-        _, ids = np.unique(ids * (int(rows.max()) + 1) + column, return_inverse=True)
-        ids = ids.reshape(-1)
-    return ids
 
 
 def _subsets(nfa: _Nfa, s0: int, end: int) -> tuple[np.ndarray, np.ndarray]:
