@@ -54,7 +54,9 @@ def gc_paused():
     compile had built so far, were 12-14 % of the mean MaskBench compile: in one process over 400
     schemas with their masks, mean compile 35.7 -> 30.9 ms and 21.6 -> 18.9 ms (two samples),
     the GC's total 3.1 -> 1.6 s and 1.9 -> 1.1 s, masks unchanged (`/work/runs/s25/gcd.py`). What
-    the compile leaves is collected by the first automatic pass after it, as before."""
+    the compile leaves is collected by the first automatic pass after it, as before. The pause is
+    process-wide (CPython has no per-thread GC): other threads' cyclic garbage waits while any
+    compile runs, which compile budgets bound."""
     global _pause_depth, _paused_by_us
     with _pause_lock:
         if _pause_depth == 0:
