@@ -923,3 +923,23 @@ def test_class_token_bounds_decide_only_below_the_threshold(request, vocab_name)
         if tuple(got) != tuple(exact):
             assert got[0] >= exact[0] and got[1] >= exact[1], chars
             assert got[0] + got[1] < MIN_CLASS_SLICE_TOKENS, chars
+
+
+def test_text_spelled_length_equals_the_per_character_count():
+    """The one-check shortest spelling length of a key or enum value (all raw) equals the
+    per-character count on strings with controls, quotes, backslashes, non-printables, astral
+    characters and lone surrogates, and a literal automaton records it as its minimum length."""
+    import random
+
+    from corral.grammars import regex_ast as rx
+    from corral.grammars.json_schema import spelling, strings
+
+    rnd = random.Random(0)
+    pool = [chr(c) for c in [*range(0x80), 0x7F, 0x85, 0x9F, 0xA0, 0xAD, 0xE9, 0x2028, 0x4E00, 0xFEFF, 0x1F600,
+                             0xD800, 0xDFFF]]
+    for _ in range(20000):
+        text = "".join(rnd.choice(pool) for _ in range(rnd.randint(0, 8)))
+        assert spelling._text_spelled_length(text) == sum(map(spelling._spelled_length, text)), repr(text)
+    for text in ["name", 'a"b', "tab\there", "é\u2028x", "😀"]:
+        # against the shortest spelling of the regex route (computed from the regex, not recorded)
+        assert spelling.literal_automaton(text)._min_length == rx.min_length(strings.literal_string(text))

@@ -101,8 +101,7 @@ class Automaton(_Node):
     def from_rows(rows, classes, accepting, minimal: bool = False) -> "Automaton":
         import numpy as np  # noqa: PLC0415 - the AST itself stays numpy-free
         table = np.asarray(rows, dtype=np.int32).reshape(len(accepting), len(classes))
-        return Automaton(table.tobytes(), tuple(tuple(c) for c in classes), tuple(bool(a) for a in accepting),
-                         bool(minimal))
+        return Automaton(table.tobytes(), tuple(map(tuple, classes)), tuple(map(bool, accepting)), bool(minimal))
 
     @property
     def trans(self) -> tuple[tuple[int, ...], ...]:

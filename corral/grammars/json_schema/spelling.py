@@ -284,6 +284,14 @@ def _spelled_length(ch: str) -> int:
     return 2 if cp in SHORT_ESCAPES else 6
 
 
+def _text_spelled_length(text: str) -> int:
+    """Code points of the shortest JSON spelling of ``text`` (without its quotes): its length when
+    every character is written raw (the common case, one C-level check), else per character."""
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return len(text)
+    return sum(map(_spelled_length, text))
+
+
 def _with_min_length(auto: rx.Automaton, length: int) -> rx.Automaton:
     """``auto`` with its shortest match length recorded (``rx.min_length`` would search for it:
     ~0.1 ms an automaton, a key region and a literal per object key in every compile)."""
@@ -386,7 +394,7 @@ def literal_automaton(text: str) -> rx.Automaton:
     accepting = [False] * n
     accepting[end] = True
     auto = rx.Automaton.from_rows(table, classes, accepting, True)
-    return _with_min_length(auto, 2 + sum(map(_spelled_length, text)))
+    return _with_min_length(auto, 2 + _text_spelled_length(text))
 
 
 def _literal_automaton_edges(text: str) -> rx.Automaton:
@@ -433,7 +441,7 @@ def _literal_automaton_edges(text: str) -> rx.Automaton:
     edges[cur].append((((0x22, 0x22),), end))
     accepting = [False] * len(edges)
     accepting[end] = True
-    return _with_min_length(_tabulate(edges, accepting), 2 + sum(map(_spelled_length, text)))
+    return _with_min_length(_tabulate(edges, accepting), 2 + _text_spelled_length(text))
 
 
 def _dawg(texts) -> tuple[list, int]:
@@ -1024,7 +1032,7 @@ def literals_automaton(texts: tuple[str, ...]) -> rx.Automaton:
                 edges[me].append((((cp, cp),), target))
         edges[me].append((((0x5C, 0x5C),), escape_state(targets)))
     auto = _tabulate(edges, accepting)
-    return _with_min_length(auto, 2 + min(sum(map(_spelled_length, t)) for t in texts)) if texts else auto
+    return _with_min_length(auto, 2 + min(map(_text_spelled_length, texts))) if texts else auto
 
 
 @lru_cache(maxsize=64)
