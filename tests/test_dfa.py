@@ -292,6 +292,34 @@ def test_numba_subset_construction_equals_python_references(data):
     assert np.array_equal(coreachable(trans, accepting), D._coreachable(trans, accepting)), pattern
 
 
+@settings(max_examples=150, deadline=None, derandomize=True, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(st.data())
+def test_numba_ascii_columns_equal_the_numpy_gather(data):
+    """The byte table's ASCII columns, filled in numba from the classes' ranges, equal the
+    reference's per-byte class gather, on random regexes' code point DFAs (classes reaching past
+    ASCII and classes without an ASCII member included) and on random transition rows."""
+    from corral.automata import dfa as D
+    from corral.automata.subset_nb import ascii_columns
+
+    pattern = data.draw(_pattern_strategy())
+    pos = D._Positions(10**6)
+    first, last, nullable = pos.build(parse_regex(pattern))
+    pos.follow[0] = first
+    covers, class_ranges = D._alphabet_classes(pos)
+    trans, _ = D._subset_construction_fast(pos, last, nullable, covers, 10**6, float("inf"))
+    rnd = random.Random(data.draw(st.integers(0, 2**32)))
+    shuffled = np.array([[rnd.randrange(-1, len(trans)) for _ in range(trans.shape[1])] for _ in range(3)],
+                        dtype=np.int64).reshape(3, trans.shape[1])
+    for table_in in (trans, shuffled):
+        spans = np.array([(lo, hi, c) for c, ranges in enumerate(class_ranges) for lo, hi in ranges],
+                         dtype=np.int64).reshape(-1, 3)
+        got = np.full((len(table_in) + 2, 256), 7, dtype=np.int32)
+        ascii_columns(np.ascontiguousarray(table_in, dtype=np.int64), spans, got)
+        assert np.array_equal(got[:len(table_in), :128], D._ascii_columns_reference(table_in, class_ranges)), pattern
+        assert (got[len(table_in):] == 7).all() and (got[:, 128:] == 7).all()  # nothing else written
+
+
 def test_numba_subset_construction_budgets():
     from corral.automata import dfa as D
 

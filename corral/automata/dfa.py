@@ -26,7 +26,7 @@ from threading import Lock
 
 import numpy as np
 
-from corral.automata.subset_nb import STATE_BUDGET, WORK_BUDGET, coreachable, subset_construction
+from corral.automata.subset_nb import STATE_BUDGET, WORK_BUDGET, ascii_columns, coreachable, subset_construction
 from corral.errors import CompileBudgetError
 from corral.gc_untrack import gc_paused, untrack
 from corral.grammars import regex_ast as rx
@@ -726,29 +726,37 @@ class _ByteExpander:
         return [(lo, hi, targets[-r - 1] if r < 0 else actual[r]) for lo, hi, r in template.top]
 
 
-def _expand_to_bytes(trans: np.ndarray, accepting: np.ndarray, class_ranges, start: int,
-                     max_states: int) -> ByteDFA:
-    """Byte table of a minimal code point DFA: ASCII columns by one vectorized gather, multi-byte
-    characters through (cached) trie templates; then the start state is swapped to id 0."""
+def _ascii_columns_reference(trans: np.ndarray, class_ranges) -> np.ndarray:
+    """int32 [n, 128]: the ASCII columns ``subset_nb.ascii_columns`` fills (tests compare)."""
     n, k = trans.shape
     ascii_class = np.full(128, k, dtype=np.int64)  # column k: no class (dead)
-    high_ranges: list[tuple[tuple[int, int], ...]] = []
     for c, ranges in enumerate(class_ranges):
-        high = []
         for lo, hi in ranges:
             if lo < 0x80:
                 ascii_class[lo:min(hi, 0x7F) + 1] = c
-            if hi >= 0x80:
-                high.append((max(lo, 0x80), hi))
-        high_ranges.append(tuple(high))
-    ex = _ByteExpander(n, max_states)
-    high_classes = [c for c in range(k) if high_ranges[c]]
-    # lead-byte columns (0x80-0xFF) of the code point states, one block row per distinct row of
-    # targets over the non-ASCII classes: states with equal rows get the same trie (its nodes are
-    # hash-consed), and a key automaton's states mostly share one (to the "other key" state), so
-    # the Python work is per distinct row, not per state (~1.5 us a state on key regions before)
+    padded = np.concatenate([trans.astype(np.int32), np.full((n, 1), -1, dtype=np.int32)], axis=1)
+    return padded[:, ascii_class]
+
+
+def _expand_to_bytes(trans: np.ndarray, accepting: np.ndarray, class_ranges, start: int,
+                     max_states: int) -> ByteDFA:
+    """Byte table of a minimal code point DFA: ASCII columns in numba (``ascii_columns``), multi-byte
+    characters through (cached) trie templates; then the start state is swapped to id 0."""
+    n, k = trans.shape
+    # every (range, class) at once: the ASCII columns are filled in numba (a Python pass over the
+    # ranges and a fancy-indexed gather took ~40 us of a ~100-state key automaton's ~80 us)
+    listed = [(lo, hi, c) for c, ranges in enumerate(class_ranges) for lo, hi in ranges]
+    spans = np.array(listed, dtype=np.int64).reshape(-1, 3)
+    high_classes = sorted({c for _, hi, c in listed if hi >= 0x80}) if int(spans[:, 1].max(initial=-1)) >= 0x80 else []
+    ex = _ByteExpander(n, max_states) if high_classes else None
     row_ids = None
     if high_classes:
+        high_ranges: dict[int, tuple] = {c: tuple((max(lo, 0x80), hi) for lo, hi in class_ranges[c] if hi >= 0x80)
+                                         for c in high_classes}
+        # lead-byte columns (0x80-0xFF) of the code point states, one block row per distinct row of
+        # targets over the non-ASCII classes: states with equal rows get the same trie (its nodes are
+        # hash-consed), and a key automaton's states mostly share one (to the "other key" state), so
+        # the Python work is per distinct row, not per state (~1.5 us a state on key regions before)
         sub = trans[:, high_classes]
         row_ids, n_distinct = _row_ids(sub)
         first_state = np.empty(n_distinct, dtype=np.int64)
@@ -771,12 +779,11 @@ def _expand_to_bytes(trans: np.ndarray, accepting: np.ndarray, class_ranges, sta
                     rx.normalize_ranges([r for c in g for r in high_ranges[c]]) for g in groups)
             for lo, hi, t in ex.instantiate(_template(key), targets):
                 lead_block[d, lo - 0x80:hi - 0x7F] = t
-    rows = ex.rows
-    m = len(rows)
+    rows = ex.rows if ex is not None else []
+    m = max(len(rows), n)
     table = np.empty((m, 256), dtype=np.int32)
     table[n:] = -1
-    padded = np.concatenate([trans.astype(np.int32), np.full((n, 1), -1, dtype=np.int32)], axis=1)
-    table[:n, :0x80] = padded[:, ascii_class]
+    ascii_columns(np.ascontiguousarray(trans, dtype=np.int64), spans, table)
     table[:n, 0x80:] = -1 if row_ids is None else lead_block[row_ids]
     flat = [(i, lo, hi, t) for i in range(n, m) for lo, hi, t in rows[i]]
     if flat:  # scatter every (row, byte interval, target) at once

@@ -1,4 +1,5 @@
-"""Subset construction over Glushkov positions in numba, and the co-reachability pass of trimming.
+"""Subset construction over Glushkov positions in numba, the co-reachability pass of trimming, and
+the ASCII columns of a code point DFA's byte table.
 
 ``dfa._subset_construction`` / ``dfa._subset_construction_sparse`` / ``dfa._coreachable`` are the
 plain-Python references (tests compare). In Python the subset construction of a large key
@@ -182,3 +183,17 @@ def coreachable(trans, accepting):
                 stack[top] = p
                 top += 1
     return live
+
+
+@njit(cache=True, nogil=True)
+def ascii_columns(trans, spans, table):
+    """``table[s, b] = trans[s, c]`` for every ASCII byte b in class c (``spans`` rows: lo, hi, c;
+    disjoint ranges), -1 for the bytes in no class. ``dfa._ascii_columns_reference`` is the spec."""
+    class_of = np.full(128, -1, dtype=np.int64)
+    for r in range(spans.shape[0]):
+        for b in range(spans[r, 0], min(spans[r, 1], 0x7F) + 1):
+            class_of[b] = spans[r, 2]
+    for s in range(trans.shape[0]):
+        for b in range(128):
+            c = class_of[b]
+            table[s, b] = trans[s, c] if c >= 0 else -1
