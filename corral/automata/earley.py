@@ -346,7 +346,7 @@ class ParserTables:
 
     def push_closure(self, positions: tuple):
         """For a kernel whose items all wait for a symbol that is not nullable (nothing completes,
-        nothing advances for free): (the sorted items its closure predicts, the terminals expected),
+        nothing advances for free): (the sorted items its closure predicts, the sorted terminals expected),
         a function of the kernel's dotted positions alone; None for any other kernel. Most states
         a mask creates are such pushes (an opening bracket, a key, an operator, each level of a
         nesting chain), and this skips the closure's worklist for them."""
@@ -371,8 +371,9 @@ class ParserTables:
                     expected.add(-1 - s)
             else:
                 if len(items) + len(positions) <= self.max_items_per_state:
-                    hit = (tuple(sorted(items)), frozenset(expected))
-                    untrack(hit[1])
+                    # both sorted tuples (of ints: CPython untracks them itself), the terminals in
+                    # the order a state's entries list them
+                    hit = (tuple(sorted(items)), tuple(sorted(expected)))
                     untrack(hit)
             self._push_closures[positions] = hit
         return hit or None
@@ -441,7 +442,9 @@ class ParserStates:
             if accepting is None:
                 accepting = any(item_pos(it) == t.accept_pos and (item_origin(it) == 0 or (item_origin(it) == SELF and initial))
                                 for it in items)
-            entries = scans + tuple([(term, 0, lexeme_start) for term in sorted(expected_terms)])
+            # (a push closure's terminals come as a sorted tuple: no sort per new state)
+            terms = expected_terms if type(expected_terms) is tuple else sorted(expected_terms)
+            entries = scans + tuple([(term, 0, lexeme_start) for term in terms])
             state = ParserState(sid, items, scans, entries, accepting)
             untrack(state)  # ints, tuples of ints and a bool: no cycle through it (corral/gc_untrack.py)
             self.states.append(state)
@@ -459,11 +462,15 @@ class ParserStates:
             return self._closure_state_reference(kernel, scans, initial, blocked)
         t = self.t
         if len(kernel) <= 8:
-            positions = tuple(sorted({it & POS_MASK for it in kernel}))
+            if len(kernel) == 1:  # most kernels (p50 over MaskBench masks): no set, no sorts
+                for only in kernel:
+                    positions, kernel_items = (only & POS_MASK,), (only,)
+            else:
+                positions, kernel_items = tuple(sorted({it & POS_MASK for it in kernel})), tuple(sorted(kernel))
             push = t.push_closure(positions)
             if push is not None:
                 # predicted items (origin SELF: bare positions) sort before kernel items (real origins)
-                sid = self._intern(push[0] + tuple(sorted(kernel)), scans, False, push[1], False, True, True)
+                sid = self._intern(push[0] + kernel_items, scans, False, push[1], False, True, True)
                 if not scans:
                     self.push_positions[sid] = positions
                 return sid
@@ -576,7 +583,7 @@ class ParserStates:
         key = (start_sid, term)
         n = self._after_terminal.get(key)
         if n is None:
-            kernel = {w + 1 for w in self.waiting_t(start_sid, term)}
+            kernel = {w + 1 for w in self.waiting_nt(start_sid, -1 - term)}
             n = self._closure_state(kernel, ()) if kernel else DEAD
             self._after_terminal[key] = n
         return n
