@@ -320,6 +320,57 @@ def test_numba_ascii_columns_equal_the_numpy_gather(data):
         assert (got[len(table_in):] == 7).all() and (got[:, 128:] == 7).all()  # nothing else written
 
 
+_COUNTED_ATOMS = (r'[^"\\\x00-\x1f]', r'\\["\\/bfnrt]', r'\\u[0-9a-fA-F]{4}', r'[^a]', r'.', r'[\u00e0-\u00ff]',
+                  r'[\u0100-\uffff]', r'[^\u4e00-\u9fff]', r'[a-z]', r'\d', r'é', r'[\U00010000-\U0010ffff]', r'(?s:.)')
+
+
+def test_batched_copies_and_single_target_tries_equal_the_one_by_one_construction(monkeypatch):
+    """Counted repeats (`"(char|escape){m,n}"`, non-ASCII classes among the atoms) build the same
+    byte tables, and raise the same budget errors, with a repeated item's positions copied as a
+    block and one-target lead-byte tries instantiated in numpy as when every copy is built and
+    every trie instantiated one at a time (the references, patched in)."""
+    from corral.automata import dfa as D
+
+    def one_by_one(ex, template, rows, targets, lead_block):
+        for d, t in zip(rows.tolist(), targets.tolist()):
+            for lo, hi, target in ex.instantiate(template, [t]):
+                lead_block[d, lo - 0x80:hi - 0x7F] = target
+
+    rnd = random.Random(7)
+    patterns = []
+    for _ in range(150):
+        alt = "|".join(rnd.choice(_COUNTED_ATOMS) for _ in range(rnd.randint(1, 3)))
+        lo = rnd.randint(0, 4)
+        hi = lo + rnd.randint(0, 40)
+        shape = rnd.choice(['"(%s){%d,%d}"', "(%s){%d,%d}", "x(%s){%d,%d}y?", "((%s){%d,%d})*", "[a-c](%s){%d,%d}|b+"])
+        patterns.append(shape % (alt, lo, hi))
+    patterns += [r'"([^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4}){0,200}"', r"(é|[^a]){2,90}"]
+
+    def build_all(max_states):
+        out = []
+        for pattern in patterns:
+            try:
+                d = _build(parse_regex(pattern), max_states, 30.0)
+                out.append((d.transitions.copy(), d.accepting.copy()))
+            except CompileBudgetError as e:
+                out.append(str(e))
+        return out
+
+    batched = {m: build_all(m) for m in (3000, 300)}
+    used = sum(isinstance(x, tuple) for x in batched[3000])
+    assert used >= 140 and any(isinstance(x, str) for x in batched[300])
+    with monkeypatch.context() as patch:
+        patch.setattr(D, "_instantiate_single_target", one_by_one)
+        patch.setattr(D._Positions, "copies", lambda self, item: (lambda: self.build(item)))
+        reference = {m: build_all(m) for m in (3000, 300)}
+    for m in batched:
+        for pattern, got, want in zip(patterns, batched[m], reference[m]):
+            if isinstance(want, str):
+                assert got == want, pattern
+            else:
+                assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1]), pattern
+
+
 def test_numba_subset_construction_budgets():
     from corral.automata import dfa as D
 

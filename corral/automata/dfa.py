@@ -193,17 +193,47 @@ class _Positions:
             return self.build(node.as_regex())
         raise TypeError(f"not a regex node: {node!r}")
 
+    def copies(self, item: rx.Regex):
+        """A function that returns ``build(item)`` each call: the first call builds the copy, the
+        next ones repeat its positions shifted past the last one (``build`` numbers a copy's
+        positions as one contiguous block, and its follow sets stay inside the block until the
+        caller links them). A counted string's ``{0,300}`` built ~3,900 positions one call each."""
+        start = len(self.classes)
+        built = self.build(item)
+        end = len(self.classes)
+        classes = self.classes[start:end]
+        inner = [sorted(self.follow[p]) for p in range(start, end)]  # before the caller's links
+        first, last = sorted(built[0]), sorted(built[1])
+        pending = [built]
+
+        def next_copy() -> tuple[set[int], set[int], bool]:
+            if pending:
+                return pending.pop()
+            shift = len(self.classes) - start
+            if len(self.classes) + len(classes) > self.max_positions:
+                raise CompileBudgetError(
+                    f"regex needs more than {self.max_positions} automaton positions (bounded repeats too large)")
+            self.classes.extend(classes)
+            self.follow.extend([{q + shift for q in f} for f in inner])
+            return {q + shift for q in first}, {q + shift for q in last}, built[2]
+
+        return next_copy
+
     def build_repeat(self, item: rx.Regex, lo: int, hi: int | None) -> tuple[set[int], set[int], bool]:
         first, last, nullable = set(), set(), True
+        if lo + (1 if hi is None else hi - lo) <= 1:
+            copy = lambda: self.build(item)  # noqa: E731 - one copy: nothing to repeat
+        else:
+            copy = self.copies(item)
         for _ in range(lo):
-            f, l, n = self.build(item)
+            f, l, n = copy()
             self.link(last, f)
             if nullable:
                 first |= f
             last = (last | l) if n else l
             nullable = nullable and n
         if hi is None:
-            f, l, n = self.build(item)
+            f, l, n = copy()
             self.link(l, f)  # the loop
             self.link(last, f)
             if nullable:
@@ -213,9 +243,9 @@ class _Positions:
         if extra <= 0:
             return first, last, nullable
         # x{0,k} as (x(x(x)?)?)?: each copy's last links only to the next copy's first (linear size)
-        tf, tl, _ = self.build(item)
+        tf, tl, _ = copy()
         for _ in range(extra - 1):
-            f, l, _n = self.build(item)
+            f, l, _n = copy()
             self.link(l, tf)
             tf, tl = f, l | tl
         self.link(last, tf)
@@ -709,6 +739,7 @@ class _ByteExpander:
         self.rows: list[list[tuple[int, int, int]]] = [[] for _ in range(n_cp_states)]
         self.node_of_row: dict[tuple, int] = {}
         self.max_states = max_states
+        self.batch = None  # (int64 [k, 4] (node, lo, hi, target), node count): see _instantiate_single_target
 
     def instantiate(self, template: _Template, targets: list[int]) -> list[tuple[int, int, int]]:
         actual: list[int] = []
@@ -724,6 +755,28 @@ class _ByteExpander:
                 node_of_row[key] = nid
             actual.append(nid)
         return [(lo, hi, targets[-r - 1] if r < 0 else actual[r]) for lo, hi, r in template.top]
+
+
+def _instantiate_single_target(ex: _ByteExpander, template: _Template, rows: np.ndarray, targets: np.ndarray,
+                               lead_block: np.ndarray) -> None:
+    """``ex.instantiate(template, [t])`` for each distinct lead-byte row ``rows[k]`` with its one
+    target ``targets[k]`` (distinct, as the rows are), in numpy. What the loop would build: the
+    template's rows are distinct and each depends on the target (every trie path ends in it), so no
+    node of one state equals a node of another and no hash-consing happens; state k's nodes are the
+    template's, numbered from ``n + k * len(template.nodes)`` in template order, as the loop numbers
+    them. The tests compare both on random classes and counts."""
+    n, per = len(ex.rows), len(template.nodes)
+    if n + len(rows) * per > ex.max_states:
+        raise CompileBudgetError(f"byte DFA exceeds {ex.max_states} states")
+    base = n + per * np.arange(len(rows), dtype=np.int64)
+    entries = np.array([(j, lo, hi, r) for j, row in enumerate(template.nodes) for lo, hi, r in row],
+                       dtype=np.int64).reshape(-1, 4)
+    node = (base[:, None] + entries[None, :, 0]).ravel()
+    value = np.where(entries[None, :, 3] < 0, targets[:, None], base[:, None] + entries[None, :, 3]).ravel()
+    ex.batch = (np.stack([node, np.tile(entries[:, 1], len(rows)), np.tile(entries[:, 2], len(rows)), value], axis=1),
+                len(rows) * per)
+    for lo, hi, r in template.top:
+        lead_block[rows, lo - 0x80:hi - 0x7F] = (targets if r < 0 else base + r)[:, None]
 
 
 def _ascii_columns_reference(trans: np.ndarray, class_ranges) -> np.ndarray:
@@ -762,8 +815,17 @@ def _expand_to_bytes(trans: np.ndarray, accepting: np.ndarray, class_ranges, sta
         first_state = np.empty(n_distinct, dtype=np.int64)
         first_state[row_ids[::-1]] = np.arange(n - 1, -1, -1)
         lead_block = np.full((n_distinct, 0x80), -1, dtype=np.int32)
+        distinct_rows = sub[first_state]
+        one_target = (distinct_rows >= 0).all(axis=1) & (distinct_rows == distinct_rows[:, :1]).all(axis=1)
+        if one_target.any() and (one_target | (distinct_rows < 0).all(axis=1)).all():
+            # every state reads all its non-ASCII characters into one state, a state of its own
+            # (a counted string: position i goes to i + 1): one trie template, instantiated for
+            # all of them at once (~10 us a state in the loop below, 4 ms of a maxLength-300 string)
+            key = (rx.normalize_ranges([r for c in high_classes for r in high_ranges[c]]),)
+            _instantiate_single_target(ex, _template(key), np.flatnonzero(one_target),
+                                       distinct_rows[one_target, 0], lead_block)
         key_of_groups: dict[tuple, tuple] = {}
-        for d, trow in enumerate(sub[first_state].tolist()):
+        for d, trow in enumerate(distinct_rows.tolist() if ex.batch is None else ()):
             # group the classes by target: the trie depends only on each target's code point set
             by_target: dict[int, list[int]] = {}
             for c, t in zip(high_classes, trow):
@@ -780,14 +842,17 @@ def _expand_to_bytes(trans: np.ndarray, accepting: np.ndarray, class_ranges, sta
             for lo, hi, t in ex.instantiate(_template(key), targets):
                 lead_block[d, lo - 0x80:hi - 0x7F] = t
     rows = ex.rows if ex is not None else []
-    m = max(len(rows), n)
+    m = max(len(rows), n) if ex is None or ex.batch is None else n + ex.batch[1]
     table = np.empty((m, 256), dtype=np.int32)
     table[n:] = -1
     ascii_columns(np.ascontiguousarray(trans, dtype=np.int64), spans, table)
     table[:n, 0x80:] = -1 if row_ids is None else lead_block[row_ids]
-    flat = [(i, lo, hi, t) for i in range(n, m) for lo, hi, t in rows[i]]
-    if flat:  # scatter every (row, byte interval, target) at once
-        iv = np.array(flat, dtype=np.int64)
+    if ex is not None and ex.batch is not None:
+        iv = ex.batch[0]
+    else:
+        flat = [(i, lo, hi, t) for i in range(n, m) for lo, hi, t in rows[i]]
+        iv = np.array(flat, dtype=np.int64).reshape(-1, 4)
+    if len(iv):  # scatter every (row, byte interval, target) at once
         lengths = iv[:, 2] - iv[:, 1] + 1
         starts = np.repeat(iv[:, 0] * 256 + iv[:, 1] - np.cumsum(lengths) + lengths, lengths)
         table.reshape(-1)[starts + np.arange(int(lengths.sum()))] = np.repeat(iv[:, 3], lengths)
