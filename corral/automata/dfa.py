@@ -841,17 +841,18 @@ def _expand_to_bytes(trans: np.ndarray, accepting: np.ndarray, class_ranges, sta
                     rx.normalize_ranges([r for c in g for r in high_ranges[c]]) for g in groups)
             for lo, hi, t in ex.instantiate(_template(key), targets):
                 lead_block[d, lo - 0x80:hi - 0x7F] = t
-    rows = ex.rows if ex is not None else []
-    m = max(len(rows), n) if ex is None or ex.batch is None else n + ex.batch[1]
+    # the trie nodes' (row, byte interval, target) entries, rows numbered from n on
+    if ex is None:
+        m, iv = n, np.zeros((0, 4), dtype=np.int64)
+    elif ex.batch is not None:
+        iv, m = ex.batch[0], n + ex.batch[1]
+    else:
+        m = len(ex.rows)
+        iv = np.array([(i, lo, hi, t) for i in range(n, m) for lo, hi, t in ex.rows[i]], dtype=np.int64).reshape(-1, 4)
     table = np.empty((m, 256), dtype=np.int32)
     table[n:] = -1
     ascii_columns(np.ascontiguousarray(trans, dtype=np.int64), spans, table)
     table[:n, 0x80:] = -1 if row_ids is None else lead_block[row_ids]
-    if ex is not None and ex.batch is not None:
-        iv = ex.batch[0]
-    else:
-        flat = [(i, lo, hi, t) for i in range(n, m) for lo, hi, t in rows[i]]
-        iv = np.array(flat, dtype=np.int64).reshape(-1, 4)
     if len(iv):  # scatter every (row, byte interval, target) at once
         lengths = iv[:, 2] - iv[:, 1] + 1
         starts = np.repeat(iv[:, 0] * 256 + iv[:, 1] - np.cumsum(lengths) + lengths, lengths)
