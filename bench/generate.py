@@ -13,7 +13,9 @@ record per schema and engine:
 
 Engines: ``unconstrained`` (the same model without constraints: the speed baseline and the
 model's own validity), ``corral`` (corral's transformers LogitsProcessor inside ``model.generate``,
-the same loop as the peers), ``corral-generate`` (corral's own decode loop with jump-forward),
+the same loop as the peers, the schema compiled with the full JSON Schema language),
+``corral-generate`` (corral's own decode loop with jump-forward, the schema compiled with corral's
+generation defaults as ``corral generate`` compiles it: ``DEFAULT_SCHEMA_OPTIONS``),
 ``xgrammar`` (its transformers LogitsProcessor) and ``llguidance`` (a minimal transformers processor
 over LLMatcher written here: llguidance 1.9 ships no transformers processor). Engines that are not
 importable are skipped with a message. Everything runs in this process (model loading dominates).
@@ -138,6 +140,7 @@ class _Engines:
                 self.corral_generate, self.corral_processor = generate, LogitsProcessor
                 helpers = importlib.import_module("corral.decoding.generate")
                 self.corral_vocab = helpers.vocabulary_for(self.tokenizer)
+                self.corral_generation_options = dict(helpers.DEFAULT_SCHEMA_OPTIONS)
             elif engine == "xgrammar":
                 import xgrammar  # noqa: PLC0415
                 import xgrammar.contrib.hf  # noqa: PLC0415,F401
@@ -179,7 +182,12 @@ class _Engines:
         text = json.dumps(schema)
         if engine == "unconstrained":
             return None
-        if engine in ("corral", "corral-generate"):
+        if engine == "corral-generate":
+            # what `corral generate` and `corral.generate(..., schema)` compile: the generation
+            # defaults (json.dumps separators, no undeclared keys unless the schema asks for them,
+            # the schema's key order on large objects); every output still validates against the schema
+            return self.corral.compile_json_schema(text, self.corral_vocab, **self.corral_generation_options)
+        if engine == "corral":
             return self.corral.compile_json_schema(text, self.corral_vocab)
         if engine == "xgrammar":
             return self.xgr_compiler.compile_json_schema(text, any_whitespace=True, strict_mode=False)

@@ -273,3 +273,30 @@ def test_report_merges_the_parts_of_one_engine_run(tmp_path):
     rows, tbm, _ = read_maskbench_dirs([first, second])
     assert sorted((r["split"], r["id"], r["v"]) for r in rows) == [("S", "1", 1.0), ("S", "2", 5.0), ("T", "1", 7.0)]
     assert sorted(tbm["x"].tolist()) == [1.0, 1.0, 5.0, 5.0, 5.0, 7.0]
+
+
+def test_generate_bench_compiles_corral_generate_with_the_generation_defaults(tokenizer):
+    """`python -m bench generate`'s corral-generate engine compiles what `corral generate` compiles
+    (json.dumps separators, no undeclared keys; the schema's key order on large objects), its `corral`
+    engine the full language; every text either accepts is valid for jsonschema."""
+    from types import SimpleNamespace
+
+    from bench.generate import _Engines
+
+    model = SimpleNamespace(config=SimpleNamespace(vocab_size=len(tokenizer)))
+    engines = _Engines(model, tokenizer, stop_token_ids(tokenizer), log=lambda *_: None)
+    assert engines.prepare("corral") and engines.prepare("corral-generate")
+    schema = {"type": "object", "properties": {"b": {"type": "integer"}, "a": {"type": "string"}}}
+    full, generation = engines.compile("corral", schema), engines.compile("corral-generate", schema)
+
+    def accepts(compiled, text):
+        m = compiled.matcher()
+        return m.accept_string(text) and m.is_accepting()
+
+    cases = {'{"b": 1, "a": "x"}': (True, True), '{"a": "x", "b": 1}': (True, True),
+             '{"b": 1, "a": "x", "c": 2}': (True, False), '{\n  "b": 1\n}': (True, False),
+             '{"b": 1,"a": "x"}': (True, False), '{"b": "1"}': (False, False)}
+    for text, (want_full, want_generation) in cases.items():
+        assert (accepts(full, text), accepts(generation, text)) == (want_full, want_generation), text
+        valid = jsonschema.Draft202012Validator(schema).is_valid(json.loads(text))
+        assert not want_full or valid, text
