@@ -1820,3 +1820,38 @@ def test_default_key_sets_of_four_or_more_keys_are_built_as_parsed(llama3_vocab)
         if "b" in inst:  # a tracked key never repeats
             matcher = compiled.matcher()
             assert not (matcher.accept_string(json.dumps(inst)[:-1] + ', "b": 1}') and matcher.is_accepting())
+
+
+def test_minimal_escapes_spell_every_string_as_json_dumps_writes_it():
+    """``escapes="minimal"`` (a generation default): keys, enum and const values, free, pattern,
+    short and long counted strings take exactly json.dumps(..., ensure_ascii=False)'s spelling
+    (lark's parser as the oracle); the default takes every JSON spelling of the same values."""
+    texts = ['say "hi"\\now', "tab\there\n", "\x01ctl\x1f", "é ünï 😀", "a/b", "plain"]
+    long_text = "x" * 70 + '"q"\\' + "é" * 10
+    schema = {"type": "object", "additionalProperties": False, "properties": {
+        "e": {"enum": texts}, "c": {"const": texts[0]}, "f": {"type": "string"},
+        "p": {"type": "string", "pattern": "^[^0-9]*$"}, "m": {"type": "string", "maxLength": 12},
+        "long": {"type": "string", "maxLength": 200}, texts[1]: {"type": "integer"}}}
+    minimal = LarkOracle(json_schema_to_grammar(schema, escapes="minimal").grammar.expanded())
+    every = LarkOracle(json_schema_to_grammar(schema).grammar.expanded())
+    validator = jsonschema.Draft202012Validator(schema)
+    checked = 0
+    instances = [{"e": t} for t in texts] + [{"c": texts[0]}, {"f": texts[2]}, {"p": texts[0]},
+                                              {"m": texts[1]}, {"long": long_text}, {texts[1]: 3},
+                                              {"f": texts[3], "p": texts[4], "long": texts[0]}]
+    for inst in instances:
+        assert validator.is_valid(inst), inst
+        canonical = json.dumps(inst, ensure_ascii=False)
+        assert minimal.accepts(canonical) and every.accepts(canonical), canonical
+        # other spellings of the same document: ASCII escapes of non-ASCII, \\u escapes of letters
+        # and of the characters with a short escape, an escaped slash
+        others = {json.dumps(inst), canonical.replace('"plain"', '"pl\\u0061in"'),
+                  canonical.replace("\\n", "\\u000a"), canonical.replace("\\\\", "\\u005c"),
+                  canonical.replace("a/b", "a\\/b"), canonical.replace('"f"', '"\\u0066"')} - {canonical}
+        others = {text for text in others if json.loads(text) == inst}  # (a replace can hit an escape's tail)
+        checked += len(others)
+        for text in others:
+            assert every.accepts(text) and not minimal.accepts(text), text
+    assert checked >= 12  # (16 other spellings here)
+    with pytest.raises(ValueError, match="escapes"):
+        json_schema_to_grammar({"type": "string"}, escapes="none")

@@ -144,9 +144,12 @@ def schema_of(schema_or_model) -> dict | None:
 
 # Generation defaults for JSON Schema: json.dumps' separators (the model cannot pad with whitespace
 # forever), properties in the schema's order and no undeclared properties unless the schema asks for
-# them (so keys are forced text that jump-forward feeds). Every output still validates against the
-# schema; these only pick which valid documents are reachable.
-DEFAULT_SCHEMA_OPTIONS = {"whitespace": (", ", ": "), "property_order": "schema", "strict_properties": True}
+# them (so keys are forced text that jump-forward feeds), and strings in json.dumps(ensure_ascii=False)'s
+# spelling only (a small model that took one `\uXXXX` escape went on spelling every character so:
+# 6 of 16 invalid outputs over 32 JSONSchemaBench schemas, bench/README.md). Every output still
+# validates against the schema; these only pick which valid documents are reachable.
+DEFAULT_SCHEMA_OPTIONS = {"whitespace": (", ", ": "), "property_order": "schema", "strict_properties": True,
+                          "escapes": "minimal"}
 
 
 def resolve_grammar(grammar_or_schema, tokenizer=None, vocab=None, schema_options: dict | None = None):

@@ -316,6 +316,11 @@ class Options:
     lenient: bool = False
     strict_properties: bool = False
     property_order: str = "any"
+    # "all": a string may be written in any JSON spelling (raw, short or \uXXXX escapes), as JSON
+    # means; "minimal": only as json.dumps(..., ensure_ascii=False) writes it (a generation default:
+    # every value keeps exactly one spelling, so nothing is lost, and a model cannot drift into
+    # escapes). Key regions and pattern strings spelled from an automaton keep every spelling.
+    escapes: str = "all"
     format_assert: bool = True
     exact_leap_seconds: bool = False  # time/date-time: leap seconds in any offset (a 1440-entry table)
     max_tracked_keys: int = 8  # objects with at most this many declared keys track all of them
@@ -461,6 +466,10 @@ class Compiler:
             item, key = rx.literal(w[0]), rx.literal(w[1])
             lb, rb, lk, rk = rx.literal("{"), rx.literal("}"), rx.literal("["), rx.literal("]")
         self.colon_re = key
+        if self.opt.escapes not in ("all", "minimal"):
+            raise ValueError("escapes must be 'all' or 'minimal'")
+        # how string bodies are spelled (strings.encode_for): every JSON spelling, or json.dumps' one
+        self._quote_mode = "minimal" if self.opt.escapes == "minimal" else True
         self._key_symbols: dict[str, str] = {}  # key terminal -> "key then colon" nonterminal
         self.COMMA = self.b.terminal(item, "COMMA")
         self.LBRACE = self.b.terminal(lb, "LBRACE")
@@ -2233,7 +2242,7 @@ class Compiler:
         if t == "number":
             return self.b.terminal(num.decimal_literal(to_decimal(v)))
         if t == "string":
-            return self.b.terminal(spelling.literal_automaton(v))
+            return self.b.terminal(self._string_literal(v))
         key = ("lit", json.dumps(v, sort_keys=True))
         if key in self._emit_memo:
             return self._emit_memo[key]
@@ -2263,7 +2272,7 @@ class Compiler:
         out, run, size = [], [], 0
         for v in values + [None]:
             if v is None or (run and size + len(v) > STRING_SET_CHARS):
-                out.append(self.b.terminal(spelling.literals_automaton(tuple(run))) if len(run) > 1
+                out.append(self.b.terminal(self._string_literals(tuple(run))) if len(run) > 1
                            else self.literal_nt(run[0]))
                 run, size = [], 0
             if v is not None:
@@ -2272,7 +2281,19 @@ class Compiler:
         return out
 
     def key_terminal_literal(self, k: str) -> str:
-        return self._key_then_colon(self.b.terminal(spelling.literal_automaton(k)))
+        return self._key_then_colon(self.b.terminal(self._string_literal(k)))
+
+    def _string_literal(self, text: str) -> rx.Regex:
+        """The quoted spellings of one string: every JSON spelling, or (``escapes="minimal"``)
+        json.dumps' (a text holding a lone surrogate keeps every spelling: it has no UTF-8 one)."""
+        if self._quote_mode == "minimal" and not any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+            return rx.literal(json.dumps(text, ensure_ascii=False))
+        return spelling.literal_automaton(text)
+
+    def _string_literals(self, texts: tuple[str, ...]) -> rx.Regex:
+        if self._quote_mode == "minimal" and not any(0xD800 <= ord(c) <= 0xDFFF for t in texts for c in t):
+            return rx.alt(*(rx.literal(json.dumps(t, ensure_ascii=False)) for t in texts))
+        return spelling.literals_automaton(texts)
 
     def _key_then_colon(self, key_terminal: str) -> str:
         """The key symbol of object members: the quoted key, then the colon as a terminal of its own.
@@ -2341,7 +2362,7 @@ class Compiler:
         sym = None
         if r is not None:
             sym = self.b.terminal(_quote(r, quote))
-        elif quote is True and len(dfa.trans) * 6 <= MAX_KEY_AUTOMATON_STATES:  # (spellings run
+        elif quote in (True, "minimal") and len(dfa.trans) * 6 <= MAX_KEY_AUTOMATON_STATES:  # (spellings run
             #                                    6-12 states per code-point state: skip hopeless ones)
             # a JSON string value: one terminal spelled straight from the automaton. Rules with a
             # terminal per character made every character a lexeme, so a token of the string
@@ -2370,7 +2391,7 @@ class Compiler:
             if dfa.accept[s]:
                 alts.append((q,) if quote else ())
             for t, cls in out.items():
-                term = self.b.terminal(st.encode_raw(cls) if quote == "raw" else st.encode(cls) if quote else cls)
+                term = self.b.terminal(st.encode_for(quote, cls))
                 alts.append((term, names[t]))
             self.b.rule(names[s], alts)
         if quote:
@@ -2401,7 +2422,7 @@ class Compiler:
                     # long string (its automaton as rules made every character a lexeme: ~1 ms
                     # a mask)
                     opening = self.b.terminal(rx.literal('"'), "QUOTE")
-                    chain = self._class_chain(p0.item, lo, s.max_len, "raw" if s.raw_only else True)
+                    chain = self._class_chain(p0.item, lo, s.max_len, "raw" if s.raw_only else self._quote_mode)
                     name = self.b.fresh("string")
                     self.b.rule(name, [(opening, chain)])
                     return name
@@ -2413,7 +2434,7 @@ class Compiler:
             return self._long_string(s.min_len, s.max_len)
         if not positives:
             positives = [rx.star(rx.any_char())]
-        quote = "raw" if s.raw_only else True
+        quote = "raw" if s.raw_only else self._quote_mode
         if length in positives and len(positives) == 2 and not negatives and max(s.min_len, s.max_len or 0) > LONG_STRING:
             # "^https?://.*" with maxLength 2048: a fixed-length head, then one class repeated
             pattern = positives[1 - positives.index(length)]
@@ -2470,7 +2491,7 @@ class Compiler:
             for t, cls in edges.get(q, {}).items():
                 key = (cls, quote)
                 if key not in terms:
-                    terms[key] = self.b.terminal(st.encode_raw(cls) if quote == "raw" else st.encode(cls) if quote else cls)
+                    terms[key] = self.b.terminal(st.encode_for(quote, cls))
                 row.append((t, terms[key]))
             family_edges.append(tuple(row))
         name = self.b.fresh("counted")
@@ -2533,12 +2554,11 @@ class Compiler:
                 if t == q:  # a loop outside the tail: not this shape
                     return False
                 stack.append((t, classes + (frozenset(atoms),)))
-        encode = st.encode_raw if quote == "raw" else st.encode
         tail_class = d.atoms.to_class(tail_atoms)
         alts = []
         for classes, ends_in_tail in paths:
             n = len(classes)
-            head = rx.seq(*(encode(d.atoms.to_class(c)) for c in classes))
+            head = rx.seq(*(st.encode_for(quote, d.atoms.to_class(c)) for c in classes))
             if not ends_in_tail:
                 if n >= lo and (hi is None or n <= hi):
                     alts.append((self.b.terminal(rx.seq(rx.literal('"'), head, rx.literal('"'))),))
@@ -2556,7 +2576,7 @@ class Compiler:
         key = ("classchain", cls, lo, hi, quote)
         if key in self._emit_memo:
             return self._emit_memo[key]
-        enc = (st.encode_raw if quote == "raw" else st.encode)(cls)
+        enc = st.encode_for(quote, cls)
         chunk = self.b.terminal(rx.repeat(enc, STRING_CHUNK, STRING_CHUNK))
 
         def tail(a: int, b: int | None) -> str:
@@ -2594,7 +2614,7 @@ class Compiler:
             return self._emit_memo[key]
         quote = self.b.terminal(rx.literal('"'), "QUOTE")
         name = self.b.fresh("string")
-        self.b.rule(name, [(quote, self._class_chain(rx.any_char(), lo, hi, True))])
+        self.b.rule(name, [(quote, self._class_chain(rx.any_char(), lo, hi, self._quote_mode))])
         self._emit_memo[key] = name
         return name
 
@@ -3216,7 +3236,7 @@ class Compiler:
                 self.b.rule(sym, [(body, self.b.terminal(self.colon_re, "COLON"))])
             self._emit_memo[key] = sym
             return sym
-        sym = self._key_then_colon(self.b.terminal(st.quoted(r)))
+        sym = self._key_then_colon(self.b.terminal(_quote(r, self._quote_mode)))
         self._emit_memo[key] = sym
         return sym
 
@@ -3564,9 +3584,7 @@ def _key_set_can_finish(family: KeySetFamily, seen: int, wit: int) -> bool:
 
 
 def _quote(r: rx.Regex, quote) -> rx.Regex:
-    if quote == "raw":
-        return rx.seq(rx.literal('"'), st.encode_raw(r), rx.literal('"'))
-    return st.quoted(r) if quote else r
+    return rx.seq(rx.literal('"'), st.encode_for(quote, r), rx.literal('"')) if quote else r
 
 
 class _Multi(Conj):

@@ -110,6 +110,53 @@ def encode(node: rx.Regex) -> rx.Regex:
 
 
 _RAW_ALLOWED = rx.negate(rx.chars(RAW_FORBIDDEN)).ranges
+
+# json.dumps(..., ensure_ascii=False)'s escapes: the short ones, else \u00xx (lowercase hex)
+_CANONICAL_ESCAPES = {0x22: '\\"', 0x5C: "\\\\", 0x08: "\\b", 0x0C: "\\f", 0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"}
+
+
+def canonical_escape(cp: int) -> str:
+    """How ``json.dumps(..., ensure_ascii=False)`` writes a code point JSON may not write raw."""
+    return _CANONICAL_ESCAPES.get(cp) or "\\u%04x" % cp
+
+
+@lru_cache(maxsize=65536)
+def encode_class_minimal(ranges: tuple[tuple[int, int], ...]) -> rx.Regex:
+    """The one spelling ``json.dumps(..., ensure_ascii=False)`` writes of each code point from
+    ``ranges``: raw where JSON allows it, else its canonical escape (the ``escapes="minimal"``
+    option: a generation default, so that a model cannot drift into ``\\uXXXX`` spellings)."""
+    parts: list[rx.Regex] = []
+    raw_ranges = [r for a, b in _RAW_ALLOWED for r in _intersect_ranges(ranges, a, b)]
+    if raw_ranges:
+        parts.append(rx.chars(raw_ranges))
+    for a, b in RAW_FORBIDDEN:
+        for lo, hi in _intersect_ranges(ranges, a, b):
+            parts.extend(rx.literal(canonical_escape(cp)) for cp in range(lo, hi + 1))
+    return rx.alt(*parts) if parts else rx.NOTHING
+
+
+def encode_minimal(node: rx.Regex) -> rx.Regex:
+    """``encode`` with one spelling per string (``encode_class_minimal``)."""
+    if isinstance(node, rx.Chars):
+        return encode_class_minimal(node.ranges)
+    if isinstance(node, rx.Seq):
+        return rx.seq(*(encode_minimal(i) for i in node.items))
+    if isinstance(node, rx.Alt):
+        return rx.alt(*(encode_minimal(i) for i in node.items))
+    if isinstance(node, rx.Repeat):
+        return rx.repeat(encode_minimal(node.item), node.min, node.max)
+    raise TypeError(node)
+
+
+def encode_for(quote, node: rx.Regex) -> rx.Regex:
+    """A string body's spellings by the compiler's quote mode: True every JSON spelling, "raw" the
+    raw one (ASCII formats), "minimal" json.dumps' (``escapes="minimal"``), False none (a key's
+    decoded text, not yet spelled)."""
+    if quote == "raw":
+        return encode_raw(node)
+    if quote == "minimal":
+        return encode_minimal(node)
+    return encode(node) if quote else node
 _ENCODED_RAW: dict = {}  # node -> its raw spelling; format regexes are shared objects (lru_cache)
 ENCODED_RAW_ENTRIES = 1 << 15
 
