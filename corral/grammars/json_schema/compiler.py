@@ -2364,7 +2364,8 @@ class Compiler:
             sym = self.b.terminal(_quote(r, quote))
         elif quote in (True, "minimal") and len(dfa.trans) * 6 <= MAX_KEY_AUTOMATON_STATES:  # (spellings run
             #                                    6-12 states per code-point state: skip hopeless ones)
-            # a JSON string value: one terminal spelled straight from the automaton. Rules with a
+            # a JSON string value: one terminal spelled straight from the automaton (every JSON
+            # spelling, with escapes="minimal" too: a superset of json.dumps', still valid). Rules with a
             # terminal per character made every character a lexeme, so a token of the string
             # built one parser state per character (160k states, ~0.9 s per mask, "oneOf" of
             # unanchored patterns in Github_easy o65510)
