@@ -96,17 +96,22 @@ def encode_class(ranges: tuple[tuple[int, int], ...]) -> rx.Regex:
     return rx.alt(*parts) if parts else rx.NOTHING
 
 
+def _spell(node: rx.Regex, spell_class) -> rx.Regex:
+    """``node`` (a regex over code points) with every class replaced by ``spell_class(ranges)``."""
+    if isinstance(node, rx.Chars):
+        return spell_class(node.ranges)
+    if isinstance(node, rx.Seq):
+        return rx.seq(*(_spell(i, spell_class) for i in node.items))
+    if isinstance(node, rx.Alt):
+        return rx.alt(*(_spell(i, spell_class) for i in node.items))
+    if isinstance(node, rx.Repeat):
+        return rx.repeat(_spell(node.item, spell_class), node.min, node.max)
+    raise TypeError(node)
+
+
 def encode(node: rx.Regex) -> rx.Regex:
     """The JSON-string-body spellings of the strings matched by ``node`` (a regex over code points)."""
-    if isinstance(node, rx.Chars):
-        return encode_class(node.ranges)
-    if isinstance(node, rx.Seq):
-        return rx.seq(*(encode(i) for i in node.items))
-    if isinstance(node, rx.Alt):
-        return rx.alt(*(encode(i) for i in node.items))
-    if isinstance(node, rx.Repeat):
-        return rx.repeat(encode(node.item), node.min, node.max)
-    raise TypeError(node)
+    return _spell(node, encode_class)
 
 
 _RAW_ALLOWED = rx.negate(rx.chars(RAW_FORBIDDEN)).ranges
@@ -137,15 +142,7 @@ def encode_class_minimal(ranges: tuple[tuple[int, int], ...]) -> rx.Regex:
 
 def encode_minimal(node: rx.Regex) -> rx.Regex:
     """``encode`` with one spelling per string (``encode_class_minimal``)."""
-    if isinstance(node, rx.Chars):
-        return encode_class_minimal(node.ranges)
-    if isinstance(node, rx.Seq):
-        return rx.seq(*(encode_minimal(i) for i in node.items))
-    if isinstance(node, rx.Alt):
-        return rx.alt(*(encode_minimal(i) for i in node.items))
-    if isinstance(node, rx.Repeat):
-        return rx.repeat(encode_minimal(node.item), node.min, node.max)
-    raise TypeError(node)
+    return _spell(node, encode_class_minimal)
 
 
 def encode_for(quote, node: rx.Regex) -> rx.Regex:
@@ -157,6 +154,8 @@ def encode_for(quote, node: rx.Regex) -> rx.Regex:
     if quote == "minimal":
         return encode_minimal(node)
     return encode(node) if quote else node
+
+
 _ENCODED_RAW: dict = {}  # node -> its raw spelling; format regexes are shared objects (lru_cache)
 ENCODED_RAW_ENTRIES = 1 << 15
 
